@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Quick start: ./dev.sh demo | test | ui | <any command run inside the environment>
+# Creates .venv (Python >= 3.11) and installs the project when pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[dev,bench]'
+  rm -f .venv/.installed-* && touch "$stamp"
+fi
+
+export PATH="$PWD/.venv/bin:$PATH"
+export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
+export MATERIALS_DATA=${MATERIALS_DATA:-$PWD/data}
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+
+cmd=${1:-demo}
+shift || true
+case "$cmd" in
+  demo) exec dagster job execute -m orchestration.definitions -j materials_demo "$@" ;;
+  test) exec python -m pytest "$@" ;;
+  ui)   exec dagster dev -h 127.0.0.1 -p "${PORT:-3000}" "$@" ;;
+  *)    exec "$cmd" "$@" ;;
+esac

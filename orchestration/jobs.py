@@ -1,0 +1,40 @@
+"""Jobs: one per pipeline, plus `materials_demo` running every pipeline on its embedded default.
+
+Pipeline jobs use the multiprocess executor with a forkserver that preloads our
+modules (a plain spawn costs ~3 s of imports per step); the demo runs in-process.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
+
+PIPELINES = ["eis", "pdf", "cycling", "diffraction", "electrodes"]
+
+forkserver_executor = multiprocess_executor.configured(
+    {
+        "max_concurrent": 2,
+        "start_method": {"forkserver": {"preload_modules": ["orchestration.definitions"]}},
+    },
+    name="forkserver_executor",
+)
+
+
+def pipeline_job(pipeline: str, selection: AssetSelection | None = None):
+    return define_asset_job(
+        f"{pipeline}_job",
+        selection=selection or AssetSelection.groups(pipeline),
+        executor_def=forkserver_executor,
+        description=f"The whole `{pipeline}` pipeline on its configured inputs.",
+    )
+
+
+def demo_job(selections: list[AssetSelection]):
+    selection = selections[0]
+    for extra in selections[1:]:
+        selection = selection | extra
+    return define_asset_job(
+        "materials_demo",
+        selection=selection,
+        executor_def=in_process_executor,
+        description="Every pipeline end to end on its small embedded default data.",
+    )

@@ -1,0 +1,3 @@
+"""File-drop sensors (simulation requests, new experimental files, ...)."""
+
+SENSORS: list = []

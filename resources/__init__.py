@@ -1,0 +1,1 @@
+"""Resources and IO managers shared by every pipeline (import submodules directly)."""

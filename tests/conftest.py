@@ -1,0 +1,33 @@
+"""Shared fixtures: every test gets its own data root and Dagster instance."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    """An empty MATERIALS_DATA root for one test."""
+    root = tmp_path / "data"
+    root.mkdir()
+    monkeypatch.setenv("MATERIALS_DATA", str(root))
+    return root
+
+
+@pytest.fixture
+def test_resources(data_root):
+    """Resources for materialize(): CPU, synchronous Dask, storage under the test's data root."""
+    from resources.cluster import DaskResource
+    from resources.compute import ComputeResource
+    from resources.storage import MaterialsStorage
+
+    return {
+        "compute": ComputeResource(device="cpu", seed=0, num_threads=2),
+        "dask": DaskResource(synchronous=True),
+        "io_manager": MaterialsStorage(root=str(data_root)),
+    }
