@@ -6,6 +6,9 @@ modules (a plain spawn costs ~3 s of imports per step); the demo runs in-process
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from dagster import AssetSelection, define_asset_job, in_process_executor, multiprocess_executor
 
 PIPELINES = ["eis", "pdf", "cycling", "diffraction", "electrodes"]
@@ -29,9 +32,7 @@ def pipeline_job(pipeline: str, selection: AssetSelection | None = None):
 
 
 def demo_job(selections: list[AssetSelection]):
-    selection = selections[0]
-    for extra in selections[1:]:
-        selection = selection | extra
+    selection = functools.reduce(operator.or_, selections, AssetSelection.keys())
     return define_asset_job(
         "materials_demo",
         selection=selection,
