@@ -49,8 +49,12 @@ class ComputeResource(ConfigurableResource):
         return torch.device(self.resolved_device())
 
     def keras_device(self) -> str:
-        """Device scope string for `keras.device(...)` (works on TF and torch backends)."""
-        return "gpu:0" if self.resolved_device() == "cuda" else "cpu:0"
+        """Device scope string for `keras.device(...)` on the TF and torch backends.
+
+        Plain "cpu", not "cpu:0": torch tells the two apart, and a "cpu:0" scope makes
+        the Keras torch backend copy every weight off its Parameter (nothing trains).
+        """
+        return "gpu:0" if self.resolved_device() == "cuda" else "cpu"
 
     def n_jobs(self) -> int:
         """Thread count for scikit-learn / XGBoost (-1 = all cores)."""

@@ -1,0 +1,1 @@
+"""Electrode voltage (capacity, energy) from composition: records -> features -> RF + NN -> predictions."""

@@ -1,0 +1,108 @@
+"""End to end: the whole cycling group materialized on a tiny config."""
+
+import pickle
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets.cycling import defs as cycling_defs
+from assets.cycling.synthetic import synthetic_batch
+
+ASSETS = [cycling_defs.cycling_synthetic_cells, cycling_defs.cycling_unified, cycling_defs.cycling_split,
+          cycling_defs.cycling_corpus, cycling_defs.cycling_tokenizer, cycling_defs.multiscale_encoder,
+          cycling_defs.cycling_embeddings, cycling_defs.cycle_life_model]
+
+
+def tiny_run_config(synthetic="always"):
+    return {"ops": {
+        "cycling_synthetic_cells": {"config": {"n_cells": 12, "detail_stride": 30, "points_per_cycle": 40}},
+        "cycling_unified": {"config": {"synthetic": synthetic}},
+        "cycling_corpus": {"config": {"time_step_stride": 10}},
+        "multiscale_encoder": {"config": {"steps": 2, "batch_size": 2, "eval_every": 1, "max_windows": 4}},
+    }}
+
+
+def materialized(resources, assets=ASSETS, synthetic="always"):
+    config = tiny_run_config(synthetic)
+    config["ops"] = {key: value for key, value in config["ops"].items() if key in {a.key.path[-1] for a in assets}}
+    return materialize(assets, resources=resources, instance=DagsterInstance.ephemeral(), run_config=config,
+                       raise_on_error=False)
+
+
+def metadata(result, key):
+    return {k: v.value for k, v in result.asset_materializations_for_node(key)[0].metadata.items()}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One materialization shared by the assertions below (it is the expensive part)."""
+    from resources.cluster import DaskResource
+    from resources.compute import ComputeResource
+    from resources.storage import MaterialsStorage
+
+    root = tmp_path_factory.mktemp("data")
+    raw = root / "raw" / "cycling"
+    raw.mkdir(parents=True)
+    # One good user pickle, one broken pickle and one CSV without the required columns.
+    user_cells = synthetic_batch(2, detail_stride=50, points_per_cycle=30, seed=7)
+    (raw / "user.pkl").write_bytes(pickle.dumps({f"u{key}": record for key, record in user_cells.items()}))
+    (raw / "broken.pkl").write_bytes(b"not a pickle")
+    pd.DataFrame({"voltage": [3.3]}).to_csv(raw / "no_keys.csv", index=False)
+    resources = {"compute": ComputeResource(device="cpu", seed=0, num_threads=2),
+                 "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MATERIALS_DATA", str(root))
+        yield root, materialized(resources)
+
+
+def test_the_whole_group_materializes(demo_run):
+    _, result = demo_run
+    assert result.success
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"rejected_share_within_bound": True, "round_trip_lossless": True}
+
+
+def test_bad_files_are_quarantined_and_good_ones_kept(demo_run):
+    root, result = demo_run
+    quarantine = pd.read_csv(root / "quarantine" / "cycling.csv")
+    assert {"broken.pkl", "no_keys.csv"} <= set(quarantine["source"])
+    assert "not a readable pickle" in quarantine.loc[quarantine["source"] == "broken.pkl", "reason"].iloc[0]
+    unified = metadata(result, "cycling_unified")
+    assert unified["n_cells"] == 14  # 12 synthetic + 2 from user.pkl
+    assert set(unified["sources"].split(", ")) == {"cycling_synthetic_cells", "user.pkl"}
+
+
+def test_predictions_carry_model_ids_and_reuse_the_stored_split(demo_run):
+    root, result = demo_run
+    predictions = pd.read_csv(root / "exports" / "cycling_cycle_life_predictions.csv")
+    model = metadata(result, "cycle_life_model")
+    encoder = metadata(result, "multiscale_encoder")
+    assert set(predictions["model_id"]) == {model["model_id"]}
+    assert set(predictions["encoder_model_id"]) == {encoder["model_id"]}
+    split = pd.read_parquet(root / "storage" / "cycling_split.parquet")
+    joined = predictions.merge(split, on="cell_key", suffixes=("", "_stored"))
+    assert (joined["split"] == joined["split_stored"]).all()
+    assert set(predictions["model"]) == {"embedding", "severson_variance", "severson_discharge"}
+    metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
+    assert set(metrics.columns) >= {"mae_cycles", "mape_percent", "rmse_cycles", "r2"}
+    assert len(metrics) == 9  # 3 models x 3 splits
+
+
+def test_encoder_metadata_has_checkpoints_and_a_loss_curve(demo_run):
+    _, result = demo_run
+    encoder = metadata(result, "multiscale_encoder")
+    assert encoder["loss_curve"].startswith("![loss curve](data:image/png;base64,")
+    assert encoder["checkpoints"].count("step_") == 2
+
+
+def test_rejected_share_check_blocks_downstream(test_resources, data_root):
+    """With the synthetic cells off and only a broken file dropped, nothing valid is left: the
+    blocking check fails and the split is not materialized."""
+    raw = data_root / "raw" / "cycling"
+    raw.mkdir(parents=True)
+    (raw / "broken.pkl").write_bytes(b"junk")
+    result = materialized(test_resources, ASSETS[:3], synthetic="auto")  # a raw file exists: synthetic stays off
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and check.metadata["rejected_cell_share"].value == 1.0
+    assert not result.asset_materializations_for_node("cycling_split")
