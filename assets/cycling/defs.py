@@ -215,7 +215,7 @@ def _token_windows(corpus, tokenizer, window_tokens: int, max_windows: int):
     return encoder.to_windows(ids, window_tokens, max_windows, tokenizer.pad_token_id)
 
 
-@dg.asset(group_name=PIPELINE)
+@dg.asset(group_name=PIPELINE, pool="gpu")
 def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig, compute: ComputeResource,
                        cycling_corpus, cycling_tokenizer) -> dict:
     """Local (token windows) + global (window sequence) encoder, masked-token pretrained."""

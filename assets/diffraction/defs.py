@@ -142,7 +142,7 @@ class PhaseCnnConfig(Config):
     test_share: float = 0.2
 
 
-@asset(group_name=PIPELINE, deps=[diffraction_patterns], required_resource_keys={"io_manager", "compute"}, kinds={"keras"})
+@asset(group_name=PIPELINE, deps=[diffraction_patterns], required_resource_keys={"io_manager", "compute"}, kinds={"keras"}, pool="gpu")
 def diffraction_phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffraction_default_patterns: dict) -> Output:
     """Keras 1D CNN phase classifier; accuracy and confusion matrix on a held-out simulated split."""
     from assets.diffraction.cnn import confusion_matrix, predict_probabilities, stratified_split, train_phase_cnn

@@ -204,7 +204,7 @@ def electrode_forest(
     return Output(bundle, metadata=metadata)
 
 
-@asset(group_name=PIPELINE)
+@asset(group_name=PIPELINE, pool="gpu")
 def electrode_network(
     context: AssetExecutionContext, config: NetworkConfig, compute: ComputeResource, electrode_features, electrode_split
 ):
