@@ -78,6 +78,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; exports are for other users too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

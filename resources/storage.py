@@ -18,6 +18,7 @@ manifest does not exist. So a killed run never leaves a half-written artefact.
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import os
@@ -258,9 +259,19 @@ class StorageIOManager(UPathIOManager):
 
     def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
         local = path.protocol in ("", "file")
-        parent = Path(path.parent.path) if local else None
-        if local:
-            parent.mkdir(parents=True, exist_ok=True)
+        if not local:
+            return self._publish(context, obj, path, None)
+        parent = Path(path.parent.path)
+        parent.mkdir(parents=True, exist_ok=True)
+        # One writer per artefact at a time; staging folders seen under the lock are from killed runs.
+        with open(parent / f".{path.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            for stale in parent.glob(f".{path.name}.staging-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            return self._publish(context, obj, path, parent)
+
+    def _publish(self, context: OutputContext, obj: Any, path: UPath, parent: Path | None) -> None:
+        local = parent is not None
         with tempfile.TemporaryDirectory(dir=parent, prefix=f".{path.name}.staging-") as staging:
             manifest = write_value(obj, Path(staging) / path.name)
             staged = Path(staging) / manifest["file"]

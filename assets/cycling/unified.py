@@ -58,7 +58,7 @@ def _severson_cell_frame(cell: str, record, source: str) -> pd.DataFrame:
             raise ValueError(f"cycle {key}: expected a dict of arrays")
         try:
             frames.append(_severson_cycle_frame(cycle).assign(cycle_number=int(float(key))))
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             raise ValueError(f"cycle {key}: {error}") from error
     if not frames:
         raise ValueError("no cycles")
@@ -78,7 +78,7 @@ def severson_frame(batch, source: str) -> tuple[pd.DataFrame, list[Rejection]]:
     for cell, record in batch.items():
         try:
             frames.append(_severson_cell_frame(str(cell), record, source))
-        except (ValueError, TypeError) as error:
+        except (ValueError, TypeError, OverflowError) as error:
             rejections.append(Rejection(source, str(cell), str(error)))
     return _conform(frames), rejections
 
@@ -95,7 +95,7 @@ def read_pickle(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
 def read_csv(path: Path) -> tuple[pd.DataFrame, list[Rejection], str]:
     """A unified CSV; returns (frame, rejections, how time was obtained)."""
     try:
-        raw = pd.read_csv(path)
+        raw = pd.read_csv(path, float_precision="round_trip")
     except Exception as error:  # malformed CSV: reject the file, go on with the rest
         return _empty(), [Rejection(path.name, None, f"not a readable CSV: {error}")], ""
     missing = [c for c in KEYS if c not in raw.columns]
@@ -103,8 +103,8 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, list[Rejection], str]:
         reason = f"expected columns {KEYS} and at least one of {SIGNALS}; missing {missing or SIGNALS}"
         return _empty(), [Rejection(path.name, None, reason)], ""
     cycle_number = pd.to_numeric(raw["cycle_number"], errors="coerce")
-    bad_rows = cycle_number.isna() | raw["cell_key"].isna()
-    rejections = [Rejection(path.name, int(i) + 2, "cell_key empty or cycle_number not a number")
+    bad_rows = ~np.isfinite(cycle_number) | raw["cell_key"].isna()
+    rejections = [Rejection(path.name, int(i) + 2, "cell_key empty or cycle_number not a finite number")
                   for i in np.flatnonzero(bad_rows)]  # +2: header line, 1-based lines
     frame = raw.loc[~bad_rows].assign(cycle_number=cycle_number[~bad_rows].astype(int), source=path.name)
     frame["cell_key"] = frame["cell_key"].astype(str)

@@ -133,8 +133,10 @@ def parse_request(raw: dict, source: str, known_phases: list[str]) -> Simulation
     _check(not missing, source, "phases", f"names with a CIF (available: {known_phases})", missing)
     values["phases"] = tuple(phases)
     seeds = values.get("seeds", (0,))
-    ok = isinstance(seeds, (list, tuple)) and seeds and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    _check(ok, source, "seeds", "a non-empty list of integers", seeds)
+    ok = isinstance(seeds, (list, tuple)) and seeds and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds
+    )
+    _check(ok, source, "seeds", "a non-empty list of non-negative integers", seeds)
     values["seeds"] = tuple(seeds)
     limits = {
         "orientations_per_phase": (1, 10_000_000, True),

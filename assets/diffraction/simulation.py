@@ -8,6 +8,7 @@ so a result does not depend on where a chunk ran.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -84,6 +85,12 @@ def clean_profiles(request: SimulationRequest, phase_index: int, count: int, rng
     return normalise_max(profiles[:, request.crop_start_px : request.crop_start_px + request.crop_points])
 
 
+def simulation_id(request_json: str) -> str:
+    """A version-4-format UUID derived from the request, so re-running a request gives identical bytes."""
+    digest = bytearray(hashlib.sha256(request_json.encode()).digest()[:16])
+    return str(uuid.UUID(bytes=bytes(digest), version=4))
+
+
 def simulate_request(request: SimulationRequest, map_fn=map, chunk_size: int = 1000) -> tuple[dict, dict]:
     """(tree, stats): the diffsims-XL layout as a flat dict of HDF5 paths, and timing figures."""
     started = time.perf_counter()
@@ -92,6 +99,7 @@ def simulate_request(request: SimulationRequest, map_fn=map, chunk_size: int = 1
     results = list(map_fn(simulate_chunk, chunks))
     finished = time.perf_counter()
     stacked = {key: np.concatenate([r[key] for r in results]) for key in results[0]}
+    request_json = json.dumps(request.to_dict(), sort_keys=True)
     tree = {
         "1d/x_px": stacked["x"],
         "1d/y_px": stacked["y"],
@@ -101,8 +109,8 @@ def simulate_request(request: SimulationRequest, map_fn=map, chunk_size: int = 1
         "1d/calibration_inv_A_per_px": stacked["pixel_size"],
         "1d/lattice_scale": stacked["lattice_scale"],
         "metadata/phases": list(request.phases),
-        "metadata/id": str(uuid.uuid4()),
-        "metadata/request": json.dumps(request.to_dict(), sort_keys=True),
+        "metadata/id": simulation_id(request_json),
+        "metadata/request": request_json,
     }
     count = len(stacked["y"])
     stats = {

@@ -59,9 +59,17 @@ def phase_reflections(phase, reciprocal_radius_inv_A: float) -> Reflections:
     from diffsims.crystallography._diffracting_vector import DiffractingVector
     from diffsims.utils.sim_utils import get_kinematical_intensities
 
-    vectors = DiffractingVector.from_min_dspacing(
-        phase, min_dspacing=1.0 / reciprocal_radius_inv_A, include_zero_vector=False
-    )
+    from assets.diffraction.phases import PhaseError
+
+    try:
+        vectors = DiffractingVector.from_min_dspacing(
+            phase, min_dspacing=1.0 / reciprocal_radius_inv_A, include_zero_vector=False
+        )
+    except ValueError as error:  # orix: no hkl at all within reach
+        raise PhaseError(
+            f"phase '{phase.name}': no reflection within the reciprocal radius {reciprocal_radius_inv_A:.4f} 1/A "
+            "(expected radial_bins x calibration to reach the first reflection)"
+        ) from error
     intensity = get_kinematical_intensities(phase.structure, vectors.hkl, vectors.gspacing, prefactor=1.0)
     # Systematic absences carry |F|^2 ~ 1e-28: dropping them halves the work for fcc.
     present = intensity > intensity.max() * 1e-9

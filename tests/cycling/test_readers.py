@@ -76,7 +76,7 @@ def test_bad_inputs_are_rejected_with_file_row_and_reason(tmp_path, data_root):
     assert "not a readable pickle" in reasons[("junk.pkl", None)]
     assert "expected a non-empty dict keyed by cell" in reasons[("list.pkl", None)]
     assert "missing ['cell_key']" in reasons[("nokey.csv", None)]
-    assert reasons[("badrow.csv", 3)] == "cell_key empty or cycle_number not a number"
+    assert reasons[("badrow.csv", 3)] == "cell_key empty or cycle_number not a finite number"
     path = write_quarantine("cycling", rejections)
     assert path.parent.parent == data_root
     assert len(pd.read_csv(path)) == len(rejections) == 4

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import uuid
 
 import numpy as np
 import pytest
@@ -52,7 +53,10 @@ def test_simulation_has_the_diffsims_xl_layout_and_is_reproducible():
     np.testing.assert_array_equal(np.bincount(tree["1d/y_px"]), [14, 14])
     assert tree["metadata/phases"] == ["Pb", "CsI"]
     assert json.loads(tree["metadata/request"])["orientations_per_phase"] == 7
-    assert tree["metadata/id"] != again["metadata/id"]  # a uuid4 per simulation
+    assert tree["metadata/id"] == again["metadata/id"]  # derived from the request: reruns are byte-identical
+    assert uuid.UUID(tree["metadata/id"]).version == 4
+    other, _ = simulate_request(dataclasses.replace(request, seeds=(2,)), chunk_size=4)
+    assert other["metadata/id"] != tree["metadata/id"]
     np.testing.assert_array_equal(tree["1d/x_px"], again["1d/x_px"])
     np.testing.assert_allclose(tree["1d/x_px"].max(axis=1), 1.0)
     np.testing.assert_allclose(tree["1d/x_all_q_axis"][:2], [10 * 0.0105, 11 * 0.0105])

@@ -1,0 +1,103 @@
+"""Our vectorised PDF calculator against diffpy.pdffit2 (1.5.1): agreement and speed.
+
+    python -m benchmarks.pdf_calculator [--full]
+
+Same structures (NaCl, Si, Mg and pyxtal-generated crystals), same parameters (X-ray
+weights, Qmax 25 1/A, Qdamp 0.04 1/A, Uiso 0.005 A^2), same grid (the model grid
+1.5..30 A, 209 points). Prints Pearson correlations of the normalised profiles and PDFs
+per second of both; the last line is the speed ratio ours / pdffit2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from assets.pdf.calculator import MODEL_GRID_A, ArrayBackend, PdfSettings, compute_pdfs, normalise_profiles
+from assets.pdf.measured import reference_crystals
+from assets.pdf.structures import Crystal, generate_crystal
+
+SETTINGS = PdfSettings()
+GENERATED_GROUPS = [2, 14, 62, 139, 194, 225]
+
+
+def benchmark_crystals(full: bool) -> list[Crystal]:
+    generated = [generate_crystal(group, ["Na", "Mg", "O", "Si", "Cl", "Fe"], 24, 2, seed=11, index=index)
+                 for group in GENERATED_GROUPS for index in range(3 if full else 1)]
+    return reference_crystals() + [crystal for crystal in generated if crystal is not None]
+
+
+def pdffit2_profile(engine, crystal: Crystal) -> np.ndarray:
+    """G(r) from pdffit2 on the model grid for one crystal."""
+    from diffpy.structure import Atom, Lattice, Structure
+    from pymatgen.core import Element
+
+    lattice = Lattice(base=crystal.lattice_A)
+    atoms = [Atom(Element.from_Z(int(z)).symbol, xyz, occupancy=occupancy, Uisoequiv=SETTINGS.uiso_A2)
+             for z, xyz, occupancy in zip(crystal.atomic_numbers, crystal.frac_coords, crystal.occupancies)]
+    engine.reset()
+    engine.add_structure(Structure(atoms, lattice=lattice))
+    # pdffit2's last alloc argument is the number of points on rmin..rmax
+    engine.alloc("X", SETTINGS.qmax_inv_A, SETTINGS.qdamp_inv_A, float(MODEL_GRID_A[0]), float(MODEL_GRID_A[-1]),
+                 len(MODEL_GRID_A))
+    engine.calc()
+    return np.interp(MODEL_GRID_A, np.array(engine.getR()), np.array(engine.getpdf_fit()))
+
+
+def timed(function, repeats: int) -> tuple[float, object]:
+    """(best wall seconds of repeats, last result)."""
+    best, result = np.inf, None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--full", action="store_true", help="more generated structures and repeats")
+    args = parser.parse_args()
+    try:
+        import diffpy.pdffit2 as pdffit2
+    except ImportError as error:
+        print(f"cannot run: diffpy.pdffit2 is not installed ({error}); pip install diffpy.pdffit2==1.5.1")
+        return 1
+    pdffit2.redirect_stdout(open(os.devnull, "w"))  # pdffit2 narrates every call
+    engine = pdffit2.PdfFit()
+    crystals = benchmark_crystals(args.full)
+    repeats = 3 if args.full else 2
+
+    ours_seconds, ours = timed(lambda: compute_pdfs(crystals, SETTINGS, MODEL_GRID_A), repeats)
+    theirs_seconds, theirs = timed(lambda: np.array([pdffit2_profile(engine, c) for c in crystals]), repeats)
+    correlations = [np.corrcoef(a, b)[0, 1] for a, b in zip(normalise_profiles(ours), normalise_profiles(theirs))]
+    for crystal, correlation in zip(crystals, correlations):
+        print(f"pearson_{crystal.structure_id}: {correlation:.5f}")
+    print(f"n_structures: {len(crystals)}")
+    print(f"mean_sites: {np.mean([len(c.atomic_numbers) for c in crystals]):.1f}")
+    print(f"pearson_min: {min(correlations):.5f}")
+    torch_seconds, _ = timed(lambda: compute_pdfs(crystals, SETTINGS, MODEL_GRID_A,
+                                                  backend=ArrayBackend("torch", "cpu")), repeats)
+    print(f"torch_cpu_pdfs_per_second: {len(crystals) / torch_seconds:.1f}")
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = ArrayBackend("torch", "cuda")
+            compute_pdfs(crystals[:1], SETTINGS, MODEL_GRID_A, backend=gpu)  # warm-up
+            gpu_seconds, _ = timed(lambda: compute_pdfs(crystals, SETTINGS, MODEL_GRID_A, backend=gpu), repeats)
+            print(f"torch_cuda_pdfs_per_second: {len(crystals) / gpu_seconds:.1f}")
+    except ImportError:
+        pass
+    print(f"pdffit2_pdfs_per_second: {len(crystals) / theirs_seconds:.1f}")
+    print(f"ours_pdfs_per_second: {len(crystals) / ours_seconds:.1f}")
+    print(f"speed_ratio_ours_over_pdffit2: {theirs_seconds / ours_seconds:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

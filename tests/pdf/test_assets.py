@@ -1,0 +1,100 @@
+"""The whole pdf group on a tiny configuration: values, exports, quarantine and checks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets.pdf import defs as pdf_defs
+
+TINY = {
+    "ops": {
+        "pdf_structures": {"config": {"space_groups": [194, 225, 227], "structures_per_group": 5, "max_atoms": 8,
+                                      "max_rejected_share": 0.5}},
+        "pdf_profiles": {"config": {"copies_per_structure": 2}},
+        "space_group_cnn": {"config": {"epochs": 2, "batch_size": 4}},
+        "space_group_evaluation": {"config": {"qmax_inv_A": [20.0], "qdamp_inv_A": [], "uiso_A2": [],
+                                              "r_max_A": [20.0], "noise_std": [0.05]}},
+    }
+}
+ASSETS = [pdf_defs.pdf_structures, pdf_defs.pdf_profiles, pdf_defs.pdf_split, pdf_defs.space_group_cnn,
+          pdf_defs.space_group_baseline, pdf_defs.space_group_evaluation, pdf_defs.space_group_predictions]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One materialization of the group, with a good and a broken CIF dropped in."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    from resources.cluster import DaskResource
+    from resources.compute import ComputeResource
+    from resources.storage import MaterialsStorage
+
+    root = tmp_path_factory.mktemp("data")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("MATERIALS_DATA", str(root))
+    (root / "raw" / "pdf" / "structures").mkdir(parents=True)
+    cif_folder = root / "raw" / "pdf" / "structures"
+    rock_salt = Structure.from_spacegroup("Fm-3m", Lattice.cubic(5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    CifWriter(rock_salt).write_file(cif_folder / "NaCl.cif")
+    (cif_folder / "broken.cif").write_text("data_broken\n_cell_length_a oops\n")
+    resources = {"compute": ComputeResource(device="cpu", seed=0, num_threads=2),
+                 "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
+    result = materialize(ASSETS, resources=resources, instance=DagsterInstance.ephemeral(), run_config=TINY,
+                         raise_on_error=False)
+    yield root, result
+    monkeypatch.undo()
+
+
+def test_group_materializes_and_exports_predictions(tiny_run):
+    root, result = tiny_run
+    assert result.success
+    predictions = pd.read_csv(root / "exports" / "space_group_predictions.csv")
+    cnn = result.output_for_node("space_group_cnn")
+    assert set(predictions["file"]) == {"NaCl.gr", "Si.gr", "Mg.gr"}  # the embedded default
+    assert (predictions["model_id"] == cnn["model_id"]).all()
+    assert set(predictions["rank"]) == {1, 2, 3}  # top-k is capped by the 3 classes
+    sums = predictions.groupby("file")["probability"].sum()
+    assert ((sums > 0.999) & (sums < 1.001)).all()  # 3 of 3 classes: the whole distribution
+
+
+def test_profiles_are_normalised_on_the_published_grid(tiny_run):
+    _, result = tiny_run
+    profiles = result.output_for_node("pdf_profiles")
+    assert profiles["profiles"].shape == (32, 209)  # (15 generated + 1 CIF) x 2 jittered copies
+    assert profiles["r_A"][0] == 1.5 and profiles["r_A"][-1] == 30.0
+    assert profiles["profiles"].min() == 0.0 and profiles["profiles"].max() == pytest.approx(1.0)
+
+
+def test_split_is_stratified_and_shared(tiny_run):
+    _, result = tiny_run
+    split = result.output_for_node("pdf_split")
+    assert set(split["subset"]) == {"train", "validation", "test"}
+    assert len(split) == 16  # one row per structure: both copies of a structure share its subset
+    assert split.loc[split["subset"] == "test", "space_group"].nunique() == 3
+    baseline = result.output_for_node("space_group_baseline")
+    cnn = result.output_for_node("space_group_cnn")
+    assert baseline["metrics"]["n_test"] == cnn["metrics"]["n_test"] == 2 * (split["subset"] == "test").sum()
+
+
+def test_broken_cif_is_quarantined_and_the_rest_goes_on(tiny_run):
+    root, result = tiny_run
+    quarantine = pd.read_csv(root / "quarantine" / "pdf.csv")
+    assert quarantine["source"].str.endswith("broken.cif").any()
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["cif_rejected_share"] is True  # 1 of 2 CIFs rejected: at the bound 0.5
+    assert checks["measured_rejected_share"] is True
+    frame = result.output_for_node("pdf_structures")
+    assert frame.loc[frame["structure_id"] == "cif-NaCl", "space_group"].tolist() == [225]
+
+
+def test_evaluation_sweeps_every_requested_condition(tiny_run):
+    root, result = tiny_run
+    sweep = result.output_for_node("space_group_evaluation")
+    assert set(zip(sweep["parameter"], sweep["value"])) == {("qmax_inv_A", 20.0), ("r_max_A", 20.0),
+                                                            ("noise_std", 0.05)}
+    assert set(sweep["model"]) == {"cnn", "baseline"}
+    assert sweep["top1_accuracy"].between(0, 1).all()
+    assert (root / "exports" / "space_group_robustness.csv").exists()

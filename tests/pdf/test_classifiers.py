@@ -1,0 +1,64 @@
+"""Closed-form pieces of training and evaluation: rate steps, class weights, top-k, split, robustness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from assets.pdf import classifiers, evaluation
+from assets.pdf.calculator import MODEL_GRID_A
+
+
+def test_learning_rate_steps_at_the_published_epochs():
+    rates, switches = (5e-4, 5e-5, 5e-6), (40, 60)
+    assert [classifiers.step_learning_rate(e, rates, switches) for e in (0, 39, 40, 59, 60, 99)] == \
+        [5e-4, 5e-4, 5e-5, 5e-5, 5e-6, 5e-6]
+
+
+def test_inverse_frequency_weights_equalise_the_classes():
+    labels = np.array([0] * 6 + [1] * 3 + [2] * 1)
+    weights = classifiers.inverse_frequency_weights(labels, 3)
+    totals = [weights[k] * np.sum(labels == k) for k in range(3)]
+    assert totals == pytest.approx([10 / 3] * 3)
+
+
+def test_top_k_accuracy_and_metrics():
+    probabilities = np.array([[0.6, 0.3, 0.1], [0.2, 0.3, 0.5], [0.1, 0.7, 0.2]])
+    truth = np.array([0, 1, 0])
+    assert classifiers.top_k_accuracy(probabilities, truth, 1) == pytest.approx(1 / 3)
+    assert classifiers.top_k_accuracy(probabilities, truth, 2) == pytest.approx(2 / 3)
+    metrics = classifiers.classification_metrics(probabilities, truth, [2, 14, 225])
+    assert "top6_accuracy" not in metrics  # fewer than 6 classes
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 0, 1], [0, 0, 0]]
+    assert metrics["per_class_accuracy"] == {"2": 0.5, "14": 0.0, "225": None}
+
+
+def test_split_is_stratified_by_structure_and_disjoint():
+    ids = np.array([f"s{i}" for i in range(40)])
+    labels = np.repeat([2, 14, 225, 227], 10)
+    split = classifiers.stratified_split(np.repeat(ids, 2), np.repeat(labels, 2), 0.2, 0.25, seed=0)
+    assert len(split) == 40  # copies of a structure stay together
+    assert split.groupby("subset").size().to_dict() == {"test": 8, "train": 24, "validation": 8}
+    assert (split[split["subset"] == "test"].groupby("space_group").size() == 2).all()
+
+
+def test_truncated_profiles_are_flat_beyond_r_max():
+    rows = np.random.default_rng(0).random((2, len(MODEL_GRID_A)))
+    truncated = evaluation.truncate_profiles(rows, 20.0)
+    beyond = MODEL_GRID_A > 20.0
+    assert np.ptp(truncated[:, beyond], axis=1) == pytest.approx([0.0, 0.0])
+    assert truncated.min() == 0.0 and truncated.max() == 1.0
+
+
+def test_paper_config_is_a_valid_run_config_for_the_pdf_job():
+    from dagster._core.system_config.objects import ResolvedRunConfig
+
+    from orchestration.definitions import defs
+
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "pdf_paper.yaml").read_text())
+    resolved = ResolvedRunConfig.build(defs.resolve_job_def("pdf_job"), config)
+    assert resolved.ops["pdf_structures"].config["structures_per_group"] * 8 == 50_000
+    assert resolved.ops["space_group_cnn"].config["epochs"] == 100
