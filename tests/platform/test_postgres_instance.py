@@ -37,10 +37,10 @@ def test_job_runs_on_postgres_instance_and_is_read_back(tmp_path, monkeypatch):
             "DAGSTER_PG_PASSWORD": "",
         }
         dagster = str(Path(sys.executable).parent / "dagster")
-        subprocess.run(
-            [dagster, "instance", "concurrency", "set", "gpu", "1"], env=env, cwd=REPO, check=True,
-            capture_output=True,
+        pool = subprocess.run(
+            [dagster, "instance", "concurrency", "set", "gpu", "1"], env=env, cwd=REPO, capture_output=True, text=True
         )
+        assert pool.returncode == 0, pool.stdout[-2000:] + pool.stderr[-2000:]
         result = subprocess.run(
             [dagster, "asset", "materialize", "-m", "orchestration.definitions", "--select", "eis_simulated_spectra"],
             env=env, cwd=REPO, capture_output=True, text=True,

@@ -44,6 +44,7 @@ def wait_for_run(url: str, timeout_s: float) -> str:
 
 
 def test_asset_graph_in_browser_and_launch_from_ui(tmp_path):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -53,12 +54,23 @@ def test_asset_graph_in_browser_and_launch_from_ui(tmp_path):
         try:
             for group, keys in groups_and_assets().items():
                 page.goto(f"{url}/locations/{LOCATION}/asset-groups/{group}")
+                page.get_by_text(group, exact=True).first.wait_for(timeout=60_000)
+                page.screenshot(path=str(ARTIFACTS / f"ui_graph_{group}.png"))
+                # The graph shortens long names; the list view of the same group shows them whole.
+                page.goto(f"{url}/locations/{LOCATION}/asset-groups/{group}/list")
                 for key in keys:
                     page.get_by_text(key, exact=True).first.wait_for(timeout=60_000)
-            page.screenshot(path=str(ARTIFACTS / "ui_asset_graph.png"))
 
             page.goto(f"{url}/assets/{SMALL_ASSET}")
-            page.get_by_role("button", name="Materialize", exact=True).first.click(timeout=60_000)
+            skip = page.get_by_role("button", name="Skip")  # the first-visit community dialog
+            try:
+                skip.click(timeout=10_000)
+            except PlaywrightTimeout:
+                pass
+            try:
+                page.get_by_role("button", name="Materialize").first.click(timeout=60_000)
+            finally:
+                page.screenshot(path=str(ARTIFACTS / "ui_asset_page.png"))
             status = wait_for_run(url, timeout_s=300)
             page.goto(f"{url}/runs")
             page.screenshot(path=str(ARTIFACTS / "ui_run_launched.png"))
