@@ -1,0 +1,568 @@
+"""Dagster wiring of the `eis` pipeline (science lives in the sibling modules).
+
+eis_simulated_spectra -> eis_spectra -> eis_interpolated -> eis_split -> eis_features
+-> eis_circuit_classifier, eis_parameter_regressors -> eis_predictions -> eis_circuit_fits
+"""
+
+import time
+import uuid
+from typing import Literal
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from resources.compute import ComputeResource
+from resources.datapaths import Rejection, raw_dir, write_export_csv, write_quarantine
+from resources.plots import confusion_matrix_markdown
+
+PIPELINE = "eis"
+SIMULATED_SOURCE = "eis_simulated_spectra"
+UNLABELLED_EXAMPLES_FILE = "simulated_unlabelled.csv"
+
+
+def _markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4g"))
+
+
+def _unlabelled_dir():
+    return raw_dir(PIPELINE) / "unlabelled"
+
+
+# tsfresh runs in process (0 workers): its worker pool forks, and forking a process in which
+# torch or TensorFlow already started threads (the in-process demo, the fitting step) can deadlock.
+TSFRESH_WORKERS = 0
+
+
+def _xgboost_threads(compute: ComputeResource) -> int:
+    # One thread unless asked: eis_job trains two models at once, and OpenMP threads that
+    # spin-wait on an oversubscribed small machine made a 8 s fit take 3 minutes.
+    return max(compute.num_threads, 1)
+
+
+# ---- 1. simulation -----------------------------------------------------------------------
+
+
+class SimulationConfig(dg.Config):
+    spectra_per_class: int = 50
+    points_min: int = 24
+    points_max: int = 83
+    freq_min_range: list[float] = [0.01, 10.0]  # rad/s, lowest frequency (log-uniform)
+    freq_max_range: list[float] = [1e5, 2e6]  # rad/s, highest frequency (log-uniform)
+    noise_relative_std: float = 0.005  # of |Z|, on Re and Im
+    noise_absolute_ohm: float = 0.0
+    ranges: dict[str, list[float]] = {}  # parameter kind -> [low, high]; overrides DEFAULT_RANGES
+    unlabelled_examples: int = 6  # written to raw/eis/unlabelled/ when that folder has no files
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_simulated_spectra(context: dg.AssetExecutionContext, config: SimulationConfig, compute: ComputeResource) -> pd.DataFrame:
+    """Labelled spectra of the nine circuit classes in the challenge CSV format (freq in rad/s)."""
+    from assets.eis import simulate
+    from assets.eis.report import nyquist_markdown
+
+    settings = simulate.SimulationSettings(
+        spectra_per_class=config.spectra_per_class,
+        points_min=config.points_min,
+        points_max=config.points_max,
+        freq_min_range=tuple(config.freq_min_range),
+        freq_max_range=tuple(config.freq_max_range),
+        noise_relative_std=config.noise_relative_std,
+        noise_absolute_ohm=config.noise_absolute_ohm,
+        ranges={**simulate.DEFAULT_RANGES, **{kind: tuple(bounds) for kind, bounds in config.ranges.items()}},
+    )
+    started = time.perf_counter()
+    batches = simulate.simulate_all(settings, compute.rng(offset=1))
+    simulate_s = time.perf_counter() - started
+    frame = simulate.as_challenge_frame(batches)
+    csv_path = write_export_csv(frame, f"{SIMULATED_SOURCE}.csv")
+    examples_written = _write_unlabelled_examples(config, settings, compute)
+    context.add_output_metadata(
+        {
+            "n_spectra": len(frame),
+            "per_class": dg.MetadataValue.json(frame["Circuit"].value_counts().sort_index().to_dict()),
+            "simulate_seconds": simulate_s,
+            "spectra_per_second": len(frame) / max(simulate_s, 1e-9),
+            "csv": dg.MetadataValue.path(str(csv_path)),
+            "unlabelled_examples_written": examples_written,
+            "nyquist": dg.MetadataValue.md(
+                nyquist_markdown({b.circuit.name: b.impedance[0, : b.n_points[0]] for b in batches}, "first spectrum per class")
+            ),
+        }
+    )
+    return frame
+
+
+def _write_unlabelled_examples(config: SimulationConfig, settings, compute: ComputeResource) -> int:
+    """A few unlabelled spectra so a fresh machine ends with predictions; never beside user files."""
+    from assets.eis import simulate
+    from resources.datapaths import atomic_write_bytes
+
+    folder = _unlabelled_dir()
+    if config.unlabelled_examples <= 0 or (folder.exists() and any(p.is_file() for p in folder.rglob("*"))):
+        return 0
+    rng = compute.rng(offset=2)
+    names = rng.choice(sorted(simulate.CIRCUITS), config.unlabelled_examples)
+    batches = [simulate.simulate_class(simulate.CIRCUITS[name], 1, settings, rng) for name in names]
+    frame = simulate.as_challenge_frame(batches, labelled=False)
+    atomic_write_bytes(folder / UNLABELLED_EXAMPLES_FILE, frame.to_csv(index=False).encode())
+    return len(frame)
+
+
+# ---- 2. parsing and validation -------------------------------------------------------------
+
+
+class SpectraConfig(dg.Config):
+    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in raw challenge CSVs
+    include_simulated: bool = True
+    max_rejected_share: float = 0.05  # blocking check: rejected rows / all rows
+
+
+@dg.asset(
+    group_name=PIPELINE,
+    check_specs=[dg.AssetCheckSpec("rejected_share_within_bound", asset="eis_spectra", blocking=True)],
+)
+def eis_spectra(context: dg.AssetExecutionContext, config: SpectraConfig, eis_simulated_spectra: pd.DataFrame):
+    """Every labelled CSV under raw/eis/ (not unlabelled/) plus the simulated set, validated."""
+    from assets.eis import formats
+
+    spectra, rejections = formats.read_labelled_folder(raw_dir(PIPELINE), _unlabelled_dir(), config.freq_unit)
+    if config.include_simulated:
+        # The simulator writes freq as angular frequency, whatever the raw files use.
+        found, refused = formats.parse_challenge_frame(eis_simulated_spectra, SIMULATED_SOURCE, "rad_s", labelled=True)
+        spectra, rejections = spectra + found, rejections + refused
+    if rejections:
+        write_quarantine(PIPELINE, rejections)
+    table = formats.spectra_table(spectra)
+    share = len(rejections) / max(len(spectra) + len(rejections), 1)
+    reasons = pd.Series([r.reason.split(";")[0] for r in rejections], dtype=object).value_counts().head(10)
+    yield dg.Output(
+        table,
+        metadata={
+            "n_spectra": len(table),
+            "n_rejected": len(rejections),
+            "rejected_share": share,
+            "per_class": dg.MetadataValue.json(table["circuit"].value_counts().sort_index().to_dict()),
+            "per_source": dg.MetadataValue.json(table["source"].value_counts().to_dict()),
+            "top_rejection_reasons": dg.MetadataValue.json(reasons.to_dict()),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="rejected_share_within_bound",
+        passed=share <= config.max_rejected_share,
+        metadata={"rejected_share": share, "bound": config.max_rejected_share, "n_rejected": len(rejections)},
+    )
+
+
+# ---- 3. interpolation ----------------------------------------------------------------------
+
+
+class InterpolationConfig(dg.Config):
+    grid_low: float = 10.0
+    grid_high: float = 1e5
+    grid_unit: Literal["hz", "rad_s"] = "rad_s"  # default: the challenge files' freq numbers
+    grid_points: int = 40
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_interpolated(context: dg.AssetExecutionContext, config: InterpolationConfig, eis_spectra: pd.DataFrame) -> dict:
+    """Every spectrum that spans the common log grid, interpolated onto it (no extrapolation)."""
+    from assets.eis.features import GridSettings, interpolate_table
+    from assets.eis.report import nyquist_markdown
+
+    grid = GridSettings(config.grid_low, config.grid_high, config.grid_unit, config.grid_points).omega_rad_s()
+    kept, z_on_grid = interpolate_table(eis_spectra, grid)
+    examples = {f"{row.circuit} #{i}": z_on_grid[i] for i, row in kept.head(5).iterrows()}
+    context.add_output_metadata(
+        {
+            "n_interpolated": len(kept),
+            "n_excluded_not_spanning_grid": len(eis_spectra) - len(kept),
+            "grid_rad_s": f"{grid[0]:.4g} .. {grid[-1]:.4g} ({len(grid)} points)",
+            "nyquist": dg.MetadataValue.md(nyquist_markdown(examples, "interpolated")) if examples else "none",
+        }
+    )
+    return {"spectra": kept, "z": z_on_grid, "grid_rad_s": grid}
+
+
+# ---- 4. split and features -----------------------------------------------------------------
+
+
+class SplitConfig(dg.Config):
+    test_fraction: float = 0.25
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_split(context: dg.AssetExecutionContext, config: SplitConfig, compute: ComputeResource, eis_interpolated: dict) -> pd.DataFrame:
+    """Stratified train/test split by circuit, stored so every model uses the same one."""
+    from assets.eis.models import stratified_split
+
+    spectra = eis_interpolated["spectra"]
+    split = stratified_split(spectra["spectrum_id"].tolist(), spectra["circuit"].tolist(), config.test_fraction, compute.seed)
+    context.add_output_metadata({"counts": dg.MetadataValue.json(split["split"].value_counts().to_dict())})
+    return split
+
+
+class FeaturesConfig(dg.Config):
+    fc_preset: Literal["minimal", "compact", "efficient", "comprehensive"] = "compact"
+    fdr_level: float = 0.05
+    max_features: int = 40  # best relevant features kept (by smallest p-value over classes)
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_features(
+    context: dg.AssetExecutionContext, config: FeaturesConfig, compute: ComputeResource, eis_interpolated: dict, eis_split: pd.DataFrame
+) -> dict:
+    """tsfresh features; selection fitted on the training split, its settings stored for prediction."""
+    from assets.eis import features
+
+    ids = eis_interpolated["spectra"]["spectrum_id"].tolist()
+    z_by_id = dict(zip(ids, eis_interpolated["z"]))
+    train = eis_split[eis_split["split"] == "train"]
+    started = time.perf_counter()
+    jobs = TSFRESH_WORKERS
+    train_z = np.array([z_by_id[i] for i in train["spectrum_id"]])
+    train_full = features.extract(train["spectrum_id"].tolist(), train_z, jobs, config.fc_preset)
+    full_s = time.perf_counter() - started
+    context.log.info(f"extracted {train_full.shape[1]} features of {len(train)} training spectra in {full_s:.1f} s")
+    columns, n_relevant = features.select_relevant(train_full, train["circuit"].tolist(), jobs, config.fdr_level, config.max_features)
+    kind_to_fc = features.settings_for_columns(columns)
+    started = time.perf_counter()
+    selected = features.extract(ids, eis_interpolated["z"], jobs, kind_to_fc_parameters=kind_to_fc)
+    selected_s = time.perf_counter() - started
+    table = selected.reset_index(drop=True)
+    table.insert(0, "spectrum_id", ids)
+    context.add_output_metadata(
+        {
+            "n_spectra": len(table),
+            "n_candidate_features": train_full.shape[1],
+            "n_relevant_on_train": n_relevant,
+            "n_selected": table.shape[1] - 1,
+            "candidate_extraction_seconds_train": full_s,
+            "selected_extraction_seconds_all": selected_s,
+            "selected": dg.MetadataValue.md("\n".join(f"- `{c}`" for c in table.columns[1:])),
+        }
+    )
+    return {
+        "features": table,
+        "kind_to_fc_parameters": kind_to_fc,
+        "grid_rad_s": eis_interpolated["grid_rad_s"],
+        "selection": {"fc_preset": config.fc_preset, "fdr_level": config.fdr_level, "max_features": config.max_features},
+    }
+
+
+# ---- 5. classifier -------------------------------------------------------------------------
+
+
+class BoostConfig(dg.Config):
+    n_estimators: int = 60
+    max_depth: int = 4
+    learning_rate: float = 0.15
+
+    def settings(self):
+        from assets.eis.models import BoostSettings
+
+        return BoostSettings(self.n_estimators, self.max_depth, self.learning_rate)
+
+
+def _train_test(table: pd.DataFrame, split: pd.DataFrame, columns: list[str]):
+    """(X_train, X_test, labels_train, labels_test) of table rows, aligned on spectrum_id."""
+    merged = split.merge(table, on="spectrum_id", how="inner")
+    is_train = merged["split"] == "train"
+    values = merged[columns].to_numpy(dtype=float)
+    return values[is_train], values[~is_train], merged["circuit"][is_train].tolist(), merged["circuit"][~is_train].tolist()
+
+
+def _fit_and_score(x_train, x_test, y_train, y_test, classes, config: BoostConfig, compute: ComputeResource):
+    from assets.eis.models import classification_metrics, fit_classifier
+
+    model = fit_classifier(x_train, y_train, classes, config.settings(), compute.xgboost_device(), _xgboost_threads(compute), compute.seed)
+    predicted = [classes[i] for i in model.predict(x_test)]
+    return model, classification_metrics(y_test, predicted, classes)
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_circuit_classifier(
+    context: dg.AssetExecutionContext,
+    config: BoostConfig,
+    compute: ComputeResource,
+    eis_features: dict,
+    eis_split: pd.DataFrame,
+    eis_interpolated: dict,
+) -> dict:
+    """XGBoost circuit classifier on the selected features; a raw-interpolated baseline beside it."""
+    from assets.eis.features import raw_grid_table
+    from assets.eis.models import side_by_side
+
+    feature_table = eis_features["features"]
+    columns = list(feature_table.columns[1:])
+    classes = sorted(eis_split["circuit"].unique())
+    model, metrics = _fit_and_score(*_train_test(feature_table, eis_split, columns), classes, config, compute)
+    raw = raw_grid_table(eis_interpolated["spectra"]["spectrum_id"].tolist(), eis_interpolated["z"])
+    _, baseline = _fit_and_score(*_train_test(raw, eis_split, list(raw.columns[1:])), classes, config, compute)
+    model_id = str(uuid.uuid4())
+    summary, per_class = side_by_side({"tsfresh_xgboost": metrics, "raw_grid_xgboost": baseline}, classes)
+    matrices = {"tsfresh features": np.array(metrics["confusion"]), "raw grid baseline": np.array(baseline["confusion"])}
+    context.add_output_metadata(
+        {
+            "model_id": model_id,
+            "accuracy": metrics["accuracy"],
+            "balanced_accuracy": metrics["balanced_accuracy"],
+            "macro_f1": metrics["macro_f1"],
+            "baseline_accuracy": baseline["accuracy"],
+            "baseline_macro_f1": baseline["macro_f1"],
+            "metrics_side_by_side": _markdown_table(summary),
+            "per_class_f1": _markdown_table(per_class),
+            "confusion_matrices": dg.MetadataValue.md(confusion_matrix_markdown(matrices, classes)),
+        }
+    )
+    return {
+        "model": model,
+        "model_id": model_id,
+        "classes": classes,
+        "feature_columns": columns,
+        "settings": config.model_dump(),
+        "metrics": {"tsfresh_xgboost": metrics, "raw_grid_xgboost": baseline},
+    }
+
+
+# ---- 6. parameter regressors --------------------------------------------------------------
+
+
+class RegressorsConfig(BoostConfig):
+    min_share_beating_dummy: float = 0.5  # check: share of parameters with MAE below the dummy's
+
+
+@dg.asset(
+    group_name=PIPELINE,
+    check_specs=[dg.AssetCheckSpec("regressors_beat_dummy", asset="eis_parameter_regressors")],
+)
+def eis_parameter_regressors(
+    context: dg.AssetExecutionContext, config: RegressorsConfig, compute: ComputeResource, eis_features: dict, eis_split: pd.DataFrame, eis_spectra: pd.DataFrame
+):
+    """Per circuit class: XGBoost on quantile-transformed parameters, against a median dummy."""
+    from assets.eis import models
+
+    feature_table = eis_features["features"]
+    columns = list(feature_table.columns[1:])
+    labelled = eis_split.merge(eis_spectra[["spectrum_id", "parameters"]], on="spectrum_id").merge(feature_table, on="spectrum_id")
+    regressors, tables = {}, []
+    for circuit, rows in labelled.groupby("circuit"):
+        train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
+        if len(train) < 2 or test.empty:
+            context.log.warning(f"{circuit}: {len(train)} train / {len(test)} test spectra, no regressor")
+            continue
+        targets = models.parameter_matrix(train["parameters"], circuit)
+        regressor = models.fit_parameter_regressor(
+            train[columns].to_numpy(float), targets, circuit, config.settings(), compute.xgboost_device(), _xgboost_threads(compute), compute.seed
+        )
+        truth = models.parameter_matrix(test["parameters"], circuit)
+        predicted = models.predict_parameters(regressor, test[columns].to_numpy(float))
+        dummy = np.repeat(np.median(targets, axis=0, keepdims=True), len(test), axis=0)
+        regressors[circuit] = regressor
+        tables.append(models.mae_table(circuit, truth, predicted, dummy))
+    mae = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["circuit", "parameter", "beats_dummy"])
+    beat_share = float(mae["beats_dummy"].mean()) if len(mae) else 0.0
+    model_id = str(uuid.uuid4())
+    yield dg.Output(
+        {"model_id": model_id, "regressors": regressors, "mae": mae, "settings": config.model_dump()},
+        metadata={
+            "model_id": model_id,
+            "n_circuits": len(regressors),
+            "share_parameters_beating_dummy": beat_share,
+            "mae_table": _markdown_table(mae),
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="regressors_beat_dummy",
+        passed=beat_share > config.min_share_beating_dummy,
+        metadata={"share_beating_dummy": beat_share, "required_above": config.min_share_beating_dummy},
+    )
+
+
+# ---- 7. predictions ------------------------------------------------------------------------
+
+
+class PredictionsConfig(dg.Config):
+    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in unlabelled challenge CSVs
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_predictions(
+    context: dg.AssetExecutionContext,
+    config: PredictionsConfig,
+    compute: ComputeResource,
+    eis_features: dict,
+    eis_circuit_classifier: dict,
+    eis_parameter_regressors: dict,
+) -> pd.DataFrame:
+    """Circuit, class probabilities and parameters for raw/eis/unlabelled/ -> exports/eis_predictions.csv."""
+    from assets.eis import predict
+
+    kept, z_on_grid, rejections = predict.read_and_grid(_unlabelled_dir(), config.freq_unit, eis_features["grid_rad_s"])
+    if rejections:
+        write_quarantine(PIPELINE, rejections)
+    table = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS)
+    path = write_export_csv(table, "eis_predictions.csv")
+    context.add_output_metadata(
+        {
+            "n_predicted": len(table),
+            "n_rejected": len(rejections),
+            "export": dg.MetadataValue.path(str(path)),
+            "classifier_model_id": eis_circuit_classifier["model_id"],
+            "regressor_model_id": eis_parameter_regressors["model_id"],
+            "predictions": _markdown_table(table.drop(columns=[c for c in table.columns if c.startswith("p_")]).head(10)),
+        }
+    )
+    return table
+
+
+# ---- batched circuit fitting -------------------------------------------------------
+
+
+FITS_EXPORT_NAME = "eis_circuit_fits.csv"
+
+
+class CircuitFitsConfig(dg.Config):
+    optimizer: Literal["lm", "adam", "lbfgs"] = "lm"  # batched Levenberg-Marquardt, or Adam / L-BFGS
+    weighting: Literal["modulus", "unit"] = "modulus"  # residual weight 1/|Z| or 1
+    max_iterations: int = 100  # LM: up to ~50 needed; Adam wants ~1000+
+    learning_rate: float = 0.05  # Adam step size, in the unbounded coordinates
+    converged_residual: float = 0.03  # ||Z_fit - Z|| / ||Z|| at most this counts as converged
+    dtype: Literal["float64", "float32"] = "float64"
+    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in unlabelled challenge CSVs (as eis_predictions)
+    top_k: int = 1  # > 1: also fit the next most probable circuits, keep the lowest `criterion`
+    criterion: Literal["aic", "bic"] = "bic"
+    labelled_split: Literal["none", "test", "all"] = "none"  # also fit labelled spectra of this split (their true circuit)
+    plot_spectra: int = 4
+
+    def settings(self):
+        from assets.eis.fitting import FitSettings
+
+        return FitSettings(
+            optimizer=self.optimizer, weighting=self.weighting, max_iterations=self.max_iterations,
+            learning_rate=self.learning_rate, converged_residual=self.converged_residual, dtype=self.dtype,
+        )
+
+
+def _prediction_tasks(config: CircuitFitsConfig, predictions: pd.DataFrame):
+    """(spectra rows, candidates, starts, rejections) for the predicted spectra, re-read from raw files."""
+    from assets.eis import fitting, formats
+
+    folder = _unlabelled_dir()
+    spectra, _ = formats.read_unlabelled_folder(folder, config.freq_unit) if folder.exists() else ([], [])
+    table = formats.spectra_table(spectra).set_index("spectrum_id")
+    present = predictions["spectrum_id"].isin(table.index)
+    rejections = [
+        Rejection(row.source, None if pd.isna(row.row) else int(row.row), "predicted spectrum no longer readable from raw/eis/unlabelled/; expected the file eis_predictions read")
+        for row in predictions[~present].itertuples()
+    ]
+    predictions = predictions[present].reset_index(drop=True)
+    rows = table.loc[predictions["spectrum_id"], ["omega_rad_s", "z_real", "z_imag"]].reset_index()
+    rows[["source", "row"]] = predictions[["source", "row"]]
+    rows["origin"] = "prediction"
+    probabilities = predictions[[c for c in predictions.columns if c.startswith("p_")]]
+    candidates = fitting.top_candidates(probabilities, predictions["predicted_circuit"].tolist(), config.top_k)
+    starts = [fitting.parameters_or_none(t, c) for t, c in zip(predictions["parameters"], predictions["predicted_circuit"])]
+    return rows, candidates, starts, rejections
+
+
+def _labelled_tasks(config: CircuitFitsConfig, spectra: pd.DataFrame, features: dict, split: pd.DataFrame, regressors: dict):
+    """(spectra rows, candidates (the true circuit), regressor starts) of the chosen split."""
+    from assets.eis import models
+
+    ids = split["spectrum_id"] if config.labelled_split == "all" else split.loc[split["split"] == config.labelled_split, "spectrum_id"]
+    rows = spectra[spectra["spectrum_id"].isin(set(ids))].reset_index(drop=True).assign(origin="labelled")
+    feature_table = features["features"].set_index("spectrum_id")
+    starts = []
+    for circuit, spectrum_id in zip(rows["circuit"], rows["spectrum_id"]):
+        regressor = regressors["regressors"].get(circuit)
+        if regressor is None or spectrum_id not in feature_table.index:
+            starts.append(None)
+            continue
+        values = models.predict_parameters(regressor, feature_table.loc[[spectrum_id]].to_numpy(float))[0]
+        starts.append(dict(zip(regressor["parameters"], values)))
+    return rows, [[c] for c in rows["circuit"]], starts
+
+
+def _start_summary(fits: pd.DataFrame, prefix: str, label: str) -> dict:
+    """Converged share, median relative residual and iterations of one start's fits."""
+    if fits.empty:
+        return {}
+    return {
+        f"{label}_converged_share": float(fits[f"{prefix}converged"].mean()),
+        f"{label}_median_relative_residual": float(fits[f"{prefix}relative_residual"].median()),
+        f"{label}_median_iterations": float(fits[f"{prefix}iterations"].median()),
+    }
+
+
+@dg.asset(group_name=PIPELINE, pool="gpu")
+def eis_circuit_fits(
+    context: dg.AssetExecutionContext,
+    config: CircuitFitsConfig,
+    compute: ComputeResource,
+    eis_predictions: pd.DataFrame,
+    eis_parameter_regressors: dict,
+    eis_spectra: pd.DataFrame,
+    eis_features: dict,
+    eis_split: pd.DataFrame,
+) -> pd.DataFrame:
+    """Circuit parameters fitted to every predicted (and, on request, labelled) spectrum, all at once
+    per circuit class, started from the regressors and from a naive start -> exports/eis_circuit_fits.csv."""
+    from assets.eis import fitting
+
+    rows, candidates, starts, rejections = _prediction_tasks(config, eis_predictions)
+    if rejections:
+        write_quarantine(PIPELINE, rejections)
+    if config.labelled_split != "none":
+        labelled, labelled_candidates, labelled_starts = _labelled_tasks(config, eis_spectra, eis_features, eis_split, eis_parameter_regressors)
+        rows = pd.concat([rows, labelled[rows.columns.tolist() + ["parameters"]]], ignore_index=True)
+        candidates, starts = candidates + labelled_candidates, starts + labelled_starts
+    device = compute.torch_device()
+    began = time.perf_counter()
+    fits = fitting.fit_with_selection(rows, candidates, starts, config.settings(), config.criterion, device) if len(rows) else pd.DataFrame(columns=fitting.FIT_COLUMNS)
+    seconds = time.perf_counter() - began
+    fits["classifier_model_id"] = eis_predictions["classifier_model_id"].iloc[0] if len(eis_predictions) else ""
+    fits["regressor_model_id"] = eis_parameter_regressors["model_id"]
+    path = write_export_csv(fits, FITS_EXPORT_NAME)
+    metadata = {
+        "n_fitted": len(fits),
+        "n_predicted_spectra": int((fits["origin"] == "prediction").sum()),
+        "n_labelled_spectra": int((fits["origin"] == "labelled").sum()),
+        "n_without_regressor_start": int(sum(start is None for start in starts)),
+        "n_rejected": len(rejections),
+        "device": str(device),
+        "optimizer": config.optimizer,
+        "fit_seconds_all_starts": seconds,
+        "spectra_fitted_per_second": 2 * len(fits) / max(seconds, 1e-9),
+        **_start_summary(fits, "", "final"),
+        **_start_summary(fits, "initial_", "regressor_start"),
+        **_start_summary(fits, "naive_", "naive_start"),
+        "n_selected_by_criterion": int((fits["selected_by"] != "classifier").sum()),
+        "export": dg.MetadataValue.path(str(path)),
+    }
+    labelled = fits["origin"] == "labelled"
+    if labelled.any():
+        truth, circuits = rows.loc[labelled, "parameters"], fits.loc[labelled, "circuit"]
+        for label, column in (("regressor_prediction", "initial_parameters"), ("naive_start_fit", "naive_parameters"), ("final_fit", "parameters")):
+            errors = fitting.log10_parameter_error(fits.loc[labelled, column], truth, circuits)
+            metadata[f"labelled_median_log10_error_{label}"] = float(np.nanmedian(errors)) if np.isfinite(errors).any() else float("nan")
+    if len(fits):
+        metadata["nyquist"] = dg.MetadataValue.md(fitting.fit_nyquist_markdown(fits, rows, config.plot_spectra))
+        metadata["fits"] = _markdown_table(fits[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10))
+    context.add_output_metadata(metadata)
+    return fits
+
+
+defs = dg.Definitions(
+    assets=[
+        eis_simulated_spectra,
+        eis_spectra,
+        eis_interpolated,
+        eis_split,
+        eis_features,
+        eis_circuit_classifier,
+        eis_parameter_regressors,
+        eis_predictions,
+        eis_circuit_fits,
+    ]
+)

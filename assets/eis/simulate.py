@@ -1,0 +1,122 @@
+"""Vectorised simulation of labelled impedance spectra for the nine circuit classes.
+
+One call evaluates a whole class at once: parameters are (N, 1) arrays and the
+frequency grids an (N, M) array, so there is no per-spectrum Python loop. Spectra have
+different point counts; shorter grids are padded by repeating their last frequency and
+the padding is cut off when the spectra are listed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assets.eis.circuits import CIRCUITS, LOG_UNIFORM_KINDS, Circuit, block_time_constant
+from assets.eis.formats import challenge_frame
+
+# Sampling ranges per parameter kind (log-uniform for LOG_UNIFORM_KINDS, else uniform),
+# chosen so most time constants (R C ~ 5e-7..5e-2 s) show inside the 10..1e5 rad/s grid.
+DEFAULT_RANGES: dict[str, tuple[float, float]] = {
+    "resistance": (5e-2, 5.0),  # Ohm
+    "capacitance": (1e-5, 1e-2),  # F
+    "cpe_q": (1e-5, 1e-2),  # F s^(t-1)
+    "cpe_exponent": (0.4, 1.0),
+    "inductance": (1e-7, 1e-5),  # H
+    "gerischer_time": (1e-4, 1e-1),  # s
+    "warburg_time": (1e-3, 1.0),  # s
+    "warburg_exponent": (0.3, 0.7),
+}
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """Frequencies in rad/s: the challenge files' `freq` convention (Z computed at j*freq)."""
+
+    spectra_per_class: int = 50
+    points_min: int = 24
+    points_max: int = 83
+    freq_min_range: tuple[float, float] = (0.01, 10.0)  # lowest frequency, log-uniform
+    freq_max_range: tuple[float, float] = (1e5, 2e6)  # highest frequency, log-uniform
+    noise_relative_std: float = 0.005  # Gaussian noise on Re and Im, as a fraction of |Z|
+    noise_absolute_ohm: float = 0.0  # plus this Gaussian noise floor (Ohm)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_RANGES))
+
+
+@dataclass
+class SimulatedClass:
+    """One class's batch: omega and Z (N, M) padded, true point counts and parameters."""
+
+    circuit: Circuit
+    omega: np.ndarray
+    impedance: np.ndarray
+    n_points: np.ndarray
+    parameters: dict[str, np.ndarray]  # name -> (N,)
+
+
+def sample_parameters(circuit: Circuit, n: int, ranges, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw n parameter sets (each (N,)) from the kind's distribution."""
+    params = {}
+    for name, kind in zip(circuit.parameters, circuit.kinds):
+        low, high = ranges[kind]
+        if kind in LOG_UNIFORM_KINDS:
+            params[name] = 10 ** rng.uniform(np.log10(low), np.log10(high), n)
+        else:
+            params[name] = rng.uniform(low, high, n)
+    return params
+
+
+def canonical_block_order(circuit: Circuit, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Renumber interchangeable blocks by ascending time constant (block 1 = fastest arc).
+
+    Without this, a spectrum of two RCPE blocks has two equally valid labels, and a
+    regressor can only learn their average.
+    """
+    ordered = dict(params)
+    kind_of = dict(zip(circuit.parameters, circuit.kinds))
+    for group in circuit.block_groups:
+        kinds = [kind_of[name] for name in group[0]]
+        taus = np.stack([block_time_constant([params[n] for n in block], kinds) for block in group])  # (blocks, N)
+        order = np.argsort(taus, axis=0)
+        for position in range(len(group[0])):
+            stacked = np.stack([params[block[position]] for block in group])
+            for rank, block in enumerate(group):
+                ordered[block[position]] = np.take_along_axis(stacked, order[rank : rank + 1], axis=0)[0]
+    return ordered
+
+
+def frequency_grids(n: int, settings: SimulationSettings, rng: np.random.Generator):
+    """Per-spectrum log-spaced grids, ascending: (omega (N, M) padded, n_points (N,))."""
+    n_points = rng.integers(settings.points_min, settings.points_max + 1, n)
+    log_low = rng.uniform(*np.log10(settings.freq_min_range), n)[:, None]
+    log_high = rng.uniform(*np.log10(settings.freq_max_range), n)[:, None]
+    position = np.arange(settings.points_max)[None, :] / (n_points[:, None] - 1)
+    return 10 ** (log_low + (log_high - log_low) * np.minimum(position, 1.0)), n_points
+
+
+def add_noise(z: np.ndarray, settings: SimulationSettings, rng: np.random.Generator) -> np.ndarray:
+    scale = settings.noise_relative_std * np.abs(z) + settings.noise_absolute_ohm
+    return z + scale * (rng.standard_normal(z.shape) + 1j * rng.standard_normal(z.shape))
+
+
+def simulate_class(circuit: Circuit, n: int, settings: SimulationSettings, rng: np.random.Generator) -> SimulatedClass:
+    params = canonical_block_order(circuit, sample_parameters(circuit, n, settings.ranges, rng))
+    omega, n_points = frequency_grids(n, settings, rng)
+    clean = circuit.impedance({k: v[:, None] for k, v in params.items()}, omega)
+    return SimulatedClass(circuit, omega, add_noise(clean, settings, rng), n_points, params)
+
+
+def simulate_all(settings: SimulationSettings, rng: np.random.Generator) -> list[SimulatedClass]:
+    return [simulate_class(CIRCUITS[name], settings.spectra_per_class, settings, rng) for name in sorted(CIRCUITS)]
+
+
+def as_challenge_frame(batches: list[SimulatedClass], labelled: bool = True):
+    """The batches as one challenge-format table (padding cut off; freq = omega in rad/s)."""
+    freq_rows, z_rows, circuits, params = [], [], [], []
+    for batch in batches:
+        for i, n in enumerate(batch.n_points):
+            freq_rows.append(batch.omega[i, :n])
+            z_rows.append(batch.impedance[i, :n])
+            circuits.append(batch.circuit.name)
+            params.append({name: values[i] for name, values in batch.parameters.items()})
+    return challenge_frame(freq_rows, z_rows, circuits if labelled else None, params if labelled else None)

@@ -1,0 +1,186 @@
+"""Batched circuit fitting: torch formulas = numpy formulas, exact gradients, parameter recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from assets.eis.circuits import CIRCUITS
+from assets.eis.fitting import (
+    FIT_BOUNDS,
+    BoundedParameters,
+    FitSettings,
+    circuit_impedance,
+    fit_circuit,
+    fit_spectra,
+    naive_start,
+    pad_spectra,
+    residual_jacobian,
+    weighted_residual,
+)
+from assets.eis.simulate import DEFAULT_RANGES, sample_parameters
+
+OMEGA = np.logspace(-2, 6, 60)  # rad/s, the challenge files' widest span
+
+def cpe_q_for_corner(resistance_ohm: float, corner_rad_s: float, exponent: float) -> float:
+    """Q of an RCPE block whose arc peaks at corner_rad_s: R Q corner^t = 1."""
+    return corner_rad_s**-exponent / resistance_ohm
+
+
+def rcpe_blocks(first: int, resistances: list[float], corners: list[float], exponents: list[float], offset: int = 0) -> dict:
+    """Parameters R<k+offset>, CPE<k>_t, CPE<k>_C of consecutive RCPE blocks from CPE<first>."""
+    blocks = {}
+    for k, (r, corner, t) in enumerate(zip(resistances, corners, exponents), start=first):
+        blocks.update({f"R{k + offset}": r, f"CPE{k}_t": t, f"CPE{k}_C": cpe_q_for_corner(r, corner, t)})
+    return blocks
+
+
+# Well-identified parameter sets: arc corners two decades apart inside OMEGA, so no two
+# blocks can swap and every element shapes the spectrum.
+WELL_IDENTIFIED = {
+    "L-R-RCPE": {"L1": 2e-6, "R1": 0.5, **rcpe_blocks(1, [2.0], [1e2], [0.8], offset=1)},
+    "L-R-RCPE-RCPE": {"L1": 2e-6, "R1": 0.5, **rcpe_blocks(1, [2.0, 1.0], [1e3, 1e0], [0.85, 0.7], offset=1)},
+    "L-R-RCPE-RCPE-RCPE": {"L1": 2e-6, "R1": 0.5, **rcpe_blocks(1, [1.0, 2.0, 3.0], [1e4, 1e2, 1e0], [0.9, 0.8, 0.7], offset=1)},
+    "RC-G-G": {"R1": 1.0, "C1": 1e-5, "R_g1": 2.0, "t_g1": 1e-2, "R_g2": 3.0, "t_g2": 10.0},
+    "RC-RC-RCPE-RCPE": {"R1": 1.0, "R2": 2.0, "C1": 1e-5, "C2": 5e-4, **rcpe_blocks(3, [1.5, 3.0], [1e1, 1e-1], [0.8, 0.7])},
+    "RCPE-RCPE": rcpe_blocks(1, [1.0, 2.0], [1e4, 1e1], [0.9, 0.7]),
+    "RCPE-RCPE-RCPE": rcpe_blocks(1, [1.0, 2.0, 3.0], [1e4, 1e2, 1e0], [0.9, 0.8, 0.7]),
+    "RCPE-RCPE-RCPE-RCPE": rcpe_blocks(1, [1.0, 2.0, 3.0, 1.5], [1e5, 1e3, 1e1, 3e-1], [0.95, 0.85, 0.8, 0.75]),
+    "Rs_Ws": {"R1": 0.5, "W1_R": 2.0, "W1_T": 1.0, "W1_p": 0.45},
+}
+
+
+def noisy_copies(circuit, truth: dict, n: int, relative_noise: float, rng):
+    clean = circuit_impedance(circuit, np.array([truth[p] for p in circuit.parameters]), OMEGA)
+    noise = relative_noise * np.abs(clean) * (rng.standard_normal((n, len(OMEGA))) + 1j * rng.standard_normal((n, len(OMEGA))))
+    return [OMEGA] * n, list(clean + noise)
+
+
+def test_torch_and_numpy_circuits_agree_to_1e_10():
+    rng = np.random.default_rng(0)
+    for name, circuit in CIRCUITS.items():
+        params = sample_parameters(circuit, 16, DEFAULT_RANGES, rng)
+        omega = np.tile(OMEGA, (16, 1))
+        expected = circuit.impedance({k: v[:, None] for k, v in params.items()}, omega)
+        got = circuit.impedance({k: torch.tensor(v[:, None]) for k, v in params.items()}, torch.tensor(omega), torch)
+        relative = np.abs(got.numpy() - expected) / np.abs(expected)
+        assert relative.max() < 1e-10, name
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_circuit_gradients_match_finite_differences(name):
+    """Complex impedance w.r.t. log10 parameters, torch autograd against finite differences."""
+    circuit = CIRCUITS[name]
+    log10_values = torch.tensor(np.log10([WELL_IDENTIFIED[name][p] for p in circuit.parameters]), requires_grad=True)
+    omega = torch.tensor(OMEGA[::6])
+
+    def impedance(log10_params):
+        return circuit.impedance({p: 10 ** log10_params[k] for k, p in enumerate(circuit.parameters)}, omega, torch)
+
+    assert torch.autograd.gradcheck(impedance, (log10_values,), eps=1e-6, atol=1e-6, rtol=1e-5)
+
+
+def test_forward_mode_jacobian_matches_reverse_mode():
+    circuit = CIRCUITS["L-R-RCPE-RCPE"]
+    model = BoundedParameters(circuit, FIT_BOUNDS, torch.float64, "cpu")
+    rng = np.random.default_rng(1)
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 3, 0.01, rng)
+    spectra = pad_spectra([o[: 40 + 5 * k] for k, o in enumerate(omegas)], [z[: 40 + 5 * k] for k, z in enumerate(impedances)], "modulus", torch.float64, "cpu")
+    u = torch.tensor(rng.normal(0, 1, (3, len(circuit.parameters))))
+    _, jacobian = residual_jacobian(model, u, spectra)
+    for k in range(3):
+        reverse = torch.autograd.functional.jacobian(lambda row: weighted_residual(model, row[None], spectra.subset(torch.tensor([k])))[0], u[k])
+        assert torch.allclose(jacobian[k], reverse, rtol=1e-9, atol=1e-12)
+
+
+def test_bounded_parameters_stay_inside_bounds_and_round_trip():
+    circuit = CIRCUITS["Rs_Ws"]
+    model = BoundedParameters(circuit, FIT_BOUNDS, torch.float64, "cpu")
+    extreme = torch.tensor([[-80.0] * 4, [80.0] * 4, [0.0] * 4])
+    values = model.values(extreme).numpy()
+    low = np.array([FIT_BOUNDS[kind][0] for kind in circuit.kinds])
+    high = np.array([FIT_BOUNDS[kind][1] for kind in circuit.kinds])
+    assert np.all(values >= low * (1 - 1e-12)) and np.all(values <= high * (1 + 1e-12))
+    inside = np.array([[0.5, 2.0, 1.0, 0.45]])
+    assert np.allclose(model.values(model.unbounded(inside)).numpy(), inside, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_fit_recovers_parameters_from_a_perturbed_start(name):
+    circuit, truth = CIRCUITS[name], WELL_IDENTIFIED[name]
+    rng = np.random.default_rng(2)
+    omegas, impedances = noisy_copies(circuit, truth, 6, 1e-3, rng)
+    true_values = np.array([truth[p] for p in circuit.parameters])
+    log_scaled = np.array(circuit.log_scaled)
+    start = np.where(log_scaled, true_values * np.exp(rng.normal(0, 0.3, (6, len(true_values)))), true_values)
+    result = fit_circuit(circuit, omegas, impedances, start, FitSettings())
+    assert result.converged.all()
+    assert np.all(result.relative_residual < 3e-3)  # noise alone: sqrt(2) * 1e-3
+    relative_error = np.abs(result.parameters / true_values - 1)
+    assert np.all(relative_error < 0.1), dict(zip(circuit.parameters, relative_error.max(axis=0)))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_gradient_optimizers_reduce_the_residual(optimizer):
+    circuit = CIRCUITS["RC-G-G"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 4, 1e-3, np.random.default_rng(3))
+    start = naive_start(circuit, 4)
+    settings = FitSettings(optimizer=optimizer, max_iterations=300)
+    before = fit_circuit(circuit, omegas, impedances, start, FitSettings(max_iterations=0))
+    after = fit_circuit(circuit, omegas, impedances, start, settings)
+    assert np.all(after.relative_residual < before.relative_residual / 2)
+
+
+def test_bic_prefers_the_circuit_that_generated_the_spectrum():
+    truth = WELL_IDENTIFIED["RCPE-RCPE-RCPE"]
+    omegas, impedances = noisy_copies(CIRCUITS["RCPE-RCPE-RCPE"], truth, 2, 1e-3, np.random.default_rng(4))
+    starts = [{**truth}, {**truth}]
+    fits = {
+        name: fit_spectra(omegas, impedances, [name] * 2, starts, FitSettings())
+        for name in ("RCPE-RCPE", "RCPE-RCPE-RCPE")
+    }
+    assert np.all(fits["RCPE-RCPE-RCPE"]["bic"] < fits["RCPE-RCPE"]["bic"])
+
+
+def test_fit_spectra_keeps_input_order_and_fills_missing_starts():
+    rng = np.random.default_rng(5)
+    names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
+    omegas, impedances = [], []
+    for name in names:
+        o, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
+        omegas += o
+        impedances += z
+    starts = [WELL_IDENTIFIED["Rs_Ws"], None, {"R1": float("nan")}]
+    table = fit_spectra(omegas, impedances, names, starts, FitSettings())
+    assert table["circuit"].tolist() == names
+    assert list(table["parameters"][1]) == list(CIRCUITS["RC-G-G"].parameters)
+    assert table["relative_residual"].notna().all()
+
+
+def test_circuit_fits_asset_fits_predicted_and_labelled_spectra(data_root, test_resources):
+    import pandas as pd
+    from dagster import DagsterInstance, materialize
+
+    from assets.eis.defs import eis_circuit_fits
+    from tests.eis.test_pipeline import ALL_ASSETS, TINY
+
+    ops = {**TINY, "eis_circuit_fits": {"config": {"labelled_split": "test", "top_k": 2, "plot_spectra": 2}}}
+    result = materialize([*ALL_ASSETS, eis_circuit_fits], resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": ops})
+    assert result.success
+    fits = result.output_for_node("eis_circuit_fits")
+    exported = pd.read_csv(data_root / "exports" / "eis_circuit_fits.csv")
+    split = result.output_for_node("eis_split")
+    assert len(exported) == len(fits) == 3 + int((split["split"] == "test").sum())
+    predictions = result.output_for_node("eis_predictions")
+    predicted = fits[fits["origin"] == "prediction"]
+    assert predicted["spectrum_id"].tolist() == predictions["spectrum_id"].tolist()
+    assert set(fits["regressor_model_id"]) == {result.output_for_node("eis_parameter_regressors")["model_id"]}
+    for circuit, text in zip(fits["circuit"], fits["parameters"]):
+        assert [item.split(":")[0] for item in text.split(", ")] == list(CIRCUITS[circuit].parameters)
+    # Labelled spectra keep their true circuit; the simulator's 0.5 % noise bounds the best residual.
+    labelled = fits[fits["origin"] == "labelled"]
+    assert (labelled["circuit"] == labelled["classifier_circuit"]).all()
+    assert (fits[["relative_residual", "naive_relative_residual"]].min(axis=1) >= 0.005 * 2**0.5 * 0.5).all()
+    metadata = result.asset_materializations_for_node("eis_circuit_fits")[0].metadata
+    assert {"nyquist", "regressor_start_converged_share", "naive_start_converged_share", "labelled_median_log10_error_final_fit"} <= set(metadata)
