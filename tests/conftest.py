@@ -31,3 +31,17 @@ def test_resources(data_root):
         "dask": DaskResource(synchronous=True),
         "io_manager": MaterialsStorage(root=str(data_root)),
     }
+
+
+@pytest.fixture(autouse=True)
+def isolated_defs_state_storage():
+    """Each test starts with no "current" Dagster defs-state storage.
+
+    A DagsterInstance that is entered and never exited (DagsterInstance.get(), sensor
+    contexts) leaves its storage as the process-wide current one; after that instance is
+    garbage-collected, the next materialize() in the same process fails to load definitions.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
