@@ -31,14 +31,7 @@ def default_resources() -> dict:
 
 
 def _pipeline_modules() -> dict:
-    modules = {}
-    for pipeline in PIPELINES:
-        try:
-            modules[pipeline] = importlib.import_module(f"assets.{pipeline}.defs")
-        except ModuleNotFoundError as error:
-            if error.name not in (f"assets.{pipeline}", f"assets.{pipeline}.defs"):
-                raise
-    return modules
+    return {pipeline: importlib.import_module(f"assets.{pipeline}.defs") for pipeline in PIPELINES}
 
 
 def build_definitions() -> Definitions:
