@@ -52,8 +52,6 @@ def stop(process: subprocess.Popen) -> None:
 @pytest.fixture
 def dask_cluster(tmp_path):
     """scheduler address of a `dask scheduler` with WORKERS `dask worker` processes."""
-    if not DASK.exists():
-        pytest.skip(f"no dask CLI at {DASK}")
     from distributed import Client
 
     address = f"tcp://127.0.0.1:{free_port()}"
