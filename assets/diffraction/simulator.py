@@ -166,7 +166,8 @@ def splat_profiles(
     profile = np.bincount(flat, intensity * (1.0 - fraction), minlength=size)
     profile += np.bincount(flat + 1, intensity * fraction, minlength=size)
     profile = profile.reshape(n_patterns, n_bins)
-    return gaussian_filter1d(profile, sigma_px, axis=1, mode="constant") if sigma_px > 0 else profile
+    # Below a thousandth of a pixel the blur is the identity (and scipy divides by sigma^2).
+    return gaussian_filter1d(profile, sigma_px, axis=1, mode="constant") if sigma_px > 1e-3 else profile
 
 
 def radial_profiles(

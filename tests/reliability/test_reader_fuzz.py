@@ -324,6 +324,8 @@ def accepted_request_fields(draw):
                  "spot_sigma_px": 1.5, "radial_bins": 8, "crop_start_px": 0, "crop_points": 4})  # no reflection in reach
 @example(fields={"phases": ["Pb", "CsI"], "orientations_per_phase": 1, "seeds": [-1], "calibration_jitter": 0.0,
                  "spot_sigma_px": 1.5, "radial_bins": 200, "crop_start_px": 10, "crop_points": 147})  # negative seed
+@example(fields={"phases": ["CsI", "CsPbI3_cubic"], "orientations_per_phase": 1, "seeds": [0], "calibration_jitter": 0.0,
+                 "spot_sigma_px": 2.2e-308, "radial_bins": 21, "crop_start_px": 0, "crop_points": 21})  # subnormal blur
 @given(fields=accepted_request_fields())
 def test_an_accepted_request_simulates_finite_profiles(tmp_path, fields):
     """What read_request accepts simulates, or fails with a PhaseError the asset quarantines under the file name."""
