@@ -19,6 +19,12 @@ def figure_markdown(fig, alt: str = "plot") -> str:
     return f"![{alt}](data:image/png;base64,{encoded})"
 
 
+def table_markdown(frame, rows: int | None = None) -> str:
+    """The first `rows` rows of a DataFrame as a Markdown table (for MetadataValue.md); "(none)" when empty."""
+    shown = frame if rows is None else frame.head(rows)
+    return shown.to_markdown(index=False, floatfmt=".4g") if len(shown) else "(none)"
+
+
 def new_figure(ncols: int = 1, size=(5.0, 4.0)):
     import matplotlib
 

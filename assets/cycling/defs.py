@@ -17,12 +17,9 @@ from assets.cycling import synthetic, unified
 from resources.compute import ComputeResource
 from resources.datapaths import raw_dir, storage_dir, write_export_csv, write_quarantine
 from resources.storage import Hdf5Tree
+from resources.plots import table_markdown
 
 PIPELINE = "cycling"
-
-
-def _table_markdown(frame, rows: int = 8) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".4g"))
 
 
 class SyntheticCellsConfig(dg.Config):
@@ -86,7 +83,7 @@ def cycling_unified(context: dg.AssetExecutionContext, config: UnifiedConfig, cy
         "csv_time_origin": str(time_origins),
         "n_rejections": len(rejections),
         "rejected_cell_share": share,
-        "preview": _table_markdown(table),
+        "preview": dg.MetadataValue.md(table_markdown(table, rows=8)),
     })
     # No valid cell at all also fails the check: downstream assets would have nothing to learn from.
     yield dg.AssetCheckResult(
@@ -257,7 +254,7 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
         "train_tokens_per_second": float(last["tokens_seen"] / last["elapsed_s"]),
         "number_token_loss": bool(vocab.digit_ids) and settings.number_loss_weight > 0,
         "loss_curve": dg.MetadataValue.md(encoder.loss_curve_markdown(history)),
-        "checkpoints": _table_markdown(pd.DataFrame(checkpoints), rows=len(checkpoints)),
+        "checkpoints": dg.MetadataValue.md(table_markdown(pd.DataFrame(checkpoints))),
     })
     return {"model": model.cpu(), "model_id": model_id, "history": history,
             "settings": {"shape": vars(shape), "training": vars(settings)}}
@@ -280,7 +277,7 @@ def cycling_embeddings(context: dg.AssetExecutionContext, compute: ComputeResour
         "n_cells": int(table["cell_key"].nunique()),
         "embedding_size": vectors.shape[1],
         "model_id": multiscale_encoder["model_id"],
-        "preview": _table_markdown(table.iloc[:, :10]),
+        "preview": dg.MetadataValue.md(table_markdown(table.iloc[:, :10], rows=8)),
     })
     return table
 
@@ -327,7 +324,7 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
         "n_cells_scored": len(cells),
         "n_cells_left_out": len(rejections),
         "alphas": str(result["alphas"]),
-        "metrics": _table_markdown(result["metrics"], rows=len(result["metrics"])),
+        "metrics": dg.MetadataValue.md(table_markdown(result["metrics"])),
         **{f"test_mape_percent_{row.model}": float(row.mape_percent)
            for row in result["metrics"].itertuples() if row.split == "test"},
         "parity_test": dg.MetadataValue.md(parity),

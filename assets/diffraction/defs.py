@@ -39,7 +39,7 @@ from assets.diffraction.requests import DEFAULT_PHASES
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
 from resources.datapaths import Rejection, atomic_write_bytes, exports_dir, raw_dir, requests_dir, write_export_csv, write_quarantine
-from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure
+from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, table_markdown
 from resources.storage import Hdf5Tree
 
 PIPELINE = "diffraction"
@@ -306,14 +306,6 @@ class EvaluationConfig(Config):
     prominence: float = Field(0.05, description="peak prominence as a share of the mean profile's maximum")
 
 
-def _markdown_table(frame) -> str:
-    if frame.empty:
-        return "no maps"
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 @asset(group_name=PIPELINE)
 def diffraction_prediction_evaluation(
     context: AssetExecutionContext,
@@ -356,7 +348,7 @@ def diffraction_prediction_evaluation(
             "accuracy": MetadataValue.json(accuracies),
             "mean_f1": float(report["f1"].mean()) if len(report) else float("nan"),
             "mean_abs_dq_inv_A": float(report["mean_abs_dq_inv_A"].mean()) if len(report) else float("nan"),
-            "report": MetadataValue.md(_markdown_table(report)),
+            "report": MetadataValue.md(table_markdown(report)),
             "export": str(path),
         },
     )

@@ -14,15 +14,11 @@ import pandas as pd
 
 from resources.compute import ComputeResource
 from resources.datapaths import Rejection, raw_dir, write_export_csv, write_quarantine
-from resources.plots import confusion_matrix_markdown
+from resources.plots import confusion_matrix_markdown, table_markdown
 
 PIPELINE = "eis"
 SIMULATED_SOURCE = "eis_simulated_spectra"
 UNLABELLED_EXAMPLES_FILE = "simulated_unlabelled.csv"
-
-
-def _markdown_table(frame: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.to_markdown(index=False, floatfmt=".4g"))
 
 
 def _unlabelled_dir():
@@ -310,8 +306,8 @@ def eis_circuit_classifier(
             "macro_f1": metrics["macro_f1"],
             "baseline_accuracy": baseline["accuracy"],
             "baseline_macro_f1": baseline["macro_f1"],
-            "metrics_side_by_side": _markdown_table(summary),
-            "per_class_f1": _markdown_table(per_class),
+            "metrics_side_by_side": dg.MetadataValue.md(table_markdown(summary)),
+            "per_class_f1": dg.MetadataValue.md(table_markdown(per_class)),
             "confusion_matrices": dg.MetadataValue.md(confusion_matrix_markdown(matrices, classes)),
         }
     )
@@ -369,7 +365,7 @@ def eis_parameter_regressors(
             "model_id": model_id,
             "n_circuits": len(regressors),
             "share_parameters_beating_dummy": beat_share,
-            "mae_table": _markdown_table(mae),
+            "mae_table": dg.MetadataValue.md(table_markdown(mae)),
         },
     )
     yield dg.AssetCheckResult(
@@ -410,7 +406,7 @@ def eis_predictions(
             "export": dg.MetadataValue.path(str(path)),
             "classifier_model_id": eis_circuit_classifier["model_id"],
             "regressor_model_id": eis_parameter_regressors["model_id"],
-            "predictions": _markdown_table(table.drop(columns=[c for c in table.columns if c.startswith("p_")]).head(10)),
+            "predictions": dg.MetadataValue.md(table_markdown(table.drop(columns=[c for c in table.columns if c.startswith("p_")]).head(10))),
         }
     )
     return table
@@ -548,7 +544,7 @@ def eis_circuit_fits(
             metadata[f"labelled_median_log10_error_{label}"] = float(np.nanmedian(errors)) if np.isfinite(errors).any() else float("nan")
     if len(fits):
         metadata["nyquist"] = dg.MetadataValue.md(fitting.fit_nyquist_markdown(fits, rows, config.plot_spectra))
-        metadata["fits"] = _markdown_table(fits[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10))
+        metadata["fits"] = dg.MetadataValue.md(table_markdown(fits[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10)))
     context.add_output_metadata(metadata)
     return fits
 

@@ -22,6 +22,7 @@ from dagster import (
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
 from resources.datapaths import raw_dir, write_export_csv, write_quarantine
+from resources.plots import table_markdown
 
 PIPELINE = "electrodes"
 REJECTED_SHARE_CHECK = "rejected_share_within_bound"
@@ -68,10 +69,6 @@ class PredictionsConfig(Config):
     rows_per_chunk: int = 500
 
 
-def _table_markdown(frame, rows: int = 20) -> MetadataValue:
-    return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "(none)")
-
-
 @asset(
     group_name=PIPELINE,
     check_specs=[AssetCheckSpec(REJECTED_SHARE_CHECK, asset="electrode_records", blocking=True)],
@@ -100,7 +97,7 @@ def electrode_records(context: AssetExecutionContext, config: RecordsConfig):
             "other_working_ion_rows": collected.other_ion_rows,
             "working_ion": config.working_ion or "all",
             "materials_project": collected.api_status,
-            "preview": _table_markdown(records[["battery_id", "formula", "formula_discharge", "average_voltage_V", "source"]]),
+            "preview": MetadataValue.md(table_markdown(records[["battery_id", "formula", "formula_discharge", "average_voltage_V", "source"]], rows=20)),
             "seconds": time.perf_counter() - started,
         },
     )
@@ -136,7 +133,7 @@ def electrode_features(context: AssetExecutionContext, config: FeaturesConfig, d
             "rows_with_target": int(table["target"].notna().sum()),
             "dropped_columns": MetadataValue.json(dropped),
             "featurizer_failures": MetadataValue.json(failure_counts(table["featurizer_failures"])),
-            "failed_rows": _table_markdown(failed[["battery_id", "formula_discharge", "featurizer_failures"]]),
+            "failed_rows": MetadataValue.md(table_markdown(failed[["battery_id", "formula_discharge", "featurizer_failures"]], rows=20)),
             "dask": dask.describe(),
             "seconds": time.perf_counter() - started,
         },
@@ -231,9 +228,9 @@ def electrode_network(
     metadata.update(
         {
             "best_units": MetadataValue.json(search.loc[0, "units"]),
-            "search": _table_markdown(search),
+            "search": MetadataValue.md(table_markdown(search, rows=20)),
             "epochs_trained": len(network.history),
-            "training_log": _table_markdown(network.history.tail(10)),
+            "training_log": MetadataValue.md(table_markdown(network.history.tail(10), rows=20)),
             "keras_backend": keras.backend.backend(),
             "device": compute.keras_device(),
         }
@@ -287,7 +284,7 @@ def electrode_predictions(
             "export": str(export),
             "forest_model_id": electrode_forest["model_id"],
             "network_model_id": electrode_network["model_id"],
-            "predictions": _table_markdown(predictions.drop(columns=["forest_model_id", "network_model_id"])),
+            "predictions": MetadataValue.md(table_markdown(predictions.drop(columns=["forest_model_id", "network_model_id"]), rows=20)),
         },
     )
 
