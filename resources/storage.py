@@ -307,6 +307,10 @@ class StorageIOManager(UPathIOManager):
             }
         )
 
+    def load_stored(self, *parts: str) -> Any:
+        """An artefact by its place under the storage root: asset key parts, then the partition key."""
+        return self.load_from_path(None, self._base_path.joinpath(*parts))
+
     def load_from_path(self, context: InputContext, path: UPath) -> Any:
         manifest_path = self._manifest_path(path)
         if not manifest_path.exists():

@@ -121,8 +121,7 @@ def _load_request_partitions(context, keys: list[str]) -> list[dict]:
     missing = sorted(set(keys) - set(materialized))
     if missing:
         raise Failure(f"diffraction_patterns partitions {missing} are not materialized (materialized: {sorted(materialized)})")
-    base = io_manager._base_path / "diffraction_patterns"
-    return [io_manager.load_from_path(None, base / key) for key in keys]
+    return [io_manager.load_stored(diffraction_patterns.key.path[-1], key) for key in keys]
 
 
 def _training_set(trees: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, dict]:
