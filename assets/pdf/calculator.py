@@ -16,6 +16,7 @@ The formulas are written once against an array namespace `xp` (numpy or torch): 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from assets.pdf.structures import Crystal
 MODEL_GRID_A = np.linspace(1.5, 30.0, 209)  # the published model's input grid, Angstrom
 GAUSSIAN_CUTOFF_SIGMAS = 6.0  # pairs further than this many sigma beyond the range do not matter
 TERMINATION_RIPPLES = 8  # extend the calculation this many 2 pi / Qmax beyond r_max (kernel tail)
-PAIR_CHUNK_ENTRIES = 1_500_000  # distances held at once per structure (memory bound)
+PAIR_CHUNK_ENTRIES = 32_768  # distances held at once: their temporaries stay in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class ArrayBackend:
             return self.xp.tensor(np.asarray(values, dtype=np.float64), device=self.device)
         return np.asarray(values, dtype=np.float64)
 
+    def ascomplex(self, values):
+        if self.name == "torch":
+            return self.xp.tensor(np.asarray(values, dtype=np.complex128), device=self.device)
+        return np.asarray(values, dtype=np.complex128)
+
     def as_index(self, values):
         return values.long() if self.name == "torch" else values.astype(np.int64)
 
@@ -102,13 +108,41 @@ def _mean_form_factor(z: int, symbol: str, qmax_inv_A: float) -> float:
     return float(f.mean())
 
 
-def lattice_translations(lattice_A: np.ndarray, r_cut_A: float, max_separation_A: float) -> np.ndarray:
-    """Cartesian lattice vectors t (T, 3) with |s + t| < r_cut possible for a separation |s| <= max_separation."""
+def lattice_translations(lattice_A: np.ndarray, r_cut_A: float, max_separation_A: float) -> tuple[np.ndarray, np.ndarray]:
+    """Cartesian lattice vectors as columns (3, T) with |s + t| < r_cut possible for |s| <= max_separation, and |t|^2.
+
+    Columns, not rows: the squared norms then sum three contiguous rows (several times faster).
+    """
+    reach = r_cut_A + max_separation_A
     plane_spacing = 1.0 / np.linalg.norm(np.linalg.inv(lattice_A), axis=0)
-    n_max = np.ceil((r_cut_A + max_separation_A) / plane_spacing).astype(int)
-    a, b, c = (np.arange(-n, n + 1)[:, None] * vector for n, vector in zip(n_max, lattice_A))
-    translations = (a[:, None, None] + b[None, :, None] + c[None, None, :]).reshape(-1, 3)
-    return translations[(translations**2).sum(1) <= (r_cut_A + max_separation_A) ** 2]
+    n_max = np.ceil(reach / plane_spacing).astype(int)
+    a, b, c = (vector[:, None] * np.arange(-n, n + 1) for n, vector in zip(n_max, lattice_A))
+    columns = (a[:, :, None, None] + b[:, None, :, None] + c[:, None, None, :]).reshape(3, -1)
+    squared = (columns * columns).sum(0)
+    inside = squared <= reach**2
+    return columns[:, inside], squared[inside]
+
+
+def site_pairs(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, count): site pairs whose distances, each counted `count` times, cover every ordered pair of the cell.
+
+    Sites of one symmetry orbit have the same surroundings, so for orbits x and y
+        sum_{i in x, j in y} f(d_ij) = |x| sum_{j in y} f(d(rep_x, j)) = |y| sum_{i in x} f(d(i, rep_y)):
+    an orbit pairs with itself through its representative (count |x|), and two orbits once,
+    through the larger one's representative (count 2 |x|, covering (x, y) and (y, x)).
+    For a generated crystal in Fm-3m that is a twelfth of the pairs. Without orbits every
+    site is its own orbit and this is the pairs i <= j (i < j counted twice).
+    """
+    n_sites = len(crystal.occupancies)
+    labels = np.arange(n_sites) if crystal.orbits is None else np.asarray(crystal.orbits)
+    _, representatives, site_orbit, sizes = np.unique(labels, return_index=True, return_inverse=True,
+                                                      return_counts=True)
+    orbit = np.arange(len(sizes))[:, None]  # rows: the representative's orbit x; columns: site j in orbit y
+    same = orbit == site_orbit[None, :]
+    larger = (sizes[orbit] > sizes[site_orbit][None, :]) | ((sizes[orbit] == sizes[site_orbit][None, :])
+                                                            & (orbit < site_orbit[None, :]))
+    x, j = np.nonzero(same | larger)
+    return representatives[x], j, np.where(same[x, j], 1.0, 2.0) * sizes[x]
 
 
 def fast_fft_length(n: int) -> int:
@@ -126,9 +160,10 @@ def pair_histogram(crystal: Crystal, settings: PdfSettings, backend: ArrayBacken
                    n_bins: int, lattice_scale: float = 1.0):
     """sum_ij w_ij delta(r - r_ij) / N binned on r_k = (k + 1/2) dr; returns (histogram, rho0 in 1/A^3).
 
-    Only pairs i <= j are enumerated: d(j, i, t) = d(i, j, -t) and the translations come
-    in +-t pairs, so a pair i < j counts twice. Squared distances come from one matrix
-    product: |s + t|^2 = |s|^2 + 2 s.t + |t|^2.
+    Squared distances come from one matrix product, |s + t|^2 = |s|^2 + 2 s.t + |t|^2, and
+    each distance is shared linearly between its two nearest bins (keeps its mean exactly).
+    Distances beyond the last bin are clamped into two overflow bins that are dropped,
+    which costs less than selecting the pairs inside the cut-off.
     """
     xp = backend.xp
     lattice = crystal.lattice_A * lattice_scale
@@ -136,28 +171,28 @@ def pair_histogram(crystal: Crystal, settings: PdfSettings, backend: ArrayBacken
     factors = scattering_factors(crystal.atomic_numbers, settings.weighting, settings.qmax_inv_A)
     n_atoms = occupancy.sum()
     site_weight = occupancy * factors / ((occupancy * factors).sum() / n_atoms)
-    first, second = np.triu_indices(len(occupancy))
-    multiplicity = np.where(first == second, 1.0, 2.0)
+    first, second, count = site_pairs(crystal)
     fractional = crystal.frac_coords[second] - crystal.frac_coords[first]
     separation = (fractional - np.round(fractional)) @ lattice  # components in [-1/2, 1/2]: short vectors
-    pair_weight = backend.asarray((multiplicity * site_weight[first] * site_weight[second] / n_atoms)[:, None])
-    translations = lattice_translations(lattice, r_cut_A, float(np.sqrt((separation**2).sum(1).max())))
-    separation_sq = backend.asarray((separation**2).sum(1)[:, None])
-    separation = backend.asarray(separation)
-    histogram = backend.asarray(np.zeros(n_bins))
+    separation_sq = np.einsum("ij,ij->i", separation, separation)
+    translations, translation_sq = lattice_translations(lattice, r_cut_A, float(np.sqrt(separation_sq.max())))
+    # In bins: (|s + t| / dr)^2 = [2 s, |s|^2, 1] . [t, 1, |t|^2] / dr^2, one matrix product.
+    pair_terms = backend.asarray(np.column_stack([2 * separation, separation_sq, np.ones(len(first))])
+                                 / settings.fine_step_A**2)
+    translation_terms = np.vstack([translations, np.ones(len(translation_sq)), translation_sq])
+    pair_weight = backend.asarray((count * site_weight[first] * site_weight[second] / n_atoms)[:, None])
+    histogram = backend.asarray(np.zeros(n_bins + 2))
     chunk = max(1, PAIR_CHUNK_ENTRIES // len(first))
-    for start in range(0, len(translations), chunk):
-        shift = translations[start:start + chunk]
-        squared = separation_sq + 2 * (separation @ backend.asarray(shift.T)) + backend.asarray((shift**2).sum(1))
-        inside = (squared < r_cut_A**2) & (squared > 1e-8)  # a site with itself is no pair
-        position = xp.sqrt(squared[inside]) / settings.fine_step_A - 0.5
-        weight = xp.broadcast_to(pair_weight, squared.shape)[inside]
-        lower = xp.floor(xp.clip(position, 0.0, None))
-        upper_share = xp.clip(position - lower, 0.0, 1.0)
-        index = backend.as_index(lower)
-        histogram = histogram + xp.bincount(index, weights=weight * (1 - upper_share), minlength=n_bins)[:n_bins]
-        histogram = histogram + xp.bincount(index + 1, weights=weight * upper_share, minlength=n_bins)[:n_bins]
-    return histogram, n_atoms / abs(np.linalg.det(lattice))
+    for start in range(0, translation_terms.shape[1], chunk):
+        squared = pair_terms @ backend.asarray(translation_terms[:, start:start + chunk])
+        position = xp.clip(xp.sqrt(xp.clip(squared, 0.0, None)) - 0.5, 0.0, float(n_bins))  # bin k at (k + 1/2) dr
+        lower = backend.as_index(position)  # truncation: the floor of a non-negative position
+        upper_weight = pair_weight * (position - lower)
+        lower, lower_weight = lower.reshape(-1), (pair_weight - upper_weight).reshape(-1)
+        histogram = histogram + xp.bincount(lower, weights=lower_weight, minlength=n_bins + 2)
+        histogram = histogram + xp.bincount(lower + 1, weights=upper_weight.reshape(-1), minlength=n_bins + 2)
+    histogram[0] = 0.0  # bin 0 (r < 1.5 dr) holds only each site's zero distance to itself
+    return histogram[:n_bins], n_atoms / abs(np.linalg.det(lattice))
 
 
 def broadened_pdf(histograms, rho0, uiso_A2, qdamp_inv_A, r_fine_A, backend: ArrayBackend):
@@ -177,17 +212,30 @@ def broadened_pdf(histograms, rho0, uiso_A2, qdamp_inv_A, r_fine_A, backend: Arr
     return (rdf / r - 4 * np.pi * density * r) * xp.exp(-0.5 * (damping * r) ** 2)
 
 
-def terminated(pdf, qmax_inv_A: float, step_A: float, backend: ArrayBackend):
-    """G as measured up to Qmax: the odd extension of G with its sine components above Qmax removed.
+def terminated_at(pdf, qmax_inv_A: float, step_A: float, r_out_A: np.ndarray, backend: ArrayBackend):
+    """G as measured up to Qmax, at r_out: the sine series of G with its components above Qmax removed.
 
-    Samples at r_k = (k + 1/2) dr; [G, -G reversed] is the odd extension over one period.
+    [G, -G reversed] (samples at r_k = (k + 1/2) dr) is the odd extension over one period
+    2 n dr; with Y_m its rfft at angular frequency w_m = pi m / (n dr), the band-limited G is
+        G(r) = Re sum_{w_m <= Qmax} c_m Y_m exp(i w_m (r - dr / 2)) / (2 n),  c_0 = 1, c_m = 2.
+    Evaluating the few hundred kept terms at r_out is exact interpolation of the result and
+    cheaper than an inverse transform of the whole fine grid.
     """
     xp = backend.xp
     n_bins = pdf.shape[-1]
-    odd = xp.concatenate([pdf, -xp.flip(pdf, (-1,))], -1)
-    angular = 2 * np.pi * np.fft.rfftfreq(2 * n_bins, step_A)
-    window = backend.asarray((angular <= qmax_inv_A).astype(float))
-    return xp.fft.irfft(xp.fft.rfft(odd) * window, n=2 * n_bins)[:, :n_bins]
+    kept = min(int(np.floor(qmax_inv_A * n_bins * step_A / np.pi)) + 1, n_bins)  # w_m <= Qmax, below Nyquist
+    basis = backend.ascomplex(sine_series_basis(kept, n_bins, step_A, np.asarray(r_out_A, dtype=float).tobytes()))
+    coefficients = xp.fft.rfft(xp.concatenate([pdf, -xp.flip(pdf, (-1,))], -1))[:, :kept]
+    return (coefficients @ basis).real
+
+
+@functools.lru_cache(maxsize=8)
+def sine_series_basis(kept: int, n_bins: int, step_A: float, r_out_bytes: bytes) -> np.ndarray:
+    """c_m exp(i w_m (r - dr / 2)) / (2 n), (kept, len(r_out)): the same for every batch of a run."""
+    r_out = np.frombuffer(r_out_bytes, dtype=float)
+    angular = np.pi * np.arange(kept) / (n_bins * step_A)
+    weight = np.where(np.arange(kept) == 0, 1.0, 2.0) / (2 * n_bins)
+    return weight[:, None] * np.exp(1j * angular[:, None] * (r_out[None, :] - step_A / 2))
 
 
 def linear_sample(values, r_fine_A: np.ndarray, r_out_A: np.ndarray, backend: ArrayBackend):
@@ -227,8 +275,10 @@ def compute_pdfs(crystals: list[Crystal], settings: PdfSettings = PdfSettings(),
         rho0 = np.array([density for _, density in pairs])
         fine = broadened_pdf(histograms, rho0, uiso[batch], qdamp[batch], r_fine, backend)[:, :n_used]
         if settings.qmax_inv_A > 0:
-            fine = terminated(fine, settings.qmax_inv_A, settings.fine_step_A, backend)
-        profiles.append(backend.to_numpy(linear_sample(fine, r_fine[:n_used], r_out_A, backend)))
+            profile = terminated_at(fine, settings.qmax_inv_A, settings.fine_step_A, r_out_A, backend)
+        else:
+            profile = linear_sample(fine, r_fine[:n_used], r_out_A, backend)
+        profiles.append(backend.to_numpy(profile))
     return np.concatenate(profiles) if profiles else np.zeros((0, len(r_out_A)))
 
 

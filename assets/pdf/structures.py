@@ -35,6 +35,9 @@ class Crystal:
     frac_coords: np.ndarray  # (n_sites, 3)
     atomic_numbers: np.ndarray  # (n_sites,)
     occupancies: np.ndarray  # (n_sites,), 1 for ordered sites
+    # (n_sites,) symmetry orbit of each site (spglib's equivalent atoms; sites with one species
+    # and one orbit have the same surroundings); None when unknown. Spares the PDF calculator work.
+    orbits: np.ndarray | None = None
 
     @property
     def volume_A3(self) -> float:
@@ -46,14 +49,17 @@ class Crystal:
         return " ".join(f"Z{int(z)}:{n:g}" for z, n in counts.items())
 
 
-def spglib_space_group(lattice_A, frac_coords, atomic_numbers, symprec: float = SYMPREC_A) -> int | None:
-    """International space-group number found by spglib, None when it finds none."""
+def spglib_symmetry(lattice_A, frac_coords, atomic_numbers,
+                    symprec: float = SYMPREC_A) -> tuple[int | None, np.ndarray | None]:
+    """(international space-group number, symmetry orbit of each site) found by spglib; (None, None) if none."""
     import spglib
 
     dataset = spglib.get_symmetry_dataset(
         (np.asarray(lattice_A), np.asarray(frac_coords), np.asarray(atomic_numbers)), symprec=symprec
     )
-    return None if dataset is None else int(dataset.number)
+    if dataset is None:
+        return None, None
+    return int(dataset.number), np.asarray(dataset.equivalent_atoms, dtype=int)
 
 
 def sample_composition(group, n_species: int, max_atoms: int, rng: np.random.Generator) -> list[int] | None:
@@ -98,10 +104,11 @@ def generate_crystal(space_group: int, elements: list[str], max_atoms: int, max_
         frac = np.array(structure.frac_coords)
         numbers = np.array([site.specie.Z for site in structure])
         # Random coordinates can land on higher symmetry; keep only crystals spglib agrees with.
-        if spglib_space_group(lattice, frac, numbers) != space_group:
+        found, orbits = spglib_symmetry(lattice, frac, numbers)
+        if found != space_group:
             continue
         return Crystal(f"gen-sg{space_group}-{seed}-{index}", "pyxtal", space_group, lattice, frac,
-                       numbers, np.ones(len(numbers)))
+                       numbers, np.ones(len(numbers)), orbits)
     return None
 
 
@@ -136,17 +143,19 @@ def read_cif(path: Path, symprec: float = SYMPREC_A) -> Crystal:
         raise ValueError("CIF holds no structure")
     structure = structures[0]
     try:
-        space_group = SpacegroupAnalyzer(structure, symprec=symprec).get_space_group_number()
+        dataset = SpacegroupAnalyzer(structure, symprec=symprec).get_symmetry_dataset()
     except Exception as error:
         raise ValueError(f"spglib could not determine the symmetry: {error}") from error
-    frac, numbers, occupancies = [], [], []
-    for site in structure:
+    frac, numbers, occupancies, site_orbits = [], [], [], []
+    for site, orbit in zip(structure, dataset.equivalent_atoms):
         for species, occupancy in site.species.items():
             frac.append(site.frac_coords)
             numbers.append(species.Z)
             occupancies.append(occupancy)
-    return Crystal(f"cif-{path.stem}", str(path), int(space_group), np.array(structure.lattice.matrix),
-                   np.array(frac), np.array(numbers), np.array(occupancies, dtype=float))
+            site_orbits.append((int(orbit), species.Z))  # a disordered site's species are separate orbits
+    orbits = np.unique(np.array(site_orbits), axis=0, return_inverse=True)[1].reshape(-1)
+    return Crystal(f"cif-{path.stem}", str(path), int(dataset.number), np.array(structure.lattice.matrix),
+                   np.array(frac), np.array(numbers), np.array(occupancies, dtype=float), orbits)
 
 
 def read_cif_folder(folder: Path, allowed_groups: list[int] | None) -> tuple[list[Crystal], list[Rejection]]:
@@ -180,6 +189,7 @@ def crystals_to_frame(crystals: list[Crystal]) -> pd.DataFrame:
             "frac_coords": [c.frac_coords.ravel().tolist() for c in crystals],
             "atomic_numbers": [c.atomic_numbers.astype(int).tolist() for c in crystals],
             "occupancies": [c.occupancies.astype(float).tolist() for c in crystals],
+            "orbits": [[] if c.orbits is None else c.orbits.astype(int).tolist() for c in crystals],  # [] unknown
         }
     )
 
@@ -192,16 +202,23 @@ def frame_to_crystals(frame: pd.DataFrame) -> list[Crystal]:
             np.asarray(row.frac_coords, dtype=float).reshape(-1, 3),
             np.asarray(row.atomic_numbers, dtype=int),
             np.asarray(row.occupancies, dtype=float),
+            _orbits_or_none(getattr(row, "orbits", None)),
         )
         for row in frame.itertuples(index=False)
     ]
 
 
+def _orbits_or_none(stored) -> np.ndarray | None:
+    """Orbits from a stored row: absent (older artefacts) or empty means unknown."""
+    return None if stored is None or len(stored) == 0 else np.asarray(stored, dtype=int)
+
+
 def cubic_crystal(structure_id: str, a_A: float, basis_frac, atomic_numbers, space_group: int) -> Crystal:
     """A cubic cell of edge a_A with the given basis (for known reference structures)."""
     basis = np.asarray(basis_frac, dtype=float)
-    return Crystal(structure_id, "reference", space_group, np.eye(3) * a_A, basis,
-                   np.asarray(atomic_numbers, dtype=int), np.ones(len(basis)))
+    lattice, numbers = np.eye(3) * a_A, np.asarray(atomic_numbers, dtype=int)
+    return Crystal(structure_id, "reference", space_group, lattice, basis, numbers, np.ones(len(basis)),
+                   spglib_symmetry(lattice, basis, numbers)[1])
 
 
 FCC_BASIS = [[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]]
@@ -221,4 +238,4 @@ def diamond(a_A: float, z: int, structure_id: str = "diamond") -> Crystal:
 def hexagonal_close_packed(a_A: float, c_A: float, z: int, structure_id: str = "hcp") -> Crystal:
     lattice = np.array([[a_A, 0, 0], [-a_A / 2, a_A * np.sqrt(3) / 2, 0], [0, 0, c_A]])
     frac = np.array([[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
-    return Crystal(structure_id, "reference", 194, lattice, frac, np.array([z, z]), np.ones(2))
+    return Crystal(structure_id, "reference", 194, lattice, frac, np.array([z, z]), np.ones(2), np.zeros(2, int))

@@ -119,3 +119,22 @@ def test_normalisation_and_model_input():
     assert row.min() == 0.0 and row.max() == pytest.approx(1.0)
     beyond = MODEL_GRID_A > 20.0
     assert np.allclose(row[beyond], row[beyond][0])  # zero G beyond the measured range, one level
+
+
+def test_symmetry_orbits_give_the_pdf_of_all_site_pairs():
+    """One representative per orbit (the fast path) against every pair i <= j (no symmetry used)."""
+    from dataclasses import replace
+
+    from assets.pdf.calculator import site_pairs
+    from assets.pdf.structures import generate_crystal
+
+    crystals = [rock_salt(5.64, 11, 17), diamond(5.431, 14)] + [
+        generate_crystal(group, ["Na", "Mg", "O", "Cl"], 24, 2, seed=5, index=0) for group in (14, 62, 139, 194)
+    ]
+    for crystal in crystals:
+        assert crystal.orbits is not None and len(np.unique(crystal.orbits)) < len(crystal.orbits)
+        for variant in (crystal, replace(crystal, orbits=None)):
+            assert site_pairs(variant)[2].sum() == len(variant.atomic_numbers) ** 2  # every ordered pair once
+    with_orbits = compute_pdfs(crystals, PdfSettings(), MODEL_GRID_A)
+    all_pairs = compute_pdfs([replace(c, orbits=None) for c in crystals], PdfSettings(), MODEL_GRID_A)
+    np.testing.assert_allclose(with_orbits, all_pairs, atol=1e-9 * np.abs(all_pairs).max())
