@@ -119,8 +119,30 @@ def main() -> int:
     print(f"reference_integrate_setup_s_per_call: {slices_s:.2f}")
     print(f"reference_patterns_per_s: {reference_rate:.2f}")
     print(f"profile_correlation_ours_vs_reference: {correlation:.3f}")
+    for device, rate in torch_rates(reflections, orientations, request):
+        print(f"torch_{device}_patterns_per_s: {rate:.1f}")
+        print(f"speedup_torch_{device}_over_reference: {rate / reference_rate:.1f}")
     print(f"speedup_ours_over_reference: {ours_rate / reference_rate:.1f}")
     return 0
+
+
+def torch_rates(reflections, orientations, request: SimulationRequest) -> list[tuple[str, float]]:
+    """Patterns per second of the torch path on the CPU and, when there is one, the GPU."""
+    import torch
+
+    from assets.diffraction.simulator_torch import radial_profiles_torch
+
+    rates = []
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        def run():
+            for r, q in zip(reflections, orientations):
+                radial_profiles_torch(r, q, geometry_of(request), request.calibration_inv_A_per_px,
+                                      request.radial_bins, request.spot_sigma_px, device=device, batch_size=2048)
+        run()  # warm-up: CUDA context, kernels
+        started = time.perf_counter()
+        run()
+        rates.append((device, sum(len(q) for q in orientations) / (time.perf_counter() - started)))
+    return rates
 
 
 if __name__ == "__main__":

@@ -50,11 +50,13 @@ def experimental_dir():
     return raw_dir(PIPELINE) / "experimental"
 
 
-def _simulation_output(context, request, dask: DaskResource, chunk_size: int) -> Output:
+def _simulation_output(context, request, dask: DaskResource, compute: ComputeResource, chunk_size: int) -> Output:
     from assets.diffraction.simulation import simulate_request
 
-    context.log.info(f"simulating {len(request.phases)} phases x {request.orientations_per_phase} orientations x {len(request.seeds)} seeds on {dask.describe()}")
-    tree, stats = simulate_request(request, map_fn=dask.map, chunk_size=chunk_size)
+    device = "cuda" if compute.resolved_device() == "cuda" else None  # the torch path only pays on a GPU
+    simulator = "torch on cuda" if device else "numpy"
+    context.log.info(f"simulating {len(request.phases)} phases x {request.orientations_per_phase} orientations x {len(request.seeds)} seeds on {dask.describe()} with {simulator}")
+    tree, stats = simulate_request(request, map_fn=dask.map, chunk_size=chunk_size, device=device)
     counts = np.bincount(tree["1d/y_px"], minlength=len(request.phases))
     return Output(
         Hdf5Tree(tree),
@@ -69,6 +71,7 @@ def _simulation_output(context, request, dask: DaskResource, chunk_size: int) ->
             "simulation_s": round(stats["simulation_s"], 3),
             "patterns_per_s": round(stats["patterns_per_s"], 1),
             "dask": dask.describe(),
+            "simulator": simulator,
             "request": MetadataValue.json(request.to_dict()),
         },
     )
@@ -79,7 +82,8 @@ class PatternsConfig(Config):
 
 
 @asset(group_name=PIPELINE, partitions_def=simulation_requests, kinds={"hdf5"})
-def diffraction_patterns(context: AssetExecutionContext, config: PatternsConfig, dask: DaskResource) -> Output:
+def diffraction_patterns(context: AssetExecutionContext, config: PatternsConfig, dask: DaskResource,
+                         compute: ComputeResource) -> Output:
     """Simulated 1D profiles of one request file in data/requests/ (partition key: file name + content hash)."""
     from assets.diffraction.phases import PhaseError, available_phases
     from assets.diffraction.requests import RequestError, partition_key, read_request, request_files
@@ -90,7 +94,7 @@ def diffraction_patterns(context: AssetExecutionContext, config: PatternsConfig,
         raise Failure(f"partition {key}: no file in {requests_dir()} with this name and content (changed or removed)")
     try:
         request = read_request(matches[0], available_phases())
-        return _simulation_output(context, request, dask, config.chunk_size)
+        return _simulation_output(context, request, dask, compute, config.chunk_size)
     except (RequestError, PhaseError) as error:
         write_quarantine(PIPELINE, [Rejection(str(matches[0]), None, str(error))])
         raise Failure(str(error)) from error
@@ -104,14 +108,15 @@ class DefaultPatternsConfig(Config):
 
 
 @asset(group_name=PIPELINE, kinds={"hdf5"})
-def diffraction_default_patterns(context: AssetExecutionContext, config: DefaultPatternsConfig, dask: DaskResource) -> Output:
+def diffraction_default_patterns(context: AssetExecutionContext, config: DefaultPatternsConfig, dask: DaskResource,
+                                 compute: ComputeResource) -> Output:
     """The embedded default simulation request (no request file needed), same simulator and layout."""
     from assets.diffraction.phases import available_phases
     from assets.diffraction.requests import parse_request
 
     raw = {"phases": config.phases, "orientations_per_phase": config.orientations_per_phase, "seeds": config.seeds}
     request = parse_request(raw, "diffraction_default_patterns config", available_phases())
-    return _simulation_output(context, request, dask, config.chunk_size)
+    return _simulation_output(context, request, dask, compute, config.chunk_size)
 
 
 def _load_request_partitions(context, keys: list[str]) -> list[dict]:

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -30,13 +31,14 @@ class SimulationChunk:
     chunk_index: int
     reflections: Reflections
     quaternions: np.ndarray  # (n, 4)
+    device: str | None = None  # None: the numpy simulator; "cuda" (or "cpu"): its torch path there
 
 
 def geometry_of(request: SimulationRequest) -> Geometry:
     return Geometry(request.beam_energy_keV, request.max_excitation_error_inv_A, request.relrod_length_inv_A)
 
 
-def plan_chunks(request: SimulationRequest, chunk_size: int) -> list[SimulationChunk]:
+def plan_chunks(request: SimulationRequest, chunk_size: int, device: str | None = None) -> list[SimulationChunk]:
     """Orientations per (seed, phase), cut into chunks; reflections computed once per phase."""
     phases = [load_phase(name) for name in request.phases]
     reflections = [phase_reflections(phase, request.reciprocal_radius_inv_A) for phase in phases]
@@ -47,7 +49,7 @@ def plan_chunks(request: SimulationRequest, chunk_size: int) -> list[SimulationC
             quaternions = sample_orientations(phase, request.orientations_per_phase, rng)
             for number, start in enumerate(range(0, len(quaternions), chunk_size)):
                 part = quaternions[start : start + chunk_size]
-                chunks.append(SimulationChunk(request, index, seed, number, reflections[index], part))
+                chunks.append(SimulationChunk(request, index, seed, number, reflections[index], part, device))
     return chunks
 
 
@@ -60,7 +62,12 @@ def simulate_chunk(chunk: SimulationChunk) -> dict:
     lattice_scale = rng.uniform(*request.scaling_range(request.phases[chunk.phase_index]), count)
     drops = rng.integers(1, augmentation.remove_brightest_max + 1, count)
     drops = np.where(rng.random(count) < augmentation.remove_brightest_probability, drops, 0)
-    profiles = radial_profiles(
+    simulate = radial_profiles
+    if chunk.device is not None:
+        from assets.diffraction.simulator_torch import radial_profiles_torch
+
+        simulate = partial(radial_profiles_torch, device=chunk.device)
+    profiles = simulate(
         chunk.reflections, chunk.quaternions, geometry_of(request), pixel_size,
         request.radial_bins, request.spot_sigma_px, lattice_scale, drops,
     )
@@ -91,10 +98,14 @@ def simulation_id(request_json: str) -> str:
     return str(uuid.UUID(bytes=bytes(digest), version=4))
 
 
-def simulate_request(request: SimulationRequest, map_fn=map, chunk_size: int = 1000) -> tuple[dict, dict]:
-    """(tree, stats): the diffsims-XL layout as a flat dict of HDF5 paths, and timing figures."""
+def simulate_request(request: SimulationRequest, map_fn=map, chunk_size: int = 1000,
+                     device: str | None = None) -> tuple[dict, dict]:
+    """(tree, stats): the diffsims-XL layout as a flat dict of HDF5 paths, and timing figures.
+
+    device None simulates with numpy; "cuda" with the torch path on the GPU.
+    """
     started = time.perf_counter()
-    chunks = plan_chunks(request, chunk_size)
+    chunks = plan_chunks(request, chunk_size, device)
     planned = time.perf_counter()
     results = list(map_fn(simulate_chunk, chunks))
     finished = time.perf_counter()

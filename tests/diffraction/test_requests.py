@@ -61,3 +61,13 @@ def test_simulation_has_the_diffsims_xl_layout_and_is_reproducible():
     np.testing.assert_allclose(tree["1d/x_px"].max(axis=1), 1.0)
     np.testing.assert_allclose(tree["1d/x_all_q_axis"][:2], [10 * 0.0105, 11 * 0.0105])
     assert stats["chunks"] == 2 * 2 * 2
+
+
+def test_a_request_on_the_torch_path_gives_the_numpy_patterns():
+    """device="cuda" on a GPU machine; "cpu" here runs the same torch code through simulate_chunk."""
+    pytest.importorskip("torch")
+    request = dataclasses.replace(SimulationRequest(), phases=("PbI2", "CsI"), orientations_per_phase=30, seeds=(0,))
+    numpy_tree, _ = simulate_request(request, chunk_size=16)
+    torch_tree, _ = simulate_request(request, chunk_size=16, device="cpu")
+    np.testing.assert_array_equal(torch_tree["1d/y_px"], numpy_tree["1d/y_px"])
+    np.testing.assert_allclose(torch_tree["1d/x_px"], numpy_tree["1d/x_px"], atol=1e-9)

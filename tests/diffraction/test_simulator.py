@@ -82,3 +82,41 @@ def test_unreadable_cif_names_the_file(tmp_path, monkeypatch, data_root):
         load_phase("broken")
     with pytest.raises(PhaseError, match="no missing.cif"):
         load_phase("missing")
+
+
+@pytest.mark.parametrize("name", ["CsPbI3_cubic", "PbI2", "Pb", "CsI"])
+def test_torch_path_matches_the_numpy_path(phases, name):
+    """Dense torch evaluation (the GPU path, here on the CPU) against the sparse numpy one, augmentation included."""
+    pytest.importorskip("torch")
+    from assets.diffraction.simulator_torch import radial_profiles_torch
+
+    rng = np.random.default_rng(5)
+    count = 300
+    arguments = dict(
+        reflections=simulator.phase_reflections(phases[name], 1.6),
+        quaternions=sample_orientations(phases[name], count, rng),
+        geometry=GEOMETRY,
+        pixel_size_inv_A=0.01 * (1 + rng.uniform(-0.02, 0.02, count)),
+        n_bins=160,
+        sigma_px=1.5,
+        lattice_scale=rng.uniform(0.98, 1.02, count),
+        drop_counts=rng.integers(0, 3, count),
+        batch_size=128,
+    )
+    reference = simulator.radial_profiles(**arguments)
+    on_torch = radial_profiles_torch(**arguments, device="cpu")
+    assert reference.sum() > 0
+    np.testing.assert_allclose(on_torch, reference, rtol=1e-9, atol=1e-9 * reference.max())
+
+
+def test_torch_blur_kernel_is_scipys():
+    from scipy.ndimage import gaussian_filter1d
+
+    from assets.diffraction.simulator_torch import gaussian_kernel
+
+    impulse = np.zeros(41)
+    impulse[20] = 1.0
+    for sigma in (0.7, 1.5, 3.2):
+        kernel = gaussian_kernel(sigma)
+        np.testing.assert_allclose(gaussian_filter1d(impulse, sigma, mode="constant")[20 - len(kernel) // 2:][:len(kernel)],
+                                   kernel, rtol=1e-12)

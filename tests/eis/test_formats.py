@@ -100,21 +100,128 @@ def _gamry_text(freq_hz, z):
     return "\n".join(header + rows) + "\n"
 
 
-@pytest.mark.parametrize(("name", "writer"), [("cell.z", _zplot_text), ("cell.DTA", _gamry_text)])
-def test_instrument_files_are_read_in_hz_and_converted(tmp_path, name, writer):
-    freq_hz = np.logspace(5, -1, 25)  # instruments sweep downwards
-    z = CIRCUITS["RCPE-RCPE"].impedance(
-        {"R1": 0.5, "R2": 1.0, "CPE1_t": 0.9, "CPE1_C": 1e-4, "CPE2_t": 0.7, "CPE2_C": 1e-2}, 2 * np.pi * freq_hz
+def _biologic_text(freq_hz, z):
+    # EC-Lab .mpt: line 2 gives the header length N, line N holds the tab-separated column
+    # names (matched exactly, trailing tab as EC-Lab writes it); the file stores -Im(Z).
+    columns = "freq/Hz\tRe(Z)/Ohm\t-Im(Z)/Ohm\t|Z|/Ohm\tPhase(Z)/deg\ttime/s\tCs/µF\tcycle number\t"
+    header = ["EC-Lab ASCII FILE", "Nb header lines : 6", "", "Potentio Electrochemical Impedance Spectroscopy", "", columns]
+    rows = [
+        f"{f:.7E}\t{v.real:.9E}\t{-v.imag:.9E}\t{abs(v):.7E}\t{np.angle(v, deg=True):.7E}\t{i:.3f}\t0\t1.0"
+        for i, (f, v) in enumerate(zip(freq_hz, z))
+    ]
+    return "\n".join(header + rows) + "\n"
+
+
+def _versastudio_text(freq_hz, z):
+    # VersaStudio .par: readVersaStudio numbers segments from the `Segments=` lines in file
+    # order and reads segment 1, so Action0's `Segments=0` must come first; data starts four
+    # lines after <Segment1> (Type, Version, Definition) with Frequency, Z Real, Z Imag in
+    # comma columns 9, 14, 15 (Z Imag is Im(Z) itself).
+    definition = (
+        "Definition=Segment #, Point #, E(V), I(A), Elapsed Time(s), ADC Sync Input(V), Current Range, Status, "
+        "E Applied(V), Frequency(Hz), E Real, E Imag, I Real, I Imag, Z Real, Z Imag, ActionId, AC Amplitude, 0"
     )
+    header = ["<Application>", "Name=VersaStudio", "</Application>", "", "<Action0>", "Segments=0", "Name=Common"]
+    header += ["</Action0>", "", "<Action1>", "Start Frequency (Hz)=100000", "End Frequency (Hz)=0.1", "Segments=1"]
+    header += ["Name=Potentiostatic EIS", "</Action1>", "", "<Segment1>", "Type=2", "Version=3", definition]
+    rows = [
+        f"0,{i},0,-3.2E-06,{i:.3f},0,5,53,0,{f:.7g},0,0,0,0,{v.real:.9e},{v.imag:.9e},21,0.02"
+        for i, (f, v) in enumerate(zip(freq_hz, z))
+    ]
+    footer = ["</Segment1>", "", "<Graph1>", "XAxisName=Frequency (Hz)", "</Graph1>"]
+    return "\n".join(header + rows + footer) + "\n"
+
+
+def _autolab_text(freq_hz, z):
+    # readAutolab: the last line containing 'Freq' is the header; comma rows with frequency
+    # in column 0 and Z', Z'' (Im(Z) itself) in columns 4, 5 (the ZView-style text export).
+    header = ['"Z60W Data File: Version 1.1"', '""', "0,2,0,1,0.1,100000", str(len(freq_hz))]
+    header.append('"  Freq (Hz)    Ampl     Bias   Time(Sec)   Z\'(a)    Z\'\'(b)    GD   Err   Range"')
+    rows = [f"{f:.7g},0,0,{i},{v.real:.9e},{v.imag:.9e},0,0,0" for i, (f, v) in enumerate(zip(freq_hz, z))]
+    return "\n".join(header + rows) + "\n"
+
+
+def _parstat_text(freq_hz, z):
+    # readParstat: one header line, whitespace-split rows with Frequency, Zre, Zim in columns
+    # 3, 4, 5; rows at 0 Hz (the DC rest before the sweep) are dropped by the parser.
+    columns = ["Potential (V)", "Current (A)", "Elapsed Time (s)", "Frequency (Hz)", "Zre (ohms)", "Zim (ohms)"]
+    header = ["\t".join(columns + ["|Vac| (V)", "|Iac| (A)", ""])]
+    rest = [f"0.35{t}\t-1.5E-06\t{t * 10}\t0\t0\t0\t0\t0\t" for t in range(1, 4)]
+    rows = [
+        f"0.35\t-1.5E-06\t{40 + i}\t{f:.7g}\t{v.real:.9e}\t{v.imag:.9e}\t0.01\t0.001\t"
+        for i, (f, v) in enumerate(zip(freq_hz, z))
+    ]
+    return "\n".join(header + rest + rows) + "\n"
+
+
+def _chinstruments_text(freq_hz, z):
+    # readCHInstruments: data start two lines below the line starting 'Freq/Hz' (CHI leaves
+    # a blank line); ', '-separated Freq, Z' and Z'' (Im(Z) itself, negative when capacitive).
+    header = ["Jan. 1, 2024   12:00:00", "A.C. Impedance", "Instrument Model:  CHI660E", "", "Init E (V) = 0"]
+    header += ["High Frequency (Hz) = 1e+5", "Low Frequency (Hz) = 0.1", "", "Freq/Hz, Z'/ohm, Z\"/ohm, Z/ohm, Phase/deg", ""]
+    rows = [f"{f:.7g}, {v.real:.9e}, {v.imag:.9e}, {abs(v):.4e}, {np.angle(v, deg=True):.1f}" for f, v in zip(freq_hz, z)]
+    return "\n".join(header + rows) + "\n"
+
+
+def _powersuite_text(freq_hz, z):
+    # readPowerSuite: one header line, then exactly three tab-separated fields per row
+    # (Frequency, Zre, Zimg = Im(Z)); PowerSuite sweeps upwards.
+    rows = [f"{f:.8g}\t {v.real:.9e}\t {v.imag:.9e}" for f, v in zip(freq_hz[::-1], z[::-1])]
+    return "\n".join(["Frequency\t Zre\t Zimg"] + rows) + "\n"
+
+
+UNKNOWN_TYPE = "unknown file type; expected .csv or an instrument file"
+
+# (relative path under the unlabelled folder, instrument it must route to, fixture writer);
+# the .txt formats are told apart only by their folder (matched case-insensitively).
+INSTRUMENT_CASES = [
+    ("cell.z", "zplot", _zplot_text),
+    ("cell.DTA", "gamry", _gamry_text),
+    ("cell.mpt", "biologic", _biologic_text),
+    ("cell.par", "versastudio", _versastudio_text),
+    ("autolab/cell.txt", "autolab", _autolab_text),
+    ("parstat/cell.txt", "parstat", _parstat_text),
+    ("CHInstruments/cell.txt", "chinstruments", _chinstruments_text),
+    ("powersuite/cell.txt", "powersuite", _powersuite_text),
+]
+SHARED_SUFFIX_WRITERS = {instrument: writer for name, instrument, writer in INSTRUMENT_CASES if "/" in name}
+
+
+def _instrument_spectrum():
+    """An instrument-like sweep (Hz, downwards) whose Z has both signs of Im(Z)."""
+    freq_hz = np.logspace(5, -1, 25)
+    params = {"L1": 1e-6, "R1": 0.5, "R2": 1.0, "CPE1_t": 0.9, "CPE1_C": 1e-4}
+    z = CIRCUITS["L-R-RCPE-RCPE"].impedance(params | {"R3": 2.0, "CPE2_t": 0.7, "CPE2_C": 1e-2}, 2 * np.pi * freq_hz)
+    assert (z.imag > 0).any() and (z.imag < 0).any()  # inductive and capacitive points: a sign flip cannot pass
+    return freq_hz, z
+
+
+@pytest.mark.parametrize(("name", "instrument", "writer"), INSTRUMENT_CASES, ids=[case[1] for case in INSTRUMENT_CASES])
+def test_instrument_files_are_read_in_hz_and_converted(tmp_path, name, instrument, writer):
+    freq_hz, z = _instrument_spectrum()
     folder = tmp_path / "unlabelled"
-    folder.mkdir()
-    (folder / name).write_text(writer(freq_hz, z), encoding="ISO-8859-1")
+    path = folder / name
+    path.parent.mkdir(parents=True)
+    path.write_text(writer(freq_hz, z), encoding="ISO-8859-1")
     (folder / "notes.docx").write_text("not a spectrum")
+    assert formats.instrument_for(path) == instrument
     spectra, rejections = formats.read_unlabelled_folder(folder, "rad_s")
-    assert [r.reason for r in rejections] == ["unknown file type; expected .csv or an instrument file"]
+    assert [r.reason for r in rejections] == [UNKNOWN_TYPE]
     (spectrum,) = spectra
+    assert spectrum.source == str(path)
     np.testing.assert_allclose(spectrum.omega_rad_s, 2 * np.pi * freq_hz[::-1], rtol=1e-6)
     np.testing.assert_allclose(spectrum.impedance_ohm, z[::-1], rtol=1e-8)
+
+
+@pytest.mark.parametrize("writer", SHARED_SUFFIX_WRITERS.values(), ids=SHARED_SUFFIX_WRITERS.keys())
+def test_a_shared_suffix_instrument_file_outside_its_folder_is_rejected(tmp_path, writer):
+    path = tmp_path / "unlabelled" / "cell.txt"  # right content, but no instrument folder to say which reader
+    path.parent.mkdir()
+    path.write_text(writer(*_instrument_spectrum()))
+    assert formats.instrument_for(path) is None
+    spectra, rejections = formats.read_unlabelled_folder(path.parent, "rad_s")
+    assert spectra == []
+    assert [(r.source, r.reason) for r in rejections] == [(str(path), UNKNOWN_TYPE)]
 
 
 def test_a_broken_instrument_file_is_rejected_not_raised(tmp_path):
