@@ -180,10 +180,13 @@ def read_challenge_csv(path: Path, unit: FreqUnit, labelled: bool) -> tuple[list
     return parse_challenge_frame(frame, str(path), unit, labelled)
 
 
-def instrument_for(path: Path) -> str | None:
-    """The impedance.py reader for a file: its parent folder's name, else its suffix."""
-    if path.parent.name.lower() in INSTRUMENT_FOLDERS:
-        return path.parent.name.lower()
+def instrument_for(path: Path, root: Path | None = None) -> str | None:
+    """The impedance.py reader for a file: the nearest enclosing folder named after an instrument
+    (any depth below root, so autolab/day1/cell.txt is Autolab; only the parent without root), else its suffix."""
+    folders = path.parent.relative_to(root).parts if root is not None else (path.parent.name,)
+    for name in reversed(folders):
+        if name.lower() in INSTRUMENT_FOLDERS:
+            return name.lower()
     return INSTRUMENT_BY_SUFFIX.get(path.suffix.lower())
 
 
@@ -206,7 +209,7 @@ def read_unlabelled_folder(folder: Path, unit: FreqUnit) -> tuple[list[Spectrum]
     """Every unlabelled CSV (challenge format without labels) and instrument file in folder."""
     spectra, rejections = [], []
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        instrument = instrument_for(path)
+        instrument = instrument_for(path, folder)
         if instrument:
             found, refused = read_instrument_file(path, instrument)
         elif path.suffix.lower() == ".csv":

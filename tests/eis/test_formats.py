@@ -183,6 +183,7 @@ INSTRUMENT_CASES = [
     ("parstat/cell.txt", "parstat", _parstat_text),
     ("CHInstruments/cell.txt", "chinstruments", _chinstruments_text),
     ("powersuite/cell.txt", "powersuite", _powersuite_text),
+    ("Autolab/2026-11-23/cell.txt", "autolab", _autolab_text),  # dated subfolders inside an instrument folder
 ]
 SHARED_SUFFIX_WRITERS = {instrument: writer for name, instrument, writer in INSTRUMENT_CASES if "/" in name}
 
@@ -196,7 +197,7 @@ def _instrument_spectrum():
     return freq_hz, z
 
 
-@pytest.mark.parametrize(("name", "instrument", "writer"), INSTRUMENT_CASES, ids=[case[1] for case in INSTRUMENT_CASES])
+@pytest.mark.parametrize(("name", "instrument", "writer"), INSTRUMENT_CASES, ids=[case[0] for case in INSTRUMENT_CASES])
 def test_instrument_files_are_read_in_hz_and_converted(tmp_path, name, instrument, writer):
     freq_hz, z = _instrument_spectrum()
     folder = tmp_path / "unlabelled"
@@ -204,7 +205,7 @@ def test_instrument_files_are_read_in_hz_and_converted(tmp_path, name, instrumen
     path.parent.mkdir(parents=True)
     path.write_text(writer(freq_hz, z), encoding="ISO-8859-1")
     (folder / "notes.docx").write_text("not a spectrum")
-    assert formats.instrument_for(path) == instrument
+    assert formats.instrument_for(path, folder) == instrument
     spectra, rejections = formats.read_unlabelled_folder(folder, "rad_s")
     assert [r.reason for r in rejections] == [UNKNOWN_TYPE]
     (spectrum,) = spectra

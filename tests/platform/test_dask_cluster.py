@@ -74,13 +74,15 @@ def dask_cluster(tmp_path):
 
 def simulate_partition(storage_root: Path, dask: DaskResource, key: str):
     """materialize() of one diffraction_patterns partition with this Dask resource."""
+    from resources.compute import ComputeResource
     from resources.storage import MaterialsStorage
 
     instance = DagsterInstance.ephemeral()
     instance.add_dynamic_partitions(simulation_requests.name, [key])
     result = materialize(
         [diffraction_patterns], partition_key=key, instance=instance,
-        resources={"dask": dask, "io_manager": MaterialsStorage(root=str(storage_root))},
+        resources={"dask": dask, "compute": ComputeResource(device="cpu"),
+                   "io_manager": MaterialsStorage(root=str(storage_root))},
         run_config={"ops": {"diffraction_patterns": {"config": {"chunk_size": 15}}}},
     )
     assert result.success
