@@ -10,11 +10,11 @@ import json
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from assets.diffraction.defs import (
-    diffraction_experimental_maps,
+    experimental_maps,
     diffraction_patterns,
-    diffraction_phase_cnn,
-    diffraction_phase_predictions,
-    diffraction_prediction_evaluation,
+    phase_cnn,
+    phase_predictions,
+    prediction_evaluation,
     experimental_dir,
     simulation_requests,
 )
@@ -72,15 +72,15 @@ def simulation_request_sensor(context: SensorEvaluationContext):
 
 @sensor(
     name="experimental_map_sensor",
-    asset_selection=[diffraction_experimental_maps, diffraction_phase_predictions, diffraction_prediction_evaluation],
+    asset_selection=[experimental_maps, phase_predictions, prediction_evaluation],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="A new or changed .npz in raw/diffraction/experimental/ starts phase predictions and their evaluation.",
 )
 def experimental_map_sensor(context: SensorEvaluationContext):
-    if context.instance.get_latest_materialization_event(diffraction_phase_cnn.key) is None:
+    if context.instance.get_latest_materialization_event(phase_cnn.key) is None:
         # Keep the cursor: files dropped before the first model are picked up once it exists.
-        return SkipReason("no trained diffraction_phase_cnn yet: run diffraction_job first")
+        return SkipReason("no trained phase_cnn yet: run diffraction_job first")
     folder = experimental_dir()
     files = sorted(folder.glob("*.npz")) if folder.is_dir() else []
     seen, run_keys = _seen(context), []

@@ -2,13 +2,13 @@
 
     diffraction_patterns (partition per request file, driven by simulation_request_sensor)
     diffraction_default_patterns (the embedded default request, unpartitioned)
-        -> diffraction_phase_cnn -> diffraction_phase_predictions -> diffraction_prediction_evaluation
-    diffraction_experimental_maps (raw/diffraction/experimental/*.npz + a synthetic map) --^
+        -> phase_cnn -> phase_predictions -> prediction_evaluation
+    experimental_maps (raw/diffraction/experimental/*.npz + a synthetic map) --^
 
 The jobs (`diffraction_job`, `materials_demo`) run everything except the partitioned
 asset: a run without a partition key has no request to simulate, so requests go
 through the sensor and the embedded default through `diffraction_default_patterns`
-(same simulator, same HDF5 layout). `diffraction_phase_cnn` trains on the default or,
+(same simulator, same HDF5 layout). `phase_cnn` trains on the default or,
 with `request_partitions`, on materialized request partitions.
 """
 
@@ -147,7 +147,7 @@ class PhaseCnnConfig(Config):
 
 
 @asset(group_name=PIPELINE, deps=[diffraction_patterns], required_resource_keys={"io_manager", "compute"}, kinds={"keras"}, pool="gpu")
-def diffraction_phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffraction_default_patterns: dict) -> Output:
+def phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffraction_default_patterns: dict) -> Output:
     """Keras 1D CNN phase classifier; accuracy and confusion matrix on a held-out simulated split."""
     from assets.diffraction.cnn import confusion_matrix, predict_probabilities, stratified_split, train_phase_cnn
     import keras
@@ -204,9 +204,9 @@ class ExperimentalMapsConfig(Config):
 
 @asset(
     group_name=PIPELINE,
-    check_specs=[AssetCheckSpec("rejected_share_within_bound", asset="diffraction_experimental_maps", blocking=True)],
+    check_specs=[AssetCheckSpec("rejected_share_within_bound", asset="experimental_maps", blocking=True)],
 )
-def diffraction_experimental_maps(context: AssetExecutionContext, config: ExperimentalMapsConfig):
+def experimental_maps(context: AssetExecutionContext, config: ExperimentalMapsConfig):
     """Validated experimental maps from raw/diffraction/experimental/*.npz, plus the synthetic default."""
     from assets.diffraction.experimental import MapError, load_map, synthetic_map
     from assets.diffraction.phases import available_phases
@@ -223,7 +223,7 @@ def diffraction_experimental_maps(context: AssetExecutionContext, config: Experi
     if rejections:
         write_quarantine(PIPELINE, rejections)
     if config.include_synthetic:
-        request = parse_request({"phases": config.phases}, "diffraction_experimental_maps config", available_phases())
+        request = parse_request({"phases": config.phases}, "experimental_maps config", available_phases())
         maps["synthetic_map"] = synthetic_map(request, config.synthetic_rows, config.synthetic_cols, config.boundary_px, config.synthetic_seed)
     share = len(rejections) / len(files) if files else 0.0
     yield Output(
@@ -276,16 +276,16 @@ def _truth_in_cnn_order(arrays: dict, phases: list[str]) -> np.ndarray | None:
 
 
 @asset(group_name=PIPELINE, required_resource_keys={"compute"})
-def diffraction_phase_predictions(
-    context: AssetExecutionContext, diffraction_phase_cnn: dict, diffraction_experimental_maps: dict
+def phase_predictions(
+    context: AssetExecutionContext, phase_cnn: dict, experimental_maps: dict
 ) -> Output:
     """Phase probabilities per map pixel, exported as exports/<name>_probability_pred.npz."""
     from assets.diffraction.cnn import predict_probabilities
     import keras
 
-    cnn, phases = diffraction_phase_cnn, list(diffraction_phase_cnn["phases"])
+    cnn, phases = phase_cnn, list(phase_cnn["phases"])
     predictions, plots, paths = {}, [], {}
-    for name, arrays in diffraction_experimental_maps.items():
+    for name, arrays in experimental_maps.items():
         with keras.device(context.resources.compute.keras_device()):
             probabilities = predict_probabilities(cnn["model"], _map_profiles(cnn, arrays))
         pred = probabilities.reshape(*arrays["y"].shape[:2], len(phases)).astype(np.float32)
@@ -311,12 +311,12 @@ class EvaluationConfig(Config):
 
 
 @asset(group_name=PIPELINE)
-def diffraction_prediction_evaluation(
+def prediction_evaluation(
     context: AssetExecutionContext,
     config: EvaluationConfig,
-    diffraction_phase_cnn: dict,
-    diffraction_experimental_maps: dict,
-    diffraction_phase_predictions: dict,
+    phase_cnn: dict,
+    experimental_maps: dict,
+    phase_predictions: dict,
 ):
     """Symmetric peak match of each predicted phase's mean pattern; accuracy where a ground truth exists."""
     import pandas as pd
@@ -326,8 +326,8 @@ def diffraction_prediction_evaluation(
     from assets.diffraction.requests import parse_request
     from assets.diffraction.simulation import clean_profiles
 
-    cnn, phases = diffraction_phase_cnn, list(diffraction_phase_cnn["phases"])
-    request = parse_request(cnn["request"], "diffraction_phase_cnn request", available_phases())
+    cnn, phases = phase_cnn, list(phase_cnn["phases"])
+    request = parse_request(cnn["request"], "phase_cnn request", available_phases())
     q_axis = np.asarray(cnn["q_axis"], float)
     rng = np.random.default_rng(0)
     reference = {
@@ -336,8 +336,8 @@ def diffraction_prediction_evaluation(
     }
     tolerance = config.tolerance_px * request.calibration_inv_A_per_px
     rows, accuracies = [], {}
-    for name, arrays in diffraction_experimental_maps.items():
-        labels = diffraction_phase_predictions[name]["pred"].argmax(-1)
+    for name, arrays in experimental_maps.items():
+        labels = phase_predictions[name]["pred"].argmax(-1)
         truth = _truth_in_cnn_order(arrays, phases)
         accuracy = float(np.mean(labels == truth)) if truth is not None else float("nan")
         accuracies[name] = accuracy
@@ -362,10 +362,10 @@ defs = Definitions(
     assets=[
         diffraction_patterns,
         diffraction_default_patterns,
-        diffraction_phase_cnn,
-        diffraction_experimental_maps,
-        diffraction_phase_predictions,
-        diffraction_prediction_evaluation,
+        phase_cnn,
+        experimental_maps,
+        phase_predictions,
+        prediction_evaluation,
     ],
 )
 

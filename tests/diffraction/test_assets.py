@@ -9,24 +9,24 @@ from assets.diffraction.requests import partition_key
 
 TINY = {
     "diffraction_default_patterns": {"config": {"orientations_per_phase": 24}},
-    "diffraction_phase_cnn": {"config": {"epochs": 2, "batch_size": 32}},
-    "diffraction_experimental_maps": {"config": {"synthetic_rows": 6, "synthetic_cols": 5}},
-    "diffraction_prediction_evaluation": {"config": {"reference_orientations": 40}},
+    "phase_cnn": {"config": {"epochs": 2, "batch_size": 32}},
+    "experimental_maps": {"config": {"synthetic_rows": 6, "synthetic_cols": 5}},
+    "prediction_evaluation": {"config": {"reference_orientations": 40}},
 }
 DEFAULT_PATH = [
     diffraction.diffraction_default_patterns,
-    diffraction.diffraction_phase_cnn,
-    diffraction.diffraction_experimental_maps,
-    diffraction.diffraction_phase_predictions,
-    diffraction.diffraction_prediction_evaluation,
+    diffraction.phase_cnn,
+    diffraction.experimental_maps,
+    diffraction.phase_predictions,
+    diffraction.prediction_evaluation,
 ]
 
 
 def test_embedded_default_runs_end_to_end_and_exports_probability_maps(data_root, test_resources):
     result = materialize(DEFAULT_PATH, resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": TINY})
     assert result.success
-    cnn = result.output_for_node("diffraction_phase_cnn")
-    metadata = result.asset_materializations_for_node("diffraction_phase_cnn")[0].metadata
+    cnn = result.output_for_node("phase_cnn")
+    metadata = result.asset_materializations_for_node("phase_cnn")[0].metadata
     assert 0.0 <= metadata["test_accuracy"].value <= 1.0 and "data:image/png" in metadata["confusion_matrix"].value
     split = cnn["split"]
     assert set(split["split"]) == {"train", "test"} and len(split) == 4 * 24
@@ -48,12 +48,12 @@ def test_bad_experimental_files_are_quarantined_and_the_blocking_check_fails(dat
     folder.mkdir(parents=True)
     np.savez(folder / "good.npz", x=np.linspace(0.1, 1.6, 147), y=np.random.default_rng(0).random((3, 4, 147)))
     np.savez(folder / "wrong_keys.npz", q=np.zeros(147))
-    config = {"diffraction_experimental_maps": {"config": {"include_synthetic": False, "max_rejected_share": 0.2}}}
+    config = {"experimental_maps": {"config": {"include_synthetic": False, "max_rejected_share": 0.2}}}
     result = materialize(
-        [diffraction.diffraction_experimental_maps], resources=test_resources,
+        [diffraction.experimental_maps], resources=test_resources,
         instance=DagsterInstance.ephemeral(), run_config={"ops": config}, raise_on_error=False,
     )
-    maps = result.output_for_node("diffraction_experimental_maps")
+    maps = result.output_for_node("experimental_maps")
     assert list(maps) == ["good"] and maps["good"]["y"].shape == (3, 4, 147)
     quarantine = pd.read_csv(data_root / "quarantine" / "diffraction.csv")
     assert quarantine["source"].str.endswith("wrong_keys.npz").all() and len(quarantine) == 1
@@ -77,12 +77,12 @@ def test_request_partition_is_simulated_and_trains_the_cnn(data_root, test_resou
 
     config = {
         "diffraction_default_patterns": {"config": {"orientations_per_phase": 2}},
-        "diffraction_phase_cnn": {"config": {"request_partitions": [key], "epochs": 1}},
+        "phase_cnn": {"config": {"request_partitions": [key], "epochs": 1}},
     }
     trained = materialize(
-        [diffraction.diffraction_default_patterns, diffraction.diffraction_phase_cnn],
+        [diffraction.diffraction_default_patterns, diffraction.phase_cnn],
         resources=test_resources, instance=instance, run_config={"ops": config},
     )
-    cnn = trained.output_for_node("diffraction_phase_cnn")
+    cnn = trained.output_for_node("phase_cnn")
     assert cnn["phases"] == ["Pb", "CsI"] and cnn["training"]["source"] == [key]
     assert len(cnn["split"]) == 64

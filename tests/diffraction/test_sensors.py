@@ -61,7 +61,7 @@ def test_experimental_sensor_waits_for_a_model_then_runs_for_new_or_changed_file
     np.savez(folder / "scan1.npz", x=np.arange(147.0), y=np.zeros((2, 2, 147)))
     instance = DagsterInstance.ephemeral()
     assert "no trained" in tick(experimental_map_sensor, instance=instance).skip_message
-    instance.report_runless_asset_event(AssetMaterialization("diffraction_phase_cnn"))
+    instance.report_runless_asset_event(AssetMaterialization("phase_cnn"))
     first = tick(experimental_map_sensor, instance=instance)
     assert len(first.run_requests) == 1 and first.run_requests[0].run_key.startswith("scan1-")
     assert not tick(experimental_map_sensor, first.cursor, instance).run_requests
