@@ -92,10 +92,10 @@ def relrod_factor(excitation_error_inv_A: np.ndarray, width_inv_A: float) -> np.
     return 1.0 / (1.0 + (np.pi * excitation_error_inv_A / width_inv_A) ** 2)
 
 
-def excitation_errors(radius_inv_A: np.ndarray, z_inv_A: np.ndarray, wavelength_A: float) -> np.ndarray:
-    """Distance along z from each spot to the Ewald sphere through the origin (1/A)."""
+def excitation_errors(radius_inv_A, z_inv_A, wavelength_A: float):
+    """Distance along z from each spot to the Ewald sphere through the origin (1/A); numpy or torch arrays."""
     k = 1.0 / wavelength_A
-    z_sphere = k - np.sqrt(np.maximum(k**2 - radius_inv_A**2, 0.0))
+    z_sphere = k - (k**2 - radius_inv_A**2).clip(min=0.0) ** 0.5
     return z_sphere - z_inv_A
 
 
@@ -170,6 +170,14 @@ def splat_profiles(
     return gaussian_filter1d(profile, sigma_px, axis=1, mode="constant") if sigma_px > 1e-3 else profile
 
 
+def per_pattern(count: int, pixel_size_inv_A, lattice_scale, drop_counts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixel size 1/A, lattice scale, spots to drop) as one value per pattern; None means 1 and 0."""
+    pixel_size_inv_A = np.broadcast_to(np.asarray(pixel_size_inv_A, dtype=float), (count,))
+    lattice_scale = np.ones(count) if lattice_scale is None else np.asarray(lattice_scale, dtype=float)
+    drop_counts = np.zeros(count, dtype=int) if drop_counts is None else np.asarray(drop_counts, dtype=int)
+    return pixel_size_inv_A, lattice_scale, drop_counts
+
+
 def radial_profiles(
     reflections: Reflections,
     quaternions: np.ndarray,
@@ -183,9 +191,7 @@ def radial_profiles(
 ) -> np.ndarray:
     """Radial profiles (r, n_bins), bin k centred on radius k pixels, each pattern its own pixel size."""
     count = len(quaternions)
-    pixel_size_inv_A = np.broadcast_to(np.asarray(pixel_size_inv_A, dtype=float), (count,))
-    lattice_scale = np.ones(count) if lattice_scale is None else np.asarray(lattice_scale, dtype=float)
-    drop_counts = np.zeros(count, dtype=int) if drop_counts is None else np.asarray(drop_counts, dtype=int)
+    pixel_size_inv_A, lattice_scale, drop_counts = per_pattern(count, pixel_size_inv_A, lattice_scale, drop_counts)
     beam_directions = rotation_matrices(quaternions)[:, 2, :]
     profiles = np.empty((count, n_bins))
     for start in range(0, count, batch_size):

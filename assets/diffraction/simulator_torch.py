@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from assets.diffraction.simulator import Geometry, Reflections, relrod_factor, rotation_matrices
+from assets.diffraction.simulator import (
+    Geometry,
+    Reflections,
+    excitation_errors,
+    per_pattern,
+    relrod_factor,
+    rotation_matrices,
+)
 
 SCIPY_GAUSSIAN_TRUNCATE = 4.0  # gaussian_filter1d's default kernel half-width, in sigma
 
@@ -32,8 +39,7 @@ def _spot_intensities(torch, reflections_xyz, reflections_intensity, g_squared, 
     """(radius 1/A, intensity) of every (pattern, reflection) pair; zero intensity when not excited."""
     z = (beams @ reflections_xyz.T) * inverse_scale[:, None]
     radius = torch.sqrt(torch.clamp(g_squared * inverse_scale[:, None] ** 2 - z**2, min=0.0))
-    k = 1.0 / geometry.wavelength_A
-    error = k - torch.sqrt(torch.clamp(k**2 - radius**2, min=0.0)) - z
+    error = excitation_errors(radius, z, geometry.wavelength_A)
     excited = torch.abs(error) < geometry.max_excitation_error_inv_A
     intensity = reflections_intensity * relrod_factor(error, geometry.relrod_length_inv_A)
     return radius, torch.where(excited, intensity, torch.zeros_like(intensity))
@@ -89,9 +95,9 @@ def radial_profiles_torch(
         return torch.tensor(np.array(values), dtype=dtype, device=device)  # a copy: inputs may be read-only views
 
     count = len(quaternions)
-    pixel_size = as_tensor(np.broadcast_to(np.asarray(pixel_size_inv_A, dtype=float), (count,)))
-    inverse_scale = 1.0 / as_tensor(np.ones(count) if lattice_scale is None else lattice_scale)
-    drops = as_tensor(np.zeros(count, dtype=int) if drop_counts is None else drop_counts, torch.int64)
+    pixel_size, lattice_scale, drop_counts = per_pattern(count, pixel_size_inv_A, lattice_scale, drop_counts)
+    pixel_size, inverse_scale = as_tensor(pixel_size), 1.0 / as_tensor(lattice_scale)
+    drops = as_tensor(drop_counts, torch.int64)
     beams = as_tensor(rotation_matrices(quaternions)[:, 2, :])
     xyz, spot_intensity = as_tensor(reflections.xyz_inv_A), as_tensor(reflections.intensity)
     g_squared = as_tensor(reflections.g_squared)
