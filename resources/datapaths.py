@@ -1,6 +1,7 @@
 """The data root and its folders (no Dagster import: science code may use it).
 
-    <root>/raw/<pipeline>/   user drops: CSVs, instrument files, pickles, CIFs, ...
+    <root>/raw/<pipeline>/   user drops: CSVs, instrument files, pickles, CIFs, ... (only ever read)
+    <root>/examples/<pipeline>/  embedded synthetic examples, used when a pipeline has no user data
     <root>/requests/         simulation request YAML files (watched by a sensor)
     <root>/storage/          the IO manager's artefacts
     <root>/exports/          user-facing outputs: predictions, reports
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import fcntl
 import hashlib
 import io
 import os
@@ -20,7 +22,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-QUARANTINE_FIELDS = ["time_utc", "pipeline", "source", "row", "reason"]
+QUARANTINE_FIELDS = ["time_utc", "pipeline", "source", "source_sha256", "row", "reason"]
 
 
 def data_root() -> Path:
@@ -29,6 +31,19 @@ def data_root() -> Path:
 
 def raw_dir(pipeline: str) -> Path:
     return data_root() / "raw" / pipeline
+
+
+def examples_dir(pipeline: str) -> Path:
+    """Embedded synthetic examples of a pipeline: never mixed into raw/, labelled source=synthetic."""
+    return data_root() / "examples" / pipeline
+
+
+def relative_to_root(path: str | Path) -> str:
+    """A path as a user sees it in exports: relative to the data root when it lies below it."""
+    try:
+        return Path(path).resolve().relative_to(data_root()).as_posix()
+    except (ValueError, OSError):
+        return str(path)
 
 
 def requests_dir() -> Path:
@@ -93,24 +108,56 @@ def write_export_csv(frame, name: str) -> Path:
     return atomic_write_bytes(exports_dir() / name, buffer.getvalue().encode())
 
 
-def write_quarantine(pipeline: str, rejections: list[Rejection]) -> Path:
-    """Append rejections to <root>/quarantine/<pipeline>.csv (one line each)."""
+def _source_sha256(source: str) -> str:
+    """Content hash of a rejected source file ('' when the source is not a readable file)."""
+    for candidate in (Path(source), data_root() / source):
+        if candidate.is_file():
+            return sha256_file(candidate)
+    return ""
+
+
+def write_quarantine(pipeline: str, rejections: list[Rejection], checked_sources=()) -> Path:
+    """Record the current rejections of `pipeline` in <root>/quarantine/<pipeline>.csv.
+
+    One line per (source, content sha256, row, reason): a rerun over the same file adds nothing, and
+    the first-seen time is kept. Lines of every source in `checked_sources` (the files this call read)
+    or in `rejections` that are not rejected now are dropped, so a file the user fixed drops out.
+    Sources are written relative to the data root.
+    """
     path = quarantine_dir() / f"{pipeline}.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not path.exists()
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=QUARANTINE_FIELDS)
-        if new_file:
-            writer.writeheader()
-        for rejection in rejections:
-            writer.writerow(
-                {
-                    "time_utc": now,
-                    "pipeline": pipeline,
-                    "source": rejection.source,
-                    "row": "" if rejection.row is None else rejection.row,
-                    "reason": rejection.reason,
-                }
-            )
+    hashes: dict[str, str] = {}
+    current = []
+    for rejection in rejections:
+        source = relative_to_root(rejection.source)
+        if source not in hashes:
+            hashes[source] = _source_sha256(rejection.source)
+        row = "" if rejection.row is None else str(rejection.row)
+        current.append({"time_utc": now, "pipeline": pipeline, "source": source,
+                        "source_sha256": hashes[source], "row": row, "reason": rejection.reason})
+    replaced = set(hashes) | {relative_to_root(source) for source in checked_sources}
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # assets of one pipeline may run in parallel processes
+        kept = []
+        if path.exists():
+            with open(path, newline="") as handle:
+                kept = [{field: line.get(field) or "" for field in QUARANTINE_FIELDS} for line in csv.DictReader(handle)]
+        first_seen = {_quarantine_key(line): line["time_utc"] for line in kept}
+        kept = [line for line in kept if line["source"] not in replaced]
+        seen = set()
+        for line in current:
+            key = _quarantine_key(line)
+            if key not in seen:
+                seen.add(key)
+                kept.append({**line, "time_utc": first_seen.get(key, now)})
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=QUARANTINE_FIELDS)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_bytes(path, buffer.getvalue().encode())
     return path
+
+
+def _quarantine_key(line: dict) -> tuple:
+    return (line["source"], line["source_sha256"], str(line["row"]), line["reason"])

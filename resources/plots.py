@@ -13,10 +13,18 @@ def figure_markdown(fig, alt: str = "plot") -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=150, bbox_inches="tight")
     plt.close(fig)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+def round_sig(value: float, digits: int = 4) -> float:
+    """`value` rounded to `digits` significant digits (metadata a person reads; Dagster plots floats over runs)."""
+    value = float(value)
+    if not np.isfinite(value) or value == 0:
+        return value
+    return float(f"{value:.{digits}g}")
 
 
 def table_markdown(frame, rows: int | None = None) -> str:
@@ -40,13 +48,13 @@ def confusion_matrix_markdown(matrices: dict[str, np.ndarray], labels: list[str]
     for ax, (title, matrix) in zip(axes[0], matrices.items()):
         ax.imshow(matrix, cmap="Blues")
         ax.set_title(title)
-        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
-        ax.set_yticks(range(len(labels)), labels, fontsize=6)
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         for (i, j), value in np.ndenumerate(matrix):
             if value:
-                ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=6)
+                ax.text(j, i, str(int(value)), ha="center", va="center", fontsize=8)
     return figure_markdown(fig, "confusion matrix")
 
 
