@@ -20,6 +20,9 @@ from dagster import (
     Definitions,
     MetadataValue,
     Output,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
 )
 from pydantic import Field
@@ -27,8 +30,9 @@ from pydantic import Field
 from assets.pdf import calculator, classifiers, evaluation, measured, profiles, structures
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
-from resources.datapaths import raw_dir, write_export_csv, write_quarantine
-from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure
+from resources.datapaths import examples_dir, raw_dir, relative_to_root, write_export_csv
+from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, round_sig
+from resources.quarantine import report_rejections
 
 PIPELINE = "pdf"
 
@@ -59,26 +63,23 @@ def pdf_structures(context: AssetExecutionContext, config: StructuresConfig, com
     cif_folder = raw_dir(PIPELINE) / "structures"
     from_cif, rejections = structures.read_cif_folder(cif_folder, config.space_groups)
     crystals += from_cif
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-        for rejection in rejections:
-            context.log.warning(f"rejected {rejection.source}: {rejection.reason}")
+    # Only the user's CIFs count towards the rejected share (generated crystals are not user records).
+    summary = report_rejections(context.log, PIPELINE, rejections, {c.source: 1 for c in from_cif})
     if not crystals:
         raise ValueError(f"no structures: set generate=true or drop CIF files into {cif_folder}")
     frame = structures.crystals_to_frame(crystals)
-    n_cif_files = len(from_cif) + len(rejections)
-    share = len(rejections) / n_cif_files if n_cif_files else 0.0
     yield Output(frame, metadata={
         "n_structures": len(frame),
-        "per_space_group": MetadataValue.json({str(k): int(v) for k, v in frame["space_group"].value_counts().sort_index().items()}),
+        "per_space_group": MetadataValue.json({structures.space_group_label(k): int(v) for k, v in
+                                               frame["space_group"].value_counts().sort_index().items()}),
+        "n_generated": len(frame) - len(from_cif),
         "n_from_cif": len(from_cif),
-        "n_cif_rejected": len(rejections),
-        "mean_sites": float(frame["n_sites"].mean()) if len(frame) else 0.0,
-        "seconds": round(time.perf_counter() - started, 2),
+        "n_cif_rejected": summary.n_rejected,
+        **summary.metadata(),
+        "mean_sites": round_sig(frame["n_sites"].mean()) if len(frame) else 0.0,
+        "seconds": round_sig(time.perf_counter() - started, 3),
     })
-    yield AssetCheckResult(check_name="cif_rejected_share", passed=share <= config.max_rejected_share,
-                           metadata={"rejected_share": share, "bound": config.max_rejected_share,
-                                     "n_cif_files": n_cif_files})
+    yield summary.check_result("cif_rejected_share", config.max_rejected_share)
 
 
 class ProfilesConfig(Config):
@@ -119,8 +120,8 @@ def pdf_profiles(context: AssetExecutionContext, config: ProfilesConfig, compute
     return Output(result, metadata={
         "shape": list(result["profiles"].shape),
         "backend": f"{backend.name}:{backend.device}",
-        "seconds": round(seconds, 2),
-        "pdfs_per_second": round(len(result["profiles"]) / max(seconds, 1e-9), 1),
+        "seconds": round_sig(seconds, 3),
+        "pdfs_per_second": round_sig(len(result["profiles"]) / max(seconds, 1e-9), 3),
         "settings": MetadataValue.json(asdict(settings)),
         "class_means": MetadataValue.md(figure_markdown(figure, "mean profile per space group")),
     })
@@ -182,15 +183,26 @@ def space_group_cnn(context: AssetExecutionContext, config: CnnConfig, compute: 
     epochs_run = len(history.get("loss", []))
     return Output(bundle, metadata={
         "model_id": model_id,
-        **{key: value for key, value in metrics.items() if key.startswith("top")},
-        "per_class_accuracy": MetadataValue.json(metrics["per_class_accuracy"]),
+        **headline_metrics(metrics),
+        "per_class_accuracy": MetadataValue.json(per_class_labelled(metrics)),
         "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
         "epochs_run": epochs_run,
-        "train_seconds": round(seconds, 1),
-        "train_samples_per_second": round(epochs_run * len(train_x) / max(seconds, 1e-9), 1),
+        "train_seconds": round_sig(seconds, 3),
+        "train_samples_per_second": round_sig(epochs_run * len(train_x) / max(seconds, 1e-9), 3),
         "device": compute.keras_device(),
         "learning_curve": MetadataValue.md(figure_markdown(classifiers.learning_curve_figure(history, new_figure))),
     })
+
+
+def headline_metrics(metrics: dict) -> dict:
+    """top1/top2/top6_accuracy as numeric metadata, rounded to 4 significant digits (Dagster plots them)."""
+    return {key: round_sig(value) for key, value in metrics.items() if key.startswith("top")}
+
+
+def per_class_labelled(metrics: dict) -> dict:
+    """Per-class recall keyed by '225 Fm-3m' instead of the bare number."""
+    return {structures.space_group_label(int(group)): (None if value is None else round_sig(value, 3))
+            for group, value in metrics["per_class_accuracy"].items()}
 
 
 class BaselineConfig(Config):
@@ -210,8 +222,8 @@ def space_group_baseline(config: BaselineConfig, compute: ComputeResource, pdf_p
     model_id = str(uuid.uuid4())
     return Output({"model": model, "model_id": model_id, "classes": classes, "metrics": metrics}, metadata={
         "model_id": model_id,
-        **{key: value for key, value in metrics.items() if key.startswith("top")},
-        "per_class_accuracy": MetadataValue.json(metrics["per_class_accuracy"]),
+        **headline_metrics(metrics),
+        "per_class_accuracy": MetadataValue.json(per_class_labelled(metrics)),
         "n_fit": len(fit_x), "n_test": len(test_x),
     })
 
@@ -248,55 +260,91 @@ def space_group_evaluation(context: AssetExecutionContext, config: EvaluationCon
     sweep["model_id"] = sweep["model"].map({"cnn": space_group_cnn["model_id"],
                                             "baseline": space_group_baseline["model_id"]})
     write_export_csv(sweep, "space_group_robustness.csv")
-    cnn_top1 = space_group_cnn["metrics"]["top1_accuracy"]
-    baseline_top1 = space_group_baseline["metrics"]["top1_accuracy"]
-    matrices = {f"CNN top-1 {cnn_top1:.2f}": np.array(space_group_cnn["metrics"]["confusion_matrix"]),
-                f"logistic regression top-1 {baseline_top1:.2f}": np.array(space_group_baseline["metrics"]["confusion_matrix"])}
+    cnn_metrics, baseline_metrics = space_group_cnn["metrics"], space_group_baseline["metrics"]
+    cnn_top1, baseline_top1 = cnn_metrics["top1_accuracy"], baseline_metrics["top1_accuracy"]
+    labels = [structures.space_group_label(c) for c in classes]
+    headline = {f"{model}_{key}": value for model, metrics in (("cnn", cnn_metrics), ("baseline", baseline_metrics))
+                for key, value in headline_metrics(metrics).items()}
     yield Output(sweep, metadata={
-        "cnn_top1_accuracy": cnn_top1,
-        "baseline_top1_accuracy": baseline_top1,
+        **headline,
         "n_test_structures": len(crystals),
-        "confusion_matrices": MetadataValue.md(confusion_matrix_markdown(matrices, [str(c) for c in classes])),
+        "n_test_profiles": cnn_metrics["n_test"],
+        "confusion_matrix_cnn": MetadataValue.md(confusion_matrix_markdown(
+            {f"CNN (top-1 {cnn_top1:.2f})": np.array(cnn_metrics["confusion_matrix"])}, labels)),
+        "confusion_matrix_baseline": MetadataValue.md(confusion_matrix_markdown(
+            {f"logistic regression (top-1 {baseline_top1:.2f})": np.array(baseline_metrics["confusion_matrix"])},
+            labels)),
         "robustness": MetadataValue.md(figure_markdown(evaluation.sweep_figure(sweep, new_figure), "robustness")),
-        "robustness_table": MetadataValue.md(sweep.drop(columns="model_id").to_markdown(index=False)),
+        "robustness_table": MetadataValue.md(sweep.drop(columns="model_id").to_markdown(index=False, floatfmt=".3g")),
     })
     yield AssetCheckResult(check_name="cnn_beats_baseline", passed=bool(cnn_top1 > baseline_top1),
-                           metadata={"cnn_top1_accuracy": cnn_top1, "baseline_top1_accuracy": baseline_top1})
+                           metadata={"cnn_top1_accuracy": round_sig(cnn_top1),
+                                     "baseline_top1_accuracy": round_sig(baseline_top1)})
 
 
 class PredictionsConfig(Config):
     top_k: int = 6
-    max_rejected_share: float = 0.5  # of measured files; above it the blocking check fails
+    max_rejected_share: float = 0.5  # of the user's measured files; above it the blocking check fails
+    # auto: the embedded synthetic examples only when data/raw/pdf/measured/ has no .gr file;
+    # always: predict them beside the user's files; never: only the user's files.
+    use_examples: str = "auto"
 
 
 @asset(group_name=PIPELINE, check_specs=[AssetCheckSpec("measured_rejected_share", asset="space_group_predictions",
                                                         blocking=True)])
 def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig, compute: ComputeResource,
                             space_group_cnn: dict):
-    """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv."""
-    folder = raw_dir(PIPELINE) / "measured"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not any(folder.glob("*.gr")):
-        written = measured.write_embedded_measured(folder, compute.rng(3))
-        context.log.info(f"no .gr files in {folder}: wrote the embedded default {[p.name for p in written]}")
-    names, inputs, rejections = measured.measured_inputs(folder)
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-        for rejection in rejections:
-            context.log.error(f"cannot use {rejection.source} (row {rejection.row}): {rejection.reason}")
-    probabilities = classifiers.cnn_probabilities(space_group_cnn["model"], inputs, compute.keras_device()) \
-        if names else np.zeros((0, len(space_group_cnn["classes"])))
-    table = measured.top_k_table(names, probabilities, space_group_cnn["classes"], config.top_k,
-                                 space_group_cnn["model_id"])
+    """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
+
+    With no user file there, the embedded synthetic NaCl / Si / Mg examples (written once into
+    data/examples/pdf/, never into data/raw/) are predicted instead, labelled source=synthetic.
+    """
+    if config.use_examples not in ("auto", "always", "never"):
+        raise ValueError(f"use_examples must be auto, always or never, not {config.use_examples!r}")
+    user_folder = raw_dir(PIPELINE) / "measured"
+    user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet(
+        [], [], np.zeros((0, len(calculator.MODEL_GRID_A)), np.float32), [], [])
+    has_user_files = bool(user.names or user.rejections)
+    sets = [("user", user)]
+    if config.use_examples == "always" or (config.use_examples == "auto" and not has_user_files):
+        folder = examples_dir(PIPELINE)
+        if not any(folder.glob("*.gr")):
+            measured.write_embedded_examples(folder, compute.rng(3))
+        sets.append(("synthetic", measured.read_measured_folder(folder)))
+        context.log.info(f"no .gr files in {relative_to_root(user_folder)}: predicting the embedded synthetic "
+                         f"examples in {relative_to_root(folder)} (source=synthetic in the export)"
+                         if not has_user_files else f"also predicting the examples in {relative_to_root(folder)}")
+        if sets[-1][1].rejections:  # our own examples must read back; say so loudly if they do not
+            context.log.error(f"embedded examples rejected: {sets[-1][1].rejections}")
+    summary = report_rejections(context.log, PIPELINE, user.rejections, {path: 1 for path in user.paths})
+    tables = []
+    for source, found in sets:
+        probabilities = classifiers.cnn_probabilities(space_group_cnn["model"], found.inputs, compute.keras_device()) \
+            if found.names else np.zeros((0, len(space_group_cnn["classes"])))
+        tables.append(measured.top_k_table(found.names, probabilities, space_group_cnn["classes"], config.top_k,
+                                           space_group_cnn["model_id"], found.headers, source))
+    table = pd.concat(tables, ignore_index=True)
     path = write_export_csv(table, "space_group_predictions.csv")
-    share = len(rejections) / max(len(names) + len(rejections), 1)
+    top1 = table[table["rank"] == 1]
+    for row in top1.itertuples(index=False):
+        context.log.info(f"{row.source} {row.file}: space group {row.space_group} {row.space_group_symbol} "
+                         f"(p = {row.probability:.2f})")
     yield Output(table, metadata={
-        "n_files": len(names), "n_rejected": len(rejections), "export": str(path),
+        "n_files": int(top1["file"].nunique()) if len(top1) else 0,
+        "n_user_files": len(user.names),
+        "n_synthetic_files": int((top1["source"] == "synthetic").sum()),
+        "export": MetadataValue.path(relative_to_root(path)),
         "model_id": space_group_cnn["model_id"],
-        "top1": MetadataValue.md(table[table["rank"] == 1].to_markdown(index=False)),
+        **summary.metadata(),
+        "top1": MetadataValue.table(
+            [TableRecord({"file": r.file, "source": r.source, "space_group": int(r.space_group),
+                          "symbol": r.space_group_symbol, "probability": round_sig(r.probability, 3)})
+             for r in top1.itertuples(index=False)],
+            schema=TableSchema(columns=[TableColumn("file", "string"), TableColumn("source", "string"),
+                                        TableColumn("space_group", "int"), TableColumn("symbol", "string"),
+                                        TableColumn("probability", "float")])),
     })
-    yield AssetCheckResult(check_name="measured_rejected_share", passed=share <= config.max_rejected_share,
-                           metadata={"rejected_share": share, "bound": config.max_rejected_share})
+    yield summary.check_result("measured_rejected_share", config.max_rejected_share)
 
 
 defs = Definitions(assets=[pdf_structures, pdf_profiles, pdf_split, space_group_cnn, space_group_baseline,

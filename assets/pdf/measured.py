@@ -1,24 +1,49 @@
-"""Measured PDFs: PDFgetX3 .gr files -> model inputs -> top-k space groups.
+"""Measured PDFs: .gr files of PDFgetX2, PDFgetX3, PDFgetN and PDFgui -> model inputs -> top-k space groups.
 
-A .gr file is header lines (PDFgetX3 writes `key = value` lines, `#` comments and a
-`#### start data` marker) followed by rows of two or more numbers: r (A), G(r) (1/A^2),
-and optionally uncertainties. The embedded default writes a few such files computed from
-published structures, with noise, so the pipeline has something to predict.
+A .gr file is a header followed by rows of two or more numbers: r (A), G(r) (1/A^2), and
+optionally dr and dG. The headers differ by tool:
+
+- PDFgetX3: `[DEFAULT]`, `key = value` lines (`wavelength = 0.1839`, `composition = NaCl`,
+  `qmax = 25`, `mode = xray`), `#### start data`, `#S 1`, `#L r($\\AA$)  G($\\AA^{-2}$)`.
+- PDFgetX2 / PDFgetN: a history of tables: `History written: ...`, `##### Run Information`,
+  `key=value` lines several to a line (`numRpoints=2000     maxR=20.0 ...`, `title=PDF analysis`),
+  rows of numbers inside the history (bank tables, element tables), then `#### start data`,
+  `#S 1 - PDF from PDFgetN`, `#P0 ...`, `#L r G(r) dr dG(r)`.
+- PDFgui exports: `History written`, `stype=X  x-ray scattering`, `qmax=25.00`, `qdamp=...`,
+  `##### start data`, `#L r(A) G(r) d_r d_Gr`.
+
+Data start: after a `#... start data` marker (any number of `#`) when the file has one, at
+its first numeric row; otherwise at the first run of at least MIN_POINTS consecutive numeric
+rows (numeric rows inside a history are short runs). From there on every non-comment line
+must be numbers. The r grid of the file (any step, any range covering the model's 1.5..30 A)
+is resampled linearly onto the model grid; a file that does not cover it is rejected with
+its range in the reason.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, model_input
-from assets.pdf.structures import Crystal, diamond, hexagonal_close_packed, rock_salt
+from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
+from assets.pdf.structures import Crystal, diamond, hexagonal_close_packed, rock_salt, space_group_symbol
 from resources.datapaths import Rejection, atomic_write_bytes
 
-MIN_POINTS = 20
-MIN_OVERLAP_A = 5.0  # the measured r range must cover this much of the model grid
+MIN_POINTS = 20  # data rows a file needs; also the shortest run of numeric rows taken for data without a marker
+COVERAGE_TOLERANCE_A = 0.05  # a file may stop this short of 1.5 A or 30 A (its end value is held)
+
+_FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_START_MARKER = re.compile(r"^\s*#+\s*start\s+data\b", re.IGNORECASE)
+_WAVELENGTH = re.compile(rf"\b(?:wavelength|lambda|wavelen)\s*[=:]\s*({_FLOAT})", re.IGNORECASE)
+_QMAX = re.compile(rf"\bqmax\s*[=:]\s*({_FLOAT})", re.IGNORECASE)
+_COMPOSITION = re.compile(r"^\s*composition\s*[=:]\s*(\S[^#]*?)\s*$", re.IGNORECASE | re.MULTILINE)
+_NEUTRON = re.compile(r"\bmode\s*=\s*neutron\b|\bstype\s*=\s*N\b|PDFgetN\b|^\s*prep=\w+", re.IGNORECASE | re.MULTILINE)
+_XRAY = re.compile(r"\bmode\s*=\s*xray\b|\bstype\s*=\s*X\b|PDFgetX|x-?ray", re.IGNORECASE)
+_ELEMENT_ROW = re.compile(rf"^\s*([A-Z][a-z]?)\s+({_FLOAT})(?:\s+{_FLOAT}){{3,}}\s*$")  # PDFgetN sample table
 
 
 class GrFormatError(ValueError):
@@ -27,6 +52,16 @@ class GrFormatError(ValueError):
     def __init__(self, row: int | None, reason: str):
         super().__init__(reason)
         self.row = row
+
+
+@dataclass
+class GrFile:
+    """What a .gr file holds: r (A), G (1/A^2), the header's instrument facts (None when absent)."""
+
+    r_A: np.ndarray
+    pdf: np.ndarray
+    header: dict = field(default_factory=dict)  # wavelength_A, qmax_inv_A, composition, radiation, tool
+    data_start_row: int = 0  # 1-based line of the first data row
 
 
 def reference_crystals() -> list[Crystal]:
@@ -39,91 +74,205 @@ def reference_crystals() -> list[Crystal]:
     ]
 
 
-def gr_text(r_A: np.ndarray, pdf: np.ndarray, source: str) -> str:
+def gr_text(r_A: np.ndarray, pdf: np.ndarray, source: str, composition: str = "") -> str:
+    """Our own .gr writer (PDFgetX3-like header), used only for the embedded synthetic examples."""
     header = [
-        "[DEFAULT]", "version = embedded default of the pdf pipeline", f"source = {source}",
-        "dataformat = QA", "qmaxinst = 25.0", "", "#### start data", "#S 1", "#L r($\\AA$)  G($\\AA^{-2}$)",
+        "[DEFAULT]", "version = embedded example of the pdf pipeline (synthetic)", f"source = {source}",
+        "mode = xray", "wavelength = 0.1839", f"composition = {composition}", "qmax = 25.0", "",
+        "#### start data", "#S 1", "#L r($\\AA$)  G($\\AA^{-2}$)",
     ]
     rows = [f"{r:.6f} {g:.6f}" for r, g in zip(r_A, pdf)]
     return "\n".join(header + rows) + "\n"
 
 
-def write_embedded_measured(folder: Path, rng: np.random.Generator, noise_fraction: float = 0.03) -> list[Path]:
-    """Write NaCl, Si and Mg .gr files (r 0.01..35 A, Qmax 25 1/A) with Gaussian noise."""
+EXAMPLE_COMPOSITIONS = {"NaCl": "NaCl", "Si": "Si", "Mg": "Mg"}
+
+
+def write_embedded_examples(folder: Path, rng: np.random.Generator, noise_fraction: float = 0.03) -> list[Path]:
+    """Write synthetic NaCl, Si and Mg .gr files (r 0.01..35 A, Qmax 25 1/A, Gaussian noise) into folder.
+
+    The folder is the pipeline's examples folder (never data/raw/): they stand in for a user's
+    measurements when there are none, and every export labels them source=synthetic.
+    """
     r = np.arange(0.01, 35.0, 0.01)
     crystals = reference_crystals()
     pdfs = compute_pdfs(crystals, PdfSettings(r_max_A=35.0), r)
     paths = []
     for crystal, pdf in zip(crystals, pdfs):
         noisy = pdf + rng.normal(0.0, noise_fraction * np.abs(pdf).max(), pdf.shape)
-        text = gr_text(r, noisy, f"computed from {crystal.structure_id}, space group {crystal.space_group}")
+        text = gr_text(r, noisy, f"computed from {crystal.structure_id}, space group {crystal.space_group}",
+                       EXAMPLE_COMPOSITIONS.get(crystal.structure_id, ""))
         paths.append(atomic_write_bytes(Path(folder) / f"{crystal.structure_id}.gr", text.encode()))
     return paths
 
 
 def _numbers(line: str) -> list[float] | None:
     try:
-        return [float(token) for token in line.split()]
+        return [float(token) for token in line.replace(",", " ").split()]
     except ValueError:
         return None
 
 
-def read_gr(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(r in A, G in 1/A^2) from a .gr file; raises GrFormatError naming the offending row."""
+def _is_data_row(line: str) -> bool:
+    values = _numbers(line)
+    return values is not None and len(values) >= 2
+
+
+def _skippable(line: str) -> bool:
+    stripped = line.strip()
+    return not stripped or stripped.startswith("#")
+
+
+def find_data_start(lines: list[str]) -> int:
+    """0-based index of the first data row (see the module docstring); raises GrFormatError when none."""
+    marker = next((i for i, line in enumerate(lines) if _START_MARKER.match(line)), None)
+    if marker is not None:
+        for i in range(marker + 1, len(lines)):
+            if not _skippable(lines[i]):
+                return i
+        raise GrFormatError(None, f"no data rows after the '{lines[marker].strip()}' marker on line {marker + 1}")
+    run_start, run_length = None, 0
+    for i, line in enumerate(lines):
+        if _skippable(line):
+            continue
+        if _is_data_row(line):
+            run_start = i if run_length == 0 else run_start
+            run_length += 1
+            if run_length >= MIN_POINTS:
+                return run_start
+        else:
+            run_length = 0
+    raise GrFormatError(None, f"no run of {MIN_POINTS} or more rows of numbers (r, G(r), ...) found: "
+                              "expected a header followed by data rows")
+
+
+def parse_header(header: str) -> dict:
+    """Instrument facts from a header: wavelength_A, qmax_inv_A, composition, radiation, tool (None when absent)."""
+    facts: dict = {"wavelength_A": None, "qmax_inv_A": None, "composition": None, "radiation": None, "tool": None}
+    if match := _WAVELENGTH.search(header):
+        facts["wavelength_A"] = float(match.group(1))
+    if match := _QMAX.search(header):
+        facts["qmax_inv_A"] = float(match.group(1)) or None  # PDFgui writes qmax=0 for "not applied"
+    if (match := _COMPOSITION.search(header)) and match.group(1).strip():
+        facts["composition"] = match.group(1).strip()
+    else:
+        elements = [(m.group(1), float(m.group(2))) for line in header.splitlines()
+                    if (m := _ELEMENT_ROW.match(line))]
+        if elements:
+            facts["composition"] = "".join(f"{symbol}{count:g}" if count != 1 else symbol
+                                           for symbol, count in elements)
+    if _NEUTRON.search(header):
+        facts["radiation"] = "neutron"
+    elif _XRAY.search(header):
+        facts["radiation"] = "xray"
+    for tool, pattern in (("PDFgetX3", r"pdfgetx-?3|diffpy\.pdfgetx"), ("PDFgetX2", r"PDFgetX2"),
+                          ("PDFgetN", r"PDFgetN|prep=\w+"), ("PDFgui", r"PDFgui")):
+        if re.search(pattern, header, re.IGNORECASE):
+            facts["tool"] = tool
+            break
+    return facts
+
+
+def read_gr_file(path: Path) -> GrFile:
+    """A .gr file's data and header facts; raises GrFormatError naming the offending row."""
     try:
-        lines = Path(path).read_text(errors="replace").splitlines()
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as error:
         raise GrFormatError(None, f"cannot read the file: {error}") from error
-    marker = next((i for i, line in enumerate(lines) if line.strip().startswith("#### start data")), None)
-    start = marker + 1 if marker is not None else 0
-    rows, data_started = [], False
+    start = find_data_start(lines)
+    rows = []
     for number, line in enumerate(lines[start:], start=start + 1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#") or (not data_started and _numbers(stripped) is None):
+        if _skippable(line):
             continue
-        values = _numbers(stripped)
+        values = _numbers(line)
         if values is None or len(values) < 2:
-            raise GrFormatError(number, f"expected two or more numbers (r, G(r), ...), got {stripped[:60]!r}")
-        data_started = True
+            raise GrFormatError(number, f"expected two or more numbers (r, G(r), ...) in the data from line "
+                                        f"{start + 1} on, got {line.strip()[:60]!r}")
         rows.append(values[:2])
     if len(rows) < MIN_POINTS:
         raise GrFormatError(None, f"expected at least {MIN_POINTS} data rows of r, G(r); found {len(rows)}")
     data = np.array(rows)
-    r, pdf = data[:, 0], data[:, 1]
     bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
     if bad.size:
         raise GrFormatError(None, f"data row {bad[0] + 1} is not finite (expected real numbers)")
+    r, pdf = data[:, 0], data[:, 1]
     if np.any(np.diff(r) <= 0):
         raise GrFormatError(None, f"r must increase strictly; data row {np.flatnonzero(np.diff(r) <= 0)[0] + 2} does not")
-    overlap = min(r.max(), MODEL_GRID_A[-1]) - max(r.min(), MODEL_GRID_A[0])
-    if overlap < MIN_OVERLAP_A:
-        raise GrFormatError(None, f"r range {r.min():.2f}..{r.max():.2f} A covers less than {MIN_OVERLAP_A} A "
-                                  f"of the model range {MODEL_GRID_A[0]}..{MODEL_GRID_A[-1]} A")
-    return r, pdf
+    return GrFile(r, pdf, parse_header("\n".join(lines[:start])), start + 1)
 
 
-def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection]]:
-    """Every .gr file of folder as a model input row; files that cannot be used become rejections."""
-    names, rows, rejections = [], [], []
+def read_gr(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(r in A, G in 1/A^2) from a .gr file; raises GrFormatError naming the offending row."""
+    gr = read_gr_file(path)
+    return gr.r_A, gr.pdf
+
+
+def resample_to_model_grid(r_A: np.ndarray, pdf: np.ndarray, grid_A: np.ndarray = MODEL_GRID_A) -> np.ndarray:
+    """G of any increasing r grid linearly resampled onto the model grid, normalised to [0, 1].
+
+    Raises GrFormatError when the file's r range does not cover the grid (within COVERAGE_TOLERANCE_A).
+    """
+    low, high = float(grid_A[0]), float(grid_A[-1])
+    if r_A[0] > low + COVERAGE_TOLERANCE_A or r_A[-1] < high - COVERAGE_TOLERANCE_A:
+        raise GrFormatError(None, f"r range {r_A[0]:.2f}..{r_A[-1]:.2f} A does not cover the model range "
+                                  f"{low:g}..{high:g} A: the file must start at or below {low:g} A and reach "
+                                  f"{high:g} A (transform with rmax >= {high:g})")
+    return normalise_profiles(np.interp(grid_A, r_A, pdf)[None, :])[0]
+
+
+@dataclass
+class MeasuredSet:
+    """Model inputs of every usable file of a folder, their header facts, and the rejected files."""
+
+    names: list[str]
+    paths: list[str]
+    inputs: np.ndarray
+    headers: list[dict]
+    rejections: list[Rejection]
+
+
+def read_measured_folder(folder: Path) -> MeasuredSet:
+    """Every *.gr of folder (sorted) resampled onto the model grid; unusable files become rejections."""
+    names, paths, rows, headers, rejections = [], [], [], [], []
     for path in sorted(Path(folder).glob("*.gr")):
         try:
-            r, pdf = read_gr(path)
+            gr = read_gr_file(path)
+            row = resample_to_model_grid(gr.r_A, gr.pdf)
         except GrFormatError as error:
             rejections.append(Rejection(str(path), error.row, str(error)))
             continue
         names.append(path.name)
-        rows.append(model_input(r, pdf))
-    return names, np.array(rows, dtype=np.float32).reshape(len(rows), len(MODEL_GRID_A)), rejections
+        paths.append(str(path))
+        rows.append(row)
+        headers.append(gr.header)
+    inputs = np.array(rows, dtype=np.float32).reshape(len(rows), len(MODEL_GRID_A))
+    return MeasuredSet(names, paths, inputs, headers, rejections)
 
 
-def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str) -> pd.DataFrame:
-    """One row per file and rank: file, rank, space_group, probability, model_id."""
+def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection]]:
+    """(file names, model input rows, rejections) of every .gr file of folder."""
+    found = read_measured_folder(folder)
+    return found.names, found.inputs, found.rejections
+
+
+PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "radiation",
+                      "wavelength_A", "qmax_inv_A", "composition", "model_id"]
+
+
+def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str,
+                headers: list[dict] | None = None, source: str = "user") -> pd.DataFrame:
+    """One row per file and rank: the space group as number and Hermann-Mauguin symbol, its probability,
+    the file's header facts (wavelength, Qmax, composition, radiation; empty when absent) and the model_id."""
     k = min(k, len(classes))
+    headers = headers or [{} for _ in names]
     order = np.argsort(-probabilities, axis=1)[:, :k]
     records = [
-        {"file": name, "rank": rank + 1, "space_group": int(classes[column]),
-         "probability": float(probabilities[row, column]), "model_id": model_id}
-        for row, name in enumerate(names)
+        {"file": name, "source": source, "rank": rank + 1, "space_group": int(classes[column]),
+         "space_group_symbol": space_group_symbol(int(classes[column])),
+         "probability": float(probabilities[row, column]), "radiation": header.get("radiation"),
+         "wavelength_A": header.get("wavelength_A"), "qmax_inv_A": header.get("qmax_inv_A"),
+         "composition": header.get("composition"), "model_id": model_id}
+        for row, (name, header) in enumerate(zip(names, headers))
         for rank, column in enumerate(order[row])
     ]
-    return pd.DataFrame(records, columns=["file", "rank", "space_group", "probability", "model_id"])
+    return pd.DataFrame(records, columns=PREDICTION_COLUMNS)

@@ -8,6 +8,7 @@ for generated crystals directly, for CIFs through pymatgen's SpacegroupAnalyzer.
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 from dataclasses import dataclass
@@ -47,6 +48,28 @@ class Crystal:
     def formula(self) -> str:
         counts = pd.Series(self.occupancies, index=self.atomic_numbers).groupby(level=0).sum()
         return " ".join(f"Z{int(z)}:{n:g}" for z, n in counts.items())
+
+
+@functools.lru_cache(maxsize=256)
+def space_group_symbol(number: int) -> str:
+    """Short Hermann-Mauguin symbol of an international space-group number (225 -> 'Fm-3m', 14 -> 'P2_1/c').
+
+    From spglib's table: the standard setting is the first Hall number of the group.
+    """
+    import spglib
+
+    if not 1 <= int(number) <= 230:
+        raise ValueError(f"space-group number must be 1..230, not {number}")
+    for hall in range(1, 531):
+        found = spglib.get_spacegroup_type(hall)
+        if found.number == int(number):
+            return found.international_short
+    raise ValueError(f"spglib has no space group {number}")  # pragma: no cover
+
+
+def space_group_label(number: int) -> str:
+    """'225 Fm-3m': the number and its Hermann-Mauguin symbol, for tables, figures and metadata."""
+    return f"{int(number)} {space_group_symbol(number)}"
 
 
 def spglib_symmetry(lattice_A, frac_coords, atomic_numbers,

@@ -18,6 +18,12 @@ TINY = {
                                               "r_max_A": [20.0], "noise_std": [0.05]}},
     }
 }
+def materialization_metadata(result, asset_key: str) -> dict:
+    """The metadata values of one asset's materialization (numbers as numbers)."""
+    event = next(e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == asset_key)
+    return {key: value.value for key, value in event.materialization.metadata.items()}
+
+
 ASSETS = [pdf_defs.pdf_structures, pdf_defs.pdf_profiles, pdf_defs.pdf_split, pdf_defs.space_group_cnn,
           pdf_defs.space_group_baseline, pdf_defs.space_group_evaluation, pdf_defs.space_group_predictions]
 
@@ -53,11 +59,22 @@ def test_group_materializes_and_exports_predictions(tiny_run):
     assert result.success
     predictions = pd.read_csv(root / "exports" / "space_group_predictions.csv")
     cnn = result.output_for_node("space_group_cnn")
-    assert set(predictions["file"]) == {"NaCl.gr", "Si.gr", "Mg.gr"}  # the embedded default
+    assert set(predictions["file"]) == {"NaCl.gr", "Si.gr", "Mg.gr"}  # the embedded examples
+    assert (predictions["source"] == "synthetic").all()
     assert (predictions["model_id"] == cnn["model_id"]).all()
     assert set(predictions["rank"]) == {1, 2, 3}  # top-k is capped by the 3 classes
+    symbols = dict(zip(predictions["space_group"], predictions["space_group_symbol"]))
+    assert symbols == {194: "P6_3/mmc", 225: "Fm-3m", 227: "Fd-3m"}
+    assert set(predictions["composition"]) == {"NaCl", "Si", "Mg"}
     sums = predictions.groupby("file")["probability"].sum()
     assert ((sums > 0.999) & (sums < 1.001)).all()  # 3 of 3 classes: the whole distribution
+
+
+def test_no_asset_writes_under_data_raw(tiny_run):
+    root, _ = tiny_run
+    written = sorted(p.relative_to(root).as_posix() for p in (root / "raw").rglob("*") if p.is_file())
+    assert written == ["raw/pdf/structures/NaCl.cif", "raw/pdf/structures/broken.cif"]  # the test's own drops
+    assert sorted(p.name for p in (root / "examples" / "pdf").glob("*.gr")) == ["Mg.gr", "NaCl.gr", "Si.gr"]
 
 
 def test_profiles_are_normalised_on_the_published_grid(tiny_run):
@@ -82,12 +99,14 @@ def test_split_is_stratified_and_shared(tiny_run):
 def test_broken_cif_is_quarantined_and_the_rest_goes_on(tiny_run):
     root, result = tiny_run
     quarantine = pd.read_csv(root / "quarantine" / "pdf.csv")
-    assert quarantine["source"].str.endswith("broken.cif").any()
+    assert quarantine["source"].tolist() == ["raw/pdf/structures/broken.cif"]  # user files only, once
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks["cif_rejected_share"] is True  # 1 of 2 CIFs rejected: at the bound 0.5
-    assert checks["measured_rejected_share"] is True
+    assert checks["cif_rejected_share"] is True  # 1 of 2 user CIFs rejected: at the bound 0.5
+    assert checks["measured_rejected_share"] is True  # no user .gr files: nothing to reject
     frame = result.output_for_node("pdf_structures")
     assert frame.loc[frame["structure_id"] == "cif-NaCl", "space_group"].tolist() == [225]
+    metadata = materialization_metadata(result, "pdf_structures")
+    assert metadata["n_user_records"] == 2 and metadata["n_rejected"] == 1  # the generated crystals do not count
 
 
 def test_evaluation_sweeps_every_requested_condition(tiny_run):

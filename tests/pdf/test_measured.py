@@ -1,4 +1,10 @@
-"""Reading .gr files, the embedded default and the top-k table."""
+"""Reading .gr files as PDFgetX2, PDFgetX3, PDFgetN and PDFgui write them; resampling; the top-k table.
+
+The headers below are written by hand in each tool's style (key spellings, spacing, the
+numeric tables inside PDFgetN / PDFgetX2 histories, the `#### start data` / `##### start
+data` markers, the `#L` column lines); the data rows come from a known G(r), so the test
+knows what the reader must recover. Nothing here goes through our own writer.
+"""
 
 from __future__ import annotations
 
@@ -6,66 +12,257 @@ import numpy as np
 import pytest
 
 from assets.pdf import measured
-from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, model_input
+from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
 
 
-def test_embedded_default_round_trips_through_the_gr_reader(tmp_path):
-    paths = measured.write_embedded_measured(tmp_path, np.random.default_rng(0), noise_fraction=0.0)
-    assert sorted(p.name for p in paths) == ["Mg.gr", "NaCl.gr", "Si.gr"]
-    r, pdf = measured.read_gr(tmp_path / "Si.gr")
-    assert r[0] == pytest.approx(0.01) and r[-1] == pytest.approx(34.99)
-    silicon = [c for c in measured.reference_crystals() if c.structure_id == "Si"]
-    expected = compute_pdfs(silicon, PdfSettings(r_max_A=35.0), MODEL_GRID_A)[0]
-    # linear interpolation from the 0.01 A file grid costs ~0.1 % of the peak height
-    np.testing.assert_allclose(np.interp(MODEL_GRID_A, r, pdf), expected, atol=3e-3 * np.abs(expected).max())
+def known_pdf(r):
+    """A G(r)-like curve: damped oscillation on a -4 pi rho0 r baseline (values of order 1)."""
+    return np.sin(2.5 * r) * np.exp(-0.03 * r) * 3 - 0.2 * r * np.exp(-r)
 
 
-def test_gr_without_pdfgetx3_header_and_with_extra_columns(tmp_path):
-    r = np.linspace(1.0, 25.0, 100)
-    rows = "\n".join(f"{x} {np.sin(x)} 0.01 0.02" for x in r)
-    (tmp_path / "plain.gr").write_text("# my own header\nsample = x\n" + rows + "\n")
-    read_r, read_g = measured.read_gr(tmp_path / "plain.gr")
-    np.testing.assert_allclose(read_r, r)
-    np.testing.assert_allclose(read_g, np.sin(r))
+PDFGETX3_HEADER = """[DEFAULT]
+
+version = diffpy.pdfgetx-2.1.2
+
+# input and output specifications
+dataformat = twotheta
+inputfile = NaCl_300K.chi
+backgroundfile = kapton_300K.chi
+outputtype = gr
+
+# PDF calculation setup
+mode = xray
+wavelength = 0.1839
+twothetazero = 0
+composition = NaCl
+bgscale = 0.98
+rpoly = 0.9
+qmaxinst = 26.0
+qmin = 0.6
+qmax = 24.5
+rmin = 0
+rmax = 30
+rstep = 0.01
+
+# End of config --------------------------------------------------------------
+
+#### start data
+#S 1
+#L r(\u00c5)  G(\u00c5$^{-2}$)
+"""
+
+# PDFgetX2 history: several key=value pairs to a line, numeric table rows inside the header.
+PDFGETX2_HEADER = """History written: Tue Mar 20 16:25:44 2007
+produced by xpdfuser
+##### PDFgetX2 - Version 1.0 build 20060927
+##### Run Information
+title=PDF analysis
+datadir=/home/xpdfuser/data/Ni     datafile=Ni_300K.chi
+bkgdir=/home/xpdfuser/data/Ni     bkgfile=kapton.chi
+##### Experimental Setup
+lambda=0.1078     polarization=0.95     2thetaMin=0.5     2thetaMax=40.0
+##### Sample Composition
+numElements=1
+Ni 1.0000 58.6934 28.0000 0.0000 0.0000
+##### Corrections
+ 1   0.0000   1.0000
+ 2   0.5000   0.9800
+ 3   1.0000   0.9500
+##### Fourier Transform
+numRpoints=3001     maxR=30.0     numDensity=0.0914     Qmin=0.80     Qmax=26.00
+sofqDamping=0     fourierFilter=none
+#### start data
+#S 1 - PDF from PDFgetX2
+#P0  -0.21429   0.77551   0.00000   0.00000   0.00000   0.00000   0.00000
+#L r G(r) dr dG(r)
+"""
+
+# PDFgetN history (Hist.pm layout): bank table of numbers, element table, Ft and Damp key lines.
+PDFGETN_HEADER = """History written: Thu Jan 12 14:03:11 2006
+produced by npdfuser
+##### Run Information     runCorrection=T
+prep=sepd     machine=NPDF
+run=npdf_01234     background=npdf_01230
+smooth=0    smoothParam=0.1 0.1 0.1    backKillThresh=-1.0
+in beam: radius=0.3175     height=5.0
+temp=300.0     runTitle=MnO powder 300K
+
+##### Vanadium     runCorrection=T
+run=npdf_01220     background=npdf_01230
+in beam: radius=0.4500     height=5.0
+
+##### Sample     runCorrection=T     numElements=2     NormLaue=0.16
+Element  NumOf  Mass  CoherCS  IncoherCS  AbsorpCS
+Mn  1.0000  54.9380  1.7500  0.4000  13.3000
+O  1.0000  15.9990  4.2320  0.0008  0.0002
+density=5.37     effDensity=3.10
+
+##### Banks=4     deltaQ=0.02     matchRef=0     matchScal=T     matchOffset=T
+bank  angle  Qmin  Qmax
+1  46.0  0.50  12.00
+2  90.0  0.80  22.00
+3  119.0  1.00  30.00
+4  148.0  1.20  35.00
+
+##### Program-specific Information
+## Ft     calcError=1
+numRpoints=3001     maxR=30.0     numDensity=0.0877     intMaxR=1.5
+## Damp     Qmin=0.50     Qmax=35.00     startDampQ=35.00     QAveMin=0.60
+dampFuncType=0     modEqn=1.0000*S(Q)+0.0000+0.0000*Q
+## Blend     numBanks=3     banks=2,3,4
+## Soqd     minProcOut=0
+samPlazcek=T     vanPlazcek=T     smoothData=0     modifyData=0
+#### start data
+#S 1 - PDF from PDFgetN
+#P0  -13.48722     5.99018     0.50000     0.02000     0.00000     0.00000     0.00000
+#L r G(r) dr dG(r)
+"""
+
+# PDFgui "export data": five-hash marker, stype and qmax lines.
+PDFGUI_HEADER = """History written: Mon Nov 30 10:00:00 2026
+produced by pdfguiuser
+##### PDFgui
+stype=X  x-ray scattering
+qmax=25.00
+qdamp=0.04
+qbroad=0
+dscale=1
+##### start data
+#L r(A) G(r) d_r d_Gr
+"""
+
+
+def x3_rows(r):
+    return "".join(f"{x:g} {known_pdf(x):.6g}\n" for x in r)
+
+
+def x2_rows(r):  # right-aligned fixed columns with uncertainties
+    return "".join(f"{x:12.6f}{known_pdf(x):12.6f}{0.0:12.6f}{0.012:12.6f}\n" for x in r)
+
+
+def pdfgui_rows(r):
+    return "".join(f"{x:g} {known_pdf(x):g} 0 0.0123\n" for x in r)
+
+
+STYLES = {
+    # name: (header, rows, r grid, facts the header states)
+    "PDFgetX3": (PDFGETX3_HEADER, x3_rows, np.round(np.arange(0, 3001) * 0.01, 2),
+                 {"wavelength_A": 0.1839, "qmax_inv_A": 24.5, "composition": "NaCl", "radiation": "xray",
+                  "tool": "PDFgetX3"}),
+    "PDFgetX2": (PDFGETX2_HEADER, x2_rows, np.arange(1, 3002) * 0.01,
+                 {"wavelength_A": 0.1078, "qmax_inv_A": 26.0, "composition": "Ni", "radiation": "xray",
+                  "tool": "PDFgetX2"}),
+    "PDFgetN": (PDFGETN_HEADER, x2_rows, np.arange(1, 1601) * 0.02,
+                {"wavelength_A": None, "qmax_inv_A": 35.0, "composition": "MnO", "radiation": "neutron",
+                 "tool": "PDFgetN"}),
+    "PDFgui": (PDFGUI_HEADER, pdfgui_rows, np.round(np.arange(1.5, 30.0001, 0.05), 2),
+               {"wavelength_A": None, "qmax_inv_A": 25.0, "composition": None, "radiation": "xray",
+                "tool": "PDFgui"}),
+}
+
+
+@pytest.mark.parametrize("style", sorted(STYLES))
+def test_each_tools_header_is_skipped_and_its_facts_read(tmp_path, style):
+    header, rows, r, facts = STYLES[style]
+    path = tmp_path / f"{style}.gr"
+    path.write_text(header + rows(r), encoding="utf-8")
+    gr = measured.read_gr_file(path)
+    assert gr.data_start_row == header.count("\n") + 1
+    np.testing.assert_allclose(gr.r_A, r, atol=1e-6)
+    np.testing.assert_allclose(gr.pdf, known_pdf(r), atol=1e-5)
+    assert gr.header == facts
+
+
+def test_every_style_gives_the_same_model_input_whatever_its_r_grid(tmp_path):
+    expected = normalise_profiles(known_pdf(MODEL_GRID_A)[None, :])[0]
+    for style, (header, rows, r, _) in STYLES.items():
+        (tmp_path / f"{style}.gr").write_text(header + rows(r), encoding="utf-8")
+    found = measured.read_measured_folder(tmp_path)
+    assert found.names == sorted(f"{style}.gr" for style in STYLES) and not found.rejections
+    for name, row in zip(found.names, found.inputs):
+        # linear interpolation of a curve with 2.5 rad/A oscillations: 0.01-0.05 A steps cost < 1 %
+        np.testing.assert_allclose(row, expected, atol=0.01, err_msg=name)
+    assert [h["tool"] for h in found.headers] == sorted(STYLES)
+
+
+def test_numeric_history_rows_without_a_marker_are_header_not_data(tmp_path):
+    """A PDFgetN file whose `#### start data` block was cut: the bank table (4 numeric rows)
+    and the numRpoints line must not be taken for data; the first long numeric run is."""
+    header = PDFGETN_HEADER.split("#### start data")[0]
+    r = np.arange(1, 1601) * 0.02
+    (tmp_path / "cut.gr").write_text(header + x2_rows(r))
+    gr = measured.read_gr_file(tmp_path / "cut.gr")
+    np.testing.assert_allclose(gr.r_A, r)
+    assert gr.header["composition"] == "MnO" and gr.header["radiation"] == "neutron"
+
+
+def test_a_nacl_pdf_in_a_pdfgetx3_file_is_the_models_input_for_nacl(tmp_path):
+    nacl = measured.reference_crystals()[0]
+    r = np.round(np.arange(0, 3501) * 0.01, 2)
+    pdf = compute_pdfs([nacl], PdfSettings(r_max_A=35.0), r)[0]
+    (tmp_path / "NaCl.gr").write_text(PDFGETX3_HEADER + "".join(f"{x:g} {g:.6g}\n" for x, g in zip(r, pdf)))
+    found = measured.read_measured_folder(tmp_path)
+    expected = normalise_profiles(compute_pdfs([nacl], PdfSettings(), MODEL_GRID_A))[0]
+    np.testing.assert_allclose(found.inputs[0], expected, atol=5e-3)
+
+
+@pytest.mark.parametrize(("r_first", "r_last"), [(0.01, 20.0), (2.0, 40.0), (0.5, 29.0)],
+                         ids=["maxR-20", "starts-at-2", "stops-at-29"])
+def test_a_file_that_does_not_cover_the_model_range_is_rejected_with_its_range(tmp_path, r_first, r_last):
+    r = np.arange(r_first, r_last + 1e-9, 0.01)
+    (tmp_path / "short.gr").write_text(PDFGETX2_HEADER + x2_rows(r))
+    found = measured.read_measured_folder(tmp_path)
+    assert found.names == [] and len(found.rejections) == 1
+    reason = found.rejections[0].reason
+    assert f"{r_first:.2f}..{r_last:.2f} A does not cover the model range 1.5..30 A" in reason
 
 
 @pytest.mark.parametrize(
     ("text", "row", "words"),
     [
-        ("#### start data\n" + "".join(f"{i} 1\n" for i in range(30)) + "3.0 oops\n", 32, "two or more numbers"),
-        ("1 2\n" * 3, None, "at least"),
-        ("".join(f"{i % 10} 1\n" for i in range(30)), None, "increase"),
-        ("".join(f"{i * 0.01} 1\n" for i in range(30)), None, "covers less"),
+        (PDFGETX3_HEADER + x3_rows(np.arange(0, 40) * 0.01) + "3.0 oops\n", PDFGETX3_HEADER.count("\n") + 41,
+         "two or more numbers"),
+        (PDFGETX3_HEADER + "1 2\n" * 3, None, "at least"),
+        (PDFGETX3_HEADER + "".join(f"{i % 10} 1\n" for i in range(30)), None, "increase"),
+        (PDFGETX3_HEADER + "0.5 nan\n" + x3_rows(np.arange(1, 40)), None, "not finite"),
+        ("title=PDF analysis\nnothing but words\n", None, "no run of 20"),
+        (PDFGUI_HEADER, None, "no data rows after"),
     ],
-    ids=["bad-row", "too-short", "not-increasing", "out-of-range"],
+    ids=["word-in-data", "too-short", "not-increasing", "nan", "no-numbers", "marker-only"],
 )
 def test_unusable_files_name_the_row_and_the_expectation(tmp_path, text, row, words):
     (tmp_path / "bad.gr").write_text(text)
     with pytest.raises(measured.GrFormatError, match=words) as error:
-        measured.read_gr(tmp_path / "bad.gr")
+        measured.read_gr_file(tmp_path / "bad.gr")
     assert error.value.row == row
 
 
-def test_measured_inputs_keep_going_after_a_bad_file(tmp_path):
-    measured.write_embedded_measured(tmp_path, np.random.default_rng(1))
-    (tmp_path / "broken.gr").write_text("nothing here\n")
-    names, inputs, rejections = measured.measured_inputs(tmp_path)
-    assert names == ["Mg.gr", "NaCl.gr", "Si.gr"]
-    assert inputs.shape == (3, 209)
-    assert [r.source.rsplit("/", 1)[-1] for r in rejections] == ["broken.gr"]
+def test_measured_folder_keeps_going_after_a_bad_file(tmp_path):
+    header, rows, r, _ = STYLES["PDFgetX3"]
+    (tmp_path / "good.gr").write_text(header + rows(r))
+    (tmp_path / "broken.gr").write_bytes(b"\xff\xfe binary \x00 junk")
+    found = measured.read_measured_folder(tmp_path)
+    assert found.names == ["good.gr"] and found.inputs.shape == (1, 209)
+    assert [rejection.source.rsplit("/", 1)[-1] for rejection in found.rejections] == ["broken.gr"]
 
 
-def test_short_measured_range_is_zero_outside_before_normalising():
-    r = np.linspace(2.0, 10.0, 400)
-    row = model_input(r, np.cos(3 * r))
-    zero_level = (0 - np.cos(3 * r).min()) / np.ptp(np.cos(3 * r))
-    assert np.allclose(row[MODEL_GRID_A > 10.0], zero_level, atol=1e-3)
-    assert np.allclose(row[MODEL_GRID_A < 2.0], zero_level, atol=1e-3)
+def test_embedded_examples_are_labelled_synthetic_and_read_back(tmp_path):
+    paths = measured.write_embedded_examples(tmp_path, np.random.default_rng(0))
+    assert sorted(p.name for p in paths) == ["Mg.gr", "NaCl.gr", "Si.gr"]
+    found = measured.read_measured_folder(tmp_path)
+    assert found.names == ["Mg.gr", "NaCl.gr", "Si.gr"] and not found.rejections
+    assert "synthetic" in paths[0].read_text().splitlines()[1]
 
 
-def test_top_k_table_orders_by_probability():
+def test_top_k_table_orders_by_probability_and_names_the_groups():
     probabilities = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]])
-    table = measured.top_k_table(["a.gr", "b.gr"], probabilities, [14, 225, 227], 2, "model-1")
-    assert table[table["file"] == "a.gr"]["space_group"].tolist() == [225, 227]
-    assert table[table["file"] == "b.gr"]["probability"].tolist() == [0.5, 0.3]
-    assert (table["model_id"] == "model-1").all()
+    headers = [{"wavelength_A": 0.1839, "qmax_inv_A": 24.5, "composition": "NaCl", "radiation": "xray"}, {}]
+    table = measured.top_k_table(["a.gr", "b.gr"], probabilities, [14, 225, 227], 2, "model-1", headers)
+    a, b = table[table["file"] == "a.gr"], table[table["file"] == "b.gr"]
+    assert a["space_group"].tolist() == [225, 227]
+    assert a["space_group_symbol"].tolist() == ["Fm-3m", "Fd-3m"]
+    assert b["space_group_symbol"].tolist() == ["P2_1/c", "Fd-3m"]
+    assert b["probability"].tolist() == [0.5, 0.3]
+    assert a["composition"].tolist() == ["NaCl", "NaCl"] and a["wavelength_A"].tolist() == [0.1839] * 2
+    assert b["composition"].isna().all() and b["qmax_inv_A"].isna().all()
+    assert (table["model_id"] == "model-1").all() and (table["source"] == "user").all()
