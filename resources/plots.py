@@ -33,6 +33,24 @@ def table_markdown(frame, rows: int | None = None) -> str:
     return shown.to_markdown(index=False, floatfmt=".4g") if len(shown) else "(none)"
 
 
+def frame_table(frame, rows: int | None = 200, digits: int = 4):
+    """A DataFrame as Dagster table metadata with a typed schema (floats to `digits` significant digits)."""
+    import dagster as dg
+
+    kinds = {"f": "float", "i": "int", "u": "int", "b": "bool"}
+    shown = frame if rows is None else frame.head(rows)
+    schema = dg.TableSchema(columns=[dg.TableColumn(str(name), kinds.get(dtype.kind, "string"))
+                                     for name, dtype in shown.dtypes.items()])
+    records = []
+    for record in shown.to_dict(orient="records"):
+        records.append(dg.TableRecord({
+            str(key): round_sig(value, digits) if isinstance(value, float)
+            else value if isinstance(value, (int, bool, str)) or value is None else str(value)
+            for key, value in record.items()
+        }))
+    return dg.MetadataValue.table(records, schema=schema)
+
+
 def new_figure(ncols: int = 1, size=(5.0, 4.0)):
     import matplotlib
 

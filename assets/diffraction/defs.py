@@ -17,11 +17,10 @@ import io
 import json
 import time
 import uuid
+from typing import Literal
 
 import numpy as np
 from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetSelection,
@@ -38,8 +37,12 @@ from pydantic import Field
 from assets.diffraction.requests import DEFAULT_PHASES
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
-from resources.datapaths import Rejection, atomic_write_bytes, exports_dir, raw_dir, requests_dir, write_export_csv, write_quarantine
-from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, table_markdown
+from resources.datapaths import (
+    Rejection, atomic_write_bytes, exports_dir, raw_dir, relative_to_root, requests_dir, sha256_bytes, write_export_csv,
+    write_quarantine,
+)
+from resources.quarantine import report_rejections
+from resources.plots import confusion_matrix_markdown, figure_markdown, frame_table, new_figure, round_sig
 from resources.storage import Hdf5Tree
 
 PIPELINE = "diffraction"
@@ -179,12 +182,12 @@ def phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffractio
         bundle,
         metadata={
             "cnn_id": cnn_id,
-            "test_accuracy": accuracy,
+            "test_accuracy": round_sig(accuracy),
             "train_patterns": int(train.sum()),
             "test_patterns": int(test.sum()),
             "epochs": config.epochs,
             "training_s": round(training_s, 2),
-            "final_train_loss": history["loss"][-1],
+            "final_train_loss": round_sig(history["loss"][-1]),
             "device": compute.keras_device(),
             "confusion_matrix": MetadataValue.md(confusion_matrix_markdown({"held-out simulated": matrix}, phases)),
         },
@@ -192,14 +195,16 @@ def phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffractio
 
 
 class ExperimentalMapsConfig(Config):
-    include_synthetic: bool = Field(True, description="add the synthetic map (embedded default) with its ground truth")
+    include_synthetic: Literal["auto", "always", "never"] = Field(
+        "auto", description="the synthetic map with its ground truth: auto = only when the user dropped no map")
     synthetic_rows: int = 24
     synthetic_cols: int = 24
     boundary_px: float = Field(2.0, description="width of the mixed band at region boundaries (pixels)")
     synthetic_seed: int = 7
     phases: list[str] = list(DEFAULT_PHASES)
     expected_points: int = 147
-    max_rejected_share: float = Field(0.5, description="blocking check fails above this share of rejected files")
+    max_rejected_share: float = Field(0.5, description="blocking check fails above this share of rejected user files")
+    rejected_share_severity: Literal["ERROR", "WARN"] = Field("ERROR", description="WARN lets the run go on")
 
 
 @asset(
@@ -207,40 +212,33 @@ class ExperimentalMapsConfig(Config):
     check_specs=[AssetCheckSpec("rejected_share_within_bound", asset="experimental_maps", blocking=True)],
 )
 def experimental_maps(context: AssetExecutionContext, config: ExperimentalMapsConfig):
-    """Validated experimental maps from raw/diffraction/experimental/*.npz, plus the synthetic default."""
+    """Validated experimental maps from raw/diffraction/experimental/*.npz (the synthetic map when there are none)."""
     from assets.diffraction.experimental import MapError, load_map, synthetic_map
     from assets.diffraction.phases import available_phases
     from assets.diffraction.requests import parse_request
 
     files = sorted(experimental_dir().glob("*.npz")) if experimental_dir().is_dir() else []
-    maps, rejections = {}, []
+    maps, rejections, accepted = {}, [], {}
     for path in files:
         try:
-            maps[path.stem] = load_map(path, config.expected_points)
+            maps[path.stem] = {**load_map(path, config.expected_points), "source": relative_to_root(path)}
+            accepted[str(path)] = 1
         except MapError as error:
             rejections.append(Rejection(str(path), None, str(error)))
-            context.log.warning(str(error))
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-    if config.include_synthetic:
+            accepted[str(path)] = 0
+    summary = report_rejections(context.log, PIPELINE, rejections, accepted)
+    if config.include_synthetic == "always" or (config.include_synthetic == "auto" and not files):
         request = parse_request({"phases": config.phases}, "experimental_maps config", available_phases())
-        maps["synthetic_map"] = synthetic_map(request, config.synthetic_rows, config.synthetic_cols, config.boundary_px, config.synthetic_seed)
-    share = len(rejections) / len(files) if files else 0.0
+        synthetic = synthetic_map(request, config.synthetic_rows, config.synthetic_cols, config.boundary_px, config.synthetic_seed)
+        maps["synthetic_map"] = {**synthetic, "source": "synthetic"}
     yield Output(
         maps,
         metadata={
-            "files": len(files),
-            "rejected_files": len(rejections),
-            "maps": MetadataValue.json({name: list(m["y"].shape) for name, m in maps.items()}),
-            "rejections": MetadataValue.md("\n".join(f"- {r.reason}" for r in rejections) or "none"),
+            **summary.metadata(),
+            "maps": MetadataValue.json({name: {"shape": list(m["y"].shape), "source": m["source"]} for name, m in maps.items()}),
         },
     )
-    yield AssetCheckResult(
-        check_name="rejected_share_within_bound",
-        passed=share <= config.max_rejected_share,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={"rejected_share": share, "bound": config.max_rejected_share},
-    )
+    yield summary.check_result("rejected_share_within_bound", config.max_rejected_share, config.rejected_share_severity)
 
 
 def _phase_map_markdown(name: str, labels: np.ndarray, phases: list[str], truth: np.ndarray | None) -> str:
@@ -275,29 +273,60 @@ def _truth_in_cnn_order(arrays: dict, phases: list[str]) -> np.ndarray | None:
     return lookup[arrays["truth"]]
 
 
+def _map_digest(arrays: dict, cnn_id: str) -> str:
+    """What a stored prediction depends on: the map's q axis and profiles, and the model."""
+    return sha256_bytes(np.ascontiguousarray(arrays["x"]).tobytes() + np.ascontiguousarray(arrays["y"]).tobytes() + cnn_id.encode())
+
+
+def _stored_prediction(path, digest: str) -> dict | None:
+    """The export at `path` when it was made from the same map by the same model (None otherwise)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "input_sha256" in archive.files and str(archive["input_sha256"]) == digest:
+                return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 @asset(group_name=PIPELINE, required_resource_keys={"compute"})
 def phase_predictions(
     context: AssetExecutionContext, phase_cnn: dict, experimental_maps: dict
 ) -> Output:
-    """Phase probabilities per map pixel, exported as exports/<name>_probability_pred.npz."""
+    """Phase probabilities per map pixel, exported as exports/<name>_probability_pred.npz.
+
+    Incremental: a map whose export was made from the same content by the same CNN is not predicted again.
+    """
     from assets.diffraction.cnn import predict_probabilities
     import keras
 
     cnn, phases = phase_cnn, list(phase_cnn["phases"])
-    predictions, plots, paths = {}, [], {}
+    predictions, plots, paths, reused = {}, [], {}, []
     for name, arrays in experimental_maps.items():
-        with keras.device(context.resources.compute.keras_device()):
-            probabilities = predict_probabilities(cnn["model"], _map_profiles(cnn, arrays))
-        pred = probabilities.reshape(*arrays["y"].shape[:2], len(phases)).astype(np.float32)
-        result = {"pred": pred, "phases": np.array(phases), "cnn_id": np.array(cnn["cnn_id"])}
-        paths[name] = str(atomic_write_bytes(exports_dir() / f"{name}_probability_pred.npz", _npz_bytes(result)))
+        path = exports_dir() / f"{name}_probability_pred.npz"
+        digest = _map_digest(arrays, cnn["cnn_id"])
+        result = _stored_prediction(path, digest)
+        if result is not None:
+            reused.append(name)
+        else:
+            with keras.device(context.resources.compute.keras_device()):
+                probabilities = predict_probabilities(cnn["model"], _map_profiles(cnn, arrays))
+            pred = probabilities.reshape(*arrays["y"].shape[:2], len(phases)).astype(np.float32)
+            result = {"pred": pred, "phases": np.array(phases), "cnn_id": np.array(cnn["cnn_id"]),
+                      "source": np.array(arrays["source"]), "input_sha256": np.array(digest)}
+            atomic_write_bytes(path, _npz_bytes(result))
+        paths[name] = relative_to_root(path)
         predictions[name] = result
-        plots.append(_phase_map_markdown(name, pred.argmax(-1), phases, _truth_in_cnn_order(arrays, phases)))
+        plots.append(_phase_map_markdown(name, result["pred"].argmax(-1), phases, _truth_in_cnn_order(arrays, phases)))
+    if reused:
+        context.log.info(f"{len(reused)} map(s) unchanged since their last prediction with this CNN, not predicted again: {reused}")
     return Output(
         predictions,
         metadata={
             "cnn_id": cnn["cnn_id"],
             "maps": len(predictions),
+            "maps_predicted": len(predictions) - len(reused),
+            "maps_unchanged": len(reused),
             "exports": MetadataValue.json(paths),
             "phase_maps": MetadataValue.md("\n\n".join(plots) or "no maps"),
         },
@@ -342,18 +371,19 @@ def prediction_evaluation(
         accuracy = float(np.mean(labels == truth)) if truth is not None else float("nan")
         accuracies[name] = accuracy
         for row in evaluate_map(_map_profiles(cnn, arrays), labels.ravel(), q_axis, reference, tolerance, config.prominence):
-            rows.append({"map": name, "phase": phases[row.pop("phase_index")], **row, "map_accuracy": accuracy})
+            rows.append({"map": name, "source": arrays["source"], "phase": phases[row.pop("phase_index")], **row,
+                         "map_accuracy": accuracy})
     report = pd.DataFrame(rows)
     path = write_export_csv(report, "diffraction_prediction_evaluation.csv")
     return Output(
         report,
         metadata={
             "cnn_id": cnn["cnn_id"],
-            "accuracy": MetadataValue.json(accuracies),
-            "mean_f1": float(report["f1"].mean()) if len(report) else float("nan"),
-            "mean_abs_dq_inv_A": float(report["mean_abs_dq_inv_A"].mean()) if len(report) else float("nan"),
-            "report": MetadataValue.md(table_markdown(report)),
-            "export": str(path),
+            **{f"map_accuracy_{name}": round_sig(value) for name, value in accuracies.items() if np.isfinite(value)},
+            "mean_f1": round_sig(report["f1"].mean()) if len(report) else float("nan"),
+            "mean_abs_dq_inv_A": round_sig(report["mean_abs_dq_inv_A"].mean()) if len(report) else float("nan"),
+            "report": frame_table(report),
+            "export": relative_to_root(path),
         },
     )
 
