@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assets.eis.circuits import CIRCUITS, LOG_UNIFORM_KINDS, Circuit, block_time_constant
-from assets.eis.formats import challenge_frame
+from assets.eis.formats import WARBURG_EXPONENT_SCALE, challenge_frame
 
 # Sampling ranges per parameter kind (log-uniform for LOG_UNIFORM_KINDS, else uniform),
 # chosen so most time constants (R C ~ 5e-7..5e-2 s) show inside the 10..1e5 rad/s grid.
@@ -110,13 +110,14 @@ def simulate_all(settings: SimulationSettings, rng: np.random.Generator) -> list
     return [simulate_class(CIRCUITS[name], settings.spectra_per_class, settings, rng) for name in sorted(CIRCUITS)]
 
 
-def as_challenge_frame(batches: list[SimulatedClass], labelled: bool = True):
-    """The batches as one challenge-format table (padding cut off; freq = omega in rad/s)."""
+def as_challenge_frame(batches: list[SimulatedClass], labelled: bool = True, warburg_exponent_scale: float = WARBURG_EXPONENT_SCALE):
+    """The batches as one challenge-format table (padding cut off; freq = omega in rad/s; W1_p stored
+    as exponent x 6.5, the challenge files' convention, so the table reads back with the defaults)."""
     freq_rows, z_rows, circuits, params = [], [], [], []
     for batch in batches:
         for i, n in enumerate(batch.n_points):
             freq_rows.append(batch.omega[i, :n])
             z_rows.append(batch.impedance[i, :n])
             circuits.append(batch.circuit.name)
-            params.append({name: values[i] for name, values in batch.parameters.items()})
+            params.append({name: values[i] * (warburg_exponent_scale if name == "W1_p" else 1.0) for name, values in batch.parameters.items()})
     return challenge_frame(freq_rows, z_rows, circuits if labelled else None, params if labelled else None)

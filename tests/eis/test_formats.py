@@ -36,7 +36,7 @@ def test_simulator_to_csv_to_parser_round_trip_is_exact(tmp_path):
         assert spectrum.circuit == batch.circuit.name
         np.testing.assert_array_equal(spectrum.omega_rad_s, batch.omega[i, :n])
         np.testing.assert_array_equal(spectrum.impedance_ohm, batch.impedance[i, :n])
-        assert spectrum.parameters == {k: float(v[i]) for k, v in batch.parameters.items()}
+        assert spectrum.parameters == pytest.approx({k: float(v[i]) for k, v in batch.parameters.items()}, rel=1e-15)
 
 
 def test_simulated_spectra_follow_the_documented_ranges():
@@ -170,7 +170,7 @@ def _powersuite_text(freq_hz, z):
     return "\n".join(["Frequency\t Zre\t Zimg"] + rows) + "\n"
 
 
-UNKNOWN_TYPE = "unknown file type; expected .csv or an instrument file"
+UNKNOWN_TYPE = "unknown file type; expected .csv/.tsv/.txt impedance tables or an instrument file"
 
 # (relative path under the unlabelled folder, instrument it must route to, fixture writer);
 # the .txt formats are told apart only by their folder (matched case-insensitively).
@@ -215,14 +215,22 @@ def test_instrument_files_are_read_in_hz_and_converted(tmp_path, name, instrumen
 
 
 @pytest.mark.parametrize("writer", SHARED_SUFFIX_WRITERS.values(), ids=SHARED_SUFFIX_WRITERS.keys())
-def test_a_shared_suffix_instrument_file_outside_its_folder_is_rejected(tmp_path, writer):
-    path = tmp_path / "unlabelled" / "cell.txt"  # right content, but no instrument folder to say which reader
+def test_a_shared_suffix_instrument_file_outside_its_folder_is_read_right_or_rejected_never_misread(tmp_path, writer):
+    # No instrument folder says which reader: the generic table reader tries it. It must give the
+    # right spectrum (PowerSuite's plain 'Frequency, Zre, Zimg' table) or a rejection naming the file.
+    path = tmp_path / "unlabelled" / "cell.txt"
     path.parent.mkdir()
-    path.write_text(writer(*_instrument_spectrum()))
+    freq_hz, z = _instrument_spectrum()
+    path.write_text(writer(freq_hz, z))
     assert formats.instrument_for(path) is None
     spectra, rejections = formats.read_unlabelled_folder(path.parent, "rad_s")
-    assert spectra == []
-    assert [(r.source, r.reason) for r in rejections] == [(str(path), UNKNOWN_TYPE)]
+    assert len(spectra) + len(rejections) == 1
+    for spectrum in spectra:
+        np.testing.assert_allclose(spectrum.omega_rad_s, 2 * np.pi * freq_hz[::-1], rtol=1e-6)
+        np.testing.assert_allclose(spectrum.impedance_ohm, z[::-1], rtol=1e-8)
+    assert all(r.source == str(path) and r.row is None for r in rejections)
+    if writer is SHARED_SUFFIX_WRITERS["powersuite"]:
+        assert len(spectra) == 1
 
 
 def test_a_broken_instrument_file_is_rejected_not_raised(tmp_path):
