@@ -13,11 +13,12 @@ import os
 
 from dagster import AssetSelection, Definitions
 
-from orchestration.jobs import PIPELINES, demo_job, pipeline_job
+from orchestration.jobs import PIPELINES, SENSOR_JOBS, demo_job, pipeline_job
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
 from resources.cluster import DaskResource
-from resources.compute import ComputeResource
+from resources.compute import ComputeResource, quiet_tensorflow_without_cuda
+from resources.datapaths import ensure_input_folders
 from resources.storage import MaterialsStorage
 
 
@@ -39,6 +40,7 @@ def build_definitions() -> Definitions:
     jobs = [
         pipeline_job(name, getattr(module, "job_selection", None)) for name, module in modules.items()
     ]
+    jobs += SENSOR_JOBS
     jobs.append(
         demo_job(
             [getattr(module, "demo_selection", AssetSelection.groups(name)) for name, module in modules.items()]
@@ -48,4 +50,6 @@ def build_definitions() -> Definitions:
     return Definitions.merge(*(module.defs for module in modules.values()), platform)
 
 
+quiet_tensorflow_without_cuda()
+ensure_input_folders()
 defs = build_definitions()

@@ -39,3 +39,17 @@ def demo_job(selections: list[AssetSelection]):
         executor_def=in_process_executor,
         description="Every pipeline end to end on its small embedded default data.",
     )
+
+
+# Named jobs for the diffraction sensors, so their runs read as what they do (not __ASSET_JOB).
+diffraction_request_job = define_asset_job(
+    "diffraction_request_job",
+    selection=AssetSelection.assets("diffraction_patterns"),
+    description="Simulate one request partition of diffraction_patterns (launched by simulation_request_sensor).",
+)
+diffraction_map_job = define_asset_job(
+    "diffraction_map_job",
+    selection=AssetSelection.assets("experimental_maps", "phase_predictions", "prediction_evaluation"),
+    description="Predict phase maps for new or changed experimental files (launched by experimental_map_sensor).",
+)
+SENSOR_JOBS = [diffraction_request_job, diffraction_map_job]

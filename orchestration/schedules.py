@@ -3,14 +3,16 @@
 from dagster import RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from assets.diffraction.defs import diffraction_patterns, simulation_requests
+from orchestration.jobs import diffraction_request_job
 from resources.datapaths import requests_dir
 
 
 @schedule(
     name="nightly_pending_requests_schedule",
     cron_schedule="0 2 * * *",
-    target=[diffraction_patterns],
-    description="Nightly: launch every request partition whose file is still there but was never materialized.",
+    job=diffraction_request_job,
+    description="Nightly: launch every request partition whose file is still there but was never materialized. "
+    "Off by default: turn it on in the UI (Automation) or with `dagster schedule start`.",
 )
 def nightly_pending_requests_schedule(context: ScheduleEvaluationContext):
     from assets.diffraction.requests import partition_key, request_files

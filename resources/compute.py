@@ -14,6 +14,15 @@ import numpy as np
 from dagster import ConfigurableResource
 
 
+def quiet_tensorflow_without_cuda() -> None:
+    """On a machine with no NVIDIA device, hide TensorFlow's C++ log below FATAL (its failed cuInit probe is an ERROR
+    line that means only "no GPU here"). Call before TensorFlow is imported; an explicit TF_CPP_MIN_LOG_LEVEL wins."""
+    import glob
+
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
 def cuda_available() -> bool:
     """True when torch sees a CUDA device; torch is imported lazily (it is heavy)."""
     try:

@@ -50,6 +50,25 @@ def requests_dir() -> Path:
     return data_root() / "requests"
 
 
+INPUT_FOLDERS = (
+    "raw/eis", "raw/eis/unlabelled", "raw/pdf/structures", "raw/pdf/measured", "raw/cycling",
+    "raw/diffraction/experimental", "raw/diffraction/cif", "raw/electrodes", "requests",
+)
+
+
+def ensure_input_folders() -> list[Path]:
+    """Create the (empty) folders users drop files into, so a sensor never watches a folder that is not there."""
+    made = []
+    for relative in INPUT_FOLDERS:
+        folder = data_root() / relative
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            made.append(folder)
+        except OSError:  # a read-only or remote root: the folders are the user's to make
+            pass
+    return made
+
+
 def storage_dir() -> Path:
     return data_root() / "storage"
 

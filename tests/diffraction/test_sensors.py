@@ -36,6 +36,23 @@ def test_new_request_files_become_partitions_and_runs_once(data_root):
     assert [r.run_key for r in changed.run_requests] == [partition_key(folder / "a.yaml")] != keys[:1]
 
 
+def test_same_content_under_another_name_is_not_simulated_again(data_root):
+    folder = data_root / "requests"
+    folder.mkdir()
+    (folder / "a.yaml").write_text("phases: [Pb, CsI]\n")
+    first = tick(simulation_request_sensor)
+    (folder / "copy_of_a.yaml").write_text("phases: [Pb, CsI]\n")
+    second = tick(simulation_request_sensor, first.cursor)
+    assert not second.run_requests and "duplicates ['copy_of_a.yaml']" in second.skip_reason.skip_message
+    note = (folder / "copy_of_a.yaml.rejected.txt").read_text()
+    assert partition_key(folder / "a.yaml") in note and "same content" in note
+
+
+def test_sensors_launch_named_jobs():
+    assert simulation_request_sensor.job_name == "diffraction_request_job"
+    assert experimental_map_sensor.job_name == "diffraction_map_job"
+
+
 def test_invalid_request_is_skipped_with_a_note_and_the_sensor_goes_on(data_root):
     folder = data_root / "requests"
     folder.mkdir()
@@ -60,7 +77,7 @@ def test_experimental_sensor_waits_for_a_model_then_runs_for_new_or_changed_file
     folder.mkdir(parents=True)
     np.savez(folder / "scan1.npz", x=np.arange(147.0), y=np.zeros((2, 2, 147)))
     instance = DagsterInstance.ephemeral()
-    assert "no trained" in tick(experimental_map_sensor, instance=instance).skip_message
+    assert "waiting for a trained phase_cnn" in tick(experimental_map_sensor, instance=instance).skip_message
     instance.report_runless_asset_event(AssetMaterialization("phase_cnn"))
     first = tick(experimental_map_sensor, instance=instance)
     assert len(first.run_requests) == 1 and first.run_requests[0].run_key.startswith("scan1-")

@@ -76,3 +76,12 @@ def test_quarantine_is_idempotent_and_a_fixed_file_drops_out(data_root):
     source.write_text("fixed\n")  # the user fixes the file: a new hash, nothing rejected
     write_quarantine("eis", [], checked_sources=[str(source)])
     assert [line["source"] for line in _lines(path)] == ["raw/eis/other.csv"]
+
+
+def test_input_folders_exist_after_the_first_start_and_stay_empty(data_root):
+    from resources.datapaths import INPUT_FOLDERS, ensure_input_folders
+
+    ensure_input_folders()
+    for relative in INPUT_FOLDERS:
+        assert (data_root / relative).is_dir()
+    assert not [p for p in (data_root / "raw").rglob("*") if p.is_file()]
