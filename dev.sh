@@ -18,14 +18,26 @@ fi
 export PATH="$PWD/.venv/bin:$PATH"
 export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
 export MATERIALS_DATA=${MATERIALS_DATA:-$PWD/data}
+# Machines without an NVIDIA device: hide TensorFlow's failed cuInit probe (an ERROR line that only means "no GPU").
+ls /dev/nvidia[0-9]* >/dev/null 2>&1 || export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-3}
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || printf 'telemetry:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
+
+# A job run prints INFO and above (not Dagster's DEBUG events), then a summary: scores, rejections, exports.
+run_job() {
+  local status=0
+  "$@" -c configs/console_info.yaml || status=$?
+  python -m orchestration.summary || true
+  return "$status"
+}
 
 cmd=${1:-demo}
 shift || true
 case "$cmd" in
-  demo) exec dagster job execute -m orchestration.definitions -j materials_demo "$@" ;;
+  demo) run_job dagster job execute -m orchestration.definitions -j materials_demo "$@" ;;
   test) exec python -m pytest "$@" ;;
   ui)   exec dagster dev -h 127.0.0.1 -p "${PORT:-3000}" "$@" ;;
+  dagster)
+    if [ "${1:-}" = job ] && [ "${2:-}" = execute ]; then run_job dagster "$@"; else exec dagster "$@"; fi ;;
   *)    exec "$cmd" "$@" ;;
 esac
