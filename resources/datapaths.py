@@ -156,7 +156,7 @@ def write_quarantine(pipeline: str, rejections: list[Rejection], checked_sources
         current.append({"time_utc": now, "pipeline": pipeline, "source": source,
                         "source_sha256": hashes[source], "row": row, "reason": rejection.reason})
     replaced = set(hashes) | {relative_to_root(source) for source in checked_sources}
-    with open(path.with_suffix(".lock"), "w") as lock:
+    with open(path.with_name(f".{path.stem}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # assets of one pipeline may run in parallel processes
         kept = []
         if path.exists():
