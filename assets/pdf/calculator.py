@@ -134,9 +134,16 @@ def site_pairs(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     site is its own orbit and this is the pairs i <= j (i < j counted twice).
     """
     n_sites = len(crystal.occupancies)
-    labels = np.arange(n_sites) if crystal.orbits is None else np.asarray(crystal.orbits)
-    _, representatives, site_orbit, sizes = np.unique(labels, return_index=True, return_inverse=True,
-                                                      return_counts=True)
+    labels = np.arange(n_sites) if crystal.orbits is None else np.asarray(crystal.orbits, dtype=np.int64)
+    if labels.size and labels.min() >= 0 and labels.max() < n_sites:  # spglib / read_cif labels: cheap relabel
+        present = np.bincount(labels, minlength=n_sites) > 0
+        site_orbit = (np.cumsum(present) - 1)[labels]
+        sizes = np.bincount(site_orbit)
+        representatives = np.empty(len(sizes), dtype=np.int64)
+        representatives[site_orbit] = np.arange(n_sites)  # any site of an orbit represents it
+    else:
+        _, representatives, site_orbit, sizes = np.unique(labels, return_index=True, return_inverse=True,
+                                                          return_counts=True)
     orbit = np.arange(len(sizes))[:, None]  # rows: the representative's orbit x; columns: site j in orbit y
     same = orbit == site_orbit[None, :]
     larger = (sizes[orbit] > sizes[site_orbit][None, :]) | ((sizes[orbit] == sizes[site_orbit][None, :])
@@ -145,6 +152,7 @@ def site_pairs(crystal: Crystal) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return representatives[x], j, np.where(same[x, j], 1.0, 2.0) * sizes[x]
 
 
+@functools.lru_cache(maxsize=64)
 def fast_fft_length(n: int) -> int:
     """The smallest 2^a 3^b 5^c >= n (pocketfft and cuFFT are slow on large prime factors)."""
     best = 1 << int(np.ceil(np.log2(n)))
@@ -154,6 +162,41 @@ def fast_fft_length(n: int) -> int:
             if odd <= best:
                 best = min(best, odd * (1 << max(0, int(np.ceil(np.log2(n / odd))))))
     return best
+
+
+@dataclass(frozen=True)
+class PairGeometry:
+    """What every kernel needs of one crystal: short pair separations (P, 3) in A, pair weights (P,),
+    the (scaled) lattice rows and the number density rho0 in 1/A^3."""
+
+    separation_A: np.ndarray
+    weight: np.ndarray
+    lattice_A: np.ndarray
+    rho0: float
+
+    @property
+    def max_separation_A(self) -> float:
+        return float(np.sqrt((self.separation_A**2).sum(1).max()))
+
+
+def pair_geometry(crystal: Crystal, settings: PdfSettings, lattice_scale: float = 1.0) -> PairGeometry:
+    """Site pairs (see site_pairs) as minimum-image separations with weights count f_i f_j / (<f>^2 N)."""
+    lattice = crystal.lattice_A * lattice_scale
+    occupancy = crystal.occupancies
+    factors = scattering_factors(crystal.atomic_numbers, settings.weighting, settings.qmax_inv_A)
+    n_atoms = occupancy.sum()
+    site_weight = occupancy * factors / ((occupancy * factors).sum() / n_atoms)
+    first, second, count = site_pairs(crystal)
+    fractional = crystal.frac_coords[second] - crystal.frac_coords[first]
+    separation = (fractional - np.round(fractional)) @ lattice  # components in [-1/2, 1/2]: short vectors
+    weight = count * site_weight[first] * site_weight[second] / n_atoms
+    return PairGeometry(separation, weight, lattice, float(n_atoms / abs(np.linalg.det(lattice))))
+
+
+def translation_box(lattice_A: np.ndarray, reach_A: float) -> np.ndarray:
+    """Largest |n_a|, |n_b|, |n_c| of lattice translations that can lie within reach_A (from plane spacings)."""
+    plane_spacing = 1.0 / np.linalg.norm(np.linalg.inv(lattice_A), axis=0)
+    return np.ceil(reach_A / plane_spacing).astype(np.int64)
 
 
 def pair_histogram(crystal: Crystal, settings: PdfSettings, backend: ArrayBackend, r_cut_A: float,
@@ -166,23 +209,17 @@ def pair_histogram(crystal: Crystal, settings: PdfSettings, backend: ArrayBacken
     which costs less than selecting the pairs inside the cut-off.
     """
     xp = backend.xp
-    lattice = crystal.lattice_A * lattice_scale
-    occupancy = crystal.occupancies
-    factors = scattering_factors(crystal.atomic_numbers, settings.weighting, settings.qmax_inv_A)
-    n_atoms = occupancy.sum()
-    site_weight = occupancy * factors / ((occupancy * factors).sum() / n_atoms)
-    first, second, count = site_pairs(crystal)
-    fractional = crystal.frac_coords[second] - crystal.frac_coords[first]
-    separation = (fractional - np.round(fractional)) @ lattice  # components in [-1/2, 1/2]: short vectors
+    geometry = pair_geometry(crystal, settings, lattice_scale)
+    separation = geometry.separation_A
     separation_sq = np.einsum("ij,ij->i", separation, separation)
-    translations, translation_sq = lattice_translations(lattice, r_cut_A, float(np.sqrt(separation_sq.max())))
+    translations, translation_sq = lattice_translations(geometry.lattice_A, r_cut_A, geometry.max_separation_A)
     # In bins: (|s + t| / dr)^2 = [2 s, |s|^2, 1] . [t, 1, |t|^2] / dr^2, one matrix product.
-    pair_terms = backend.asarray(np.column_stack([2 * separation, separation_sq, np.ones(len(first))])
+    pair_terms = backend.asarray(np.column_stack([2 * separation, separation_sq, np.ones(len(separation))])
                                  / settings.fine_step_A**2)
     translation_terms = np.vstack([translations, np.ones(len(translation_sq)), translation_sq])
-    pair_weight = backend.asarray((count * site_weight[first] * site_weight[second] / n_atoms)[:, None])
+    pair_weight = backend.asarray(geometry.weight[:, None])
     histogram = backend.asarray(np.zeros(n_bins + 2))
-    chunk = max(1, PAIR_CHUNK_ENTRIES // len(first))
+    chunk = max(1, PAIR_CHUNK_ENTRIES // len(separation))
     for start in range(0, translation_terms.shape[1], chunk):
         squared = pair_terms @ backend.asarray(translation_terms[:, start:start + chunk])
         position = xp.clip(xp.sqrt(xp.clip(squared, 0.0, None)) - 0.5, 0.0, float(n_bins))  # bin k at (k + 1/2) dr
@@ -192,7 +229,142 @@ def pair_histogram(crystal: Crystal, settings: PdfSettings, backend: ArrayBacken
         histogram = histogram + xp.bincount(lower, weights=lower_weight, minlength=n_bins + 2)
         histogram = histogram + xp.bincount(lower + 1, weights=upper_weight.reshape(-1), minlength=n_bins + 2)
     histogram[0] = 0.0  # bin 0 (r < 1.5 dr) holds only each site's zero distance to itself
-    return histogram[:n_bins], n_atoms / abs(np.linalg.det(lattice))
+    return histogram[:n_bins], geometry.rho0
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_histogram_kernel():
+    """The compiled pair-histogram loop (numba imported here, on first use, not with the module)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True, fastmath=False)
+    def kernel(separation, weight, lattice, box, reach, step, n_bins, histogram):
+        inverse_step = 1.0 / step
+        limit = float(n_bins)
+        cx, cy, cz = lattice[2, 0], lattice[2, 1], lattice[2, 2]
+        c_sq = cx * cx + cy * cy + cz * cz
+        for i in range(-box[0], box[0] + 1):
+            for j in range(-box[1], box[1] + 1):
+                ux = i * lattice[0, 0] + j * lattice[1, 0]
+                uy = i * lattice[0, 1] + j * lattice[1, 1]
+                uz = i * lattice[0, 2] + j * lattice[1, 2]
+                # |u + k c| <= reach only for k between the roots of a quadratic: walk that range, not the box
+                uc = ux * cx + uy * cy + uz * cz
+                discriminant = uc * uc - c_sq * (ux * ux + uy * uy + uz * uz - reach * reach)
+                if discriminant < 0.0:
+                    continue
+                root = np.sqrt(discriminant)
+                k_low = max(-box[2], int(np.floor((-uc - root) / c_sq)))
+                k_high = min(box[2], int(np.ceil((-uc + root) / c_sq)))
+                for k in range(k_low, k_high + 1):
+                    tx = ux + k * cx
+                    ty = uy + k * cy
+                    tz = uz + k * cz
+                    for p in range(separation.shape[0]):
+                        dx = separation[p, 0] + tx
+                        dy = separation[p, 1] + ty
+                        dz = separation[p, 2] + tz
+                        position = np.sqrt(dx * dx + dy * dy + dz * dz) * inverse_step - 0.5
+                        if position >= limit:
+                            continue
+                        if position < 0.0:
+                            position = 0.0
+                        lower = int(position)
+                        upper_share = position - lower
+                        histogram[lower] += weight[p] * (1.0 - upper_share)
+                        if lower + 1 < n_bins:
+                            histogram[lower + 1] += weight[p] * upper_share
+
+    return kernel
+
+
+def pair_histogram_numba(crystal: Crystal, settings: PdfSettings, r_cut_A: float, n_bins: int,
+                         lattice_scale: float = 1.0) -> tuple[np.ndarray, float]:
+    """The same histogram as pair_histogram (numpy), from a compiled loop over translations and pairs.
+
+    No temporaries: each distance is computed, tested against the last bin and binned in place,
+    and translations are walked as integer triples (no translation array).
+    """
+    geometry = pair_geometry(crystal, settings, lattice_scale)
+    # translations that can bring a pair within the last bin: |t| <= (n_bins + 1/2) dr + max |s| (+ margin)
+    reach = (n_bins + 0.5) * settings.fine_step_A + geometry.max_separation_A + 1e-6
+    box = translation_box(geometry.lattice_A, reach)
+    histogram = np.zeros(n_bins)
+    _numba_histogram_kernel()(np.ascontiguousarray(geometry.separation_A), np.ascontiguousarray(geometry.weight),
+                              np.ascontiguousarray(geometry.lattice_A), box, reach, float(settings.fine_step_A),
+                              n_bins, histogram)
+    histogram[0] = 0.0  # bin 0 (r < 1.5 dr) holds only each site's zero distance to itself
+    return histogram, geometry.rho0
+
+
+BATCH_ENTRIES = 1 << 22  # distances (crystals x pairs x translations) the batched kernel holds at once
+
+
+def batched_histograms(crystals: list[Crystal], settings: PdfSettings, backend: ArrayBackend, r_cut_A: float,
+                       n_bins: int, lattice_scale) -> tuple[object, np.ndarray]:
+    """Pair histograms of many crystals, (n_crystals, n_bins) on the backend's device, and rho0 (numpy).
+
+    Crystals are grouped by translation-box size; each group is one set of kernels: pair
+    separations padded to the group's largest pair count (weight 0), the group's largest integer
+    box of translations turned into each crystal's own lattice vectors on the device (n @ L),
+    all squared distances from one batched matrix product, and a single bincount (one histogram
+    scatter) over group x bins. Distances past the last bin land in a dropped overflow bin.
+    """
+    xp = backend.xp
+    geometries = [pair_geometry(c, settings, s) for c, s in zip(crystals, lattice_scale)]
+    boxes = np.array([translation_box(g.lattice_A, r_cut_A + g.max_separation_A) for g in geometries])
+    box_sizes = np.prod(2 * boxes + 1, axis=1)
+    pair_counts = np.array([len(g.weight) for g in geometries])
+    order = np.lexsort((pair_counts, box_sizes))
+    groups, current = [], []
+    for index in order:
+        trial = current + [index]
+        entries = len(trial) * pair_counts[trial].max() * box_sizes[trial].max()
+        if current and entries > BATCH_ENTRIES:
+            groups.append(current)
+            trial = [index]
+        current = trial
+    if current:
+        groups.append(current)
+    width = n_bins + 1  # column n_bins: overflow
+    result = [None] * len(crystals)
+    for group in groups:
+        n_group, n_pairs = len(group), int(pair_counts[group].max())
+        box = boxes[group].max(axis=0)
+        integers = np.stack(np.meshgrid(*(np.arange(-n, n + 1) for n in box), indexing="ij"), -1).reshape(-1, 3)
+        separation = np.zeros((n_group, n_pairs, 3))
+        weight = np.zeros((n_group, n_pairs))
+        for row, index in enumerate(group):
+            separation[row, :pair_counts[index]] = geometries[index].separation_A
+            weight[row, :pair_counts[index]] = geometries[index].weight
+        lattices = backend.asarray(np.stack([geometries[index].lattice_A for index in group]))
+        translations = xp.einsum("kj,bjd->bkd", backend.asarray(integers.astype(float)), lattices)  # (G, K, 3)
+        separation_t = backend.asarray(separation)
+        squared = ((separation_t * separation_t).sum(-1)[:, :, None] + (translations * translations).sum(-1)[:, None, :]
+                   + 2 * separation_t @ translations.transpose(1, 2))  # (G, P, K)
+        step = settings.fine_step_A
+        position = xp.clip(xp.sqrt(xp.clip(squared, 0.0, None)) / step - 0.5, 0.0, float(n_bins))
+        lower = backend.as_index(position)  # floor of a non-negative position; n_bins is the overflow
+        weight_t = backend.asarray(weight)[:, :, None]
+        upper_weight = weight_t * (position - lower)
+        offset = backend.as_index(backend.asarray(np.arange(n_group) * width))[:, None, None]
+        upper = xp.clip(lower + 1, None, n_bins)
+        index = xp.cat([(lower + offset).reshape(-1), (upper + offset).reshape(-1)])
+        values = xp.cat([(weight_t - upper_weight).reshape(-1), upper_weight.reshape(-1)])
+        histograms = xp.bincount(index, weights=values, minlength=n_group * width).reshape(n_group, width)
+        for row, crystal_index in enumerate(group):
+            result[crystal_index] = histograms[row, :n_bins]
+    histograms = xp.stack(result)
+    histograms[:, 0] = 0.0  # bin 0 (r < 1.5 dr) holds only each site's zero distance to itself
+    return histograms, np.array([g.rho0 for g in geometries])
+
+
+def numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def broadened_pdf(histograms, rho0, uiso_A2, qdamp_inv_A, r_fine_A, backend: ArrayBackend):
@@ -250,13 +422,24 @@ def linear_sample(values, r_fine_A: np.ndarray, r_out_A: np.ndarray, backend: Ar
 
 def compute_pdfs(crystals: list[Crystal], settings: PdfSettings = PdfSettings(), r_out_A: np.ndarray = MODEL_GRID_A,
                  uiso_A2=None, qdamp_inv_A=None, lattice_scale=None, backend: ArrayBackend | None = None,
-                 batch_size: int = 128) -> np.ndarray:
+                 batch_size: int = 128, kernel: str = "auto") -> np.ndarray:
     """G(r) in 1/A^2 of every crystal on r_out_A, shape (n_crystals, len(r_out_A)).
 
     uiso_A2, qdamp_inv_A and lattice_scale may be per-crystal arrays (augmentation);
-    None means the settings' values (and scale 1).
+    None means the settings' values (and scale 1). kernel picks the pair histogram:
+    "numpy" (the reference, any backend), "numba" (compiled loop, numpy backend), "batched"
+    (torch backend: many crystals per kernel, see batched_histograms) or "auto" (batched on
+    torch, numba when installed, else numpy).
     """
     backend = backend or ArrayBackend()
+    if kernel == "auto":
+        kernel = "batched" if backend.name == "torch" else ("numba" if numba_available() else "numpy")
+    if kernel not in ("numpy", "numba", "batched"):
+        raise ValueError(f"kernel must be auto, numpy, numba or batched, not {kernel!r}")
+    if kernel == "numba" and backend.name != "numpy":
+        raise ValueError("the numba kernel runs on the numpy backend only")
+    if kernel == "batched" and backend.name != "torch":
+        raise ValueError("the batched kernel runs on the torch backend only")
     n = len(crystals)
     uiso = np.broadcast_to(settings.uiso_A2 if uiso_A2 is None else np.asarray(uiso_A2, dtype=float), (n,))
     qdamp = np.broadcast_to(settings.qdamp_inv_A if qdamp_inv_A is None else np.asarray(qdamp_inv_A, float), (n,))
@@ -270,9 +453,17 @@ def compute_pdfs(crystals: list[Crystal], settings: PdfSettings = PdfSettings(),
     profiles = []
     for start in range(0, n, batch_size):
         batch = slice(start, min(start + batch_size, n))
-        pairs = [pair_histogram(c, settings, backend, r_cut, n_bins, s) for c, s in zip(crystals[batch], scale[batch])]
-        histograms = backend.xp.stack([histogram for histogram, _ in pairs])
-        rho0 = np.array([density for _, density in pairs])
+        if kernel == "batched":
+            histograms, rho0 = batched_histograms(crystals[batch], settings, backend, r_cut, n_bins, scale[batch])
+        else:
+            if kernel == "numba":
+                pairs = [pair_histogram_numba(c, settings, r_cut, n_bins, s)
+                         for c, s in zip(crystals[batch], scale[batch])]
+            else:
+                pairs = [pair_histogram(c, settings, backend, r_cut, n_bins, s)
+                         for c, s in zip(crystals[batch], scale[batch])]
+            histograms = backend.xp.stack([histogram for histogram, _ in pairs])
+            rho0 = np.array([density for _, density in pairs])
         fine = broadened_pdf(histograms, rho0, uiso[batch], qdamp[batch], r_fine, backend)[:, :n_used]
         if settings.qmax_inv_A > 0:
             profile = terminated_at(fine, settings.qmax_inv_A, settings.fine_step_A, r_out_A, backend)
