@@ -68,3 +68,63 @@ def build_corpus(unified: pd.DataFrame, split: pd.DataFrame, columns: list[str],
     return documents.iloc[order].reset_index(drop=True)[
         ["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]
     ]
+
+
+# ---- the change representation: Q(V) of later cycles minus a reference cycle, in mAh -----------------------
+
+def qv_curves(unified: pd.DataFrame, cycles: list[int], voltage_points: int) -> dict[str, dict[int, np.ndarray]]:
+    """Per cell, per wanted cycle present: the discharge capacity Q(V) (Ah) at `voltage_points` voltages
+    evenly spaced over the Qdlin grid (3.6 -> 2.0 V), from time steps or from Qdlin rows alike."""
+    from assets.cycling.lifemodel import discharge_curve
+
+    index = np.linspace(0, 999, voltage_points).round().astype(int)
+    wanted = unified.loc[unified["cycle_number"].isin(cycles)]
+    curves: dict[str, dict[int, np.ndarray]] = {}
+    for (cell, cycle), frame in wanted.groupby(["cell_key", "cycle_number"], sort=True):
+        curves.setdefault(cell, {})[int(cycle)] = discharge_curve(frame)[index]
+    return curves
+
+
+def build_difference_corpus(unified: pd.DataFrame, split: pd.DataFrame, reference_cycle: int,
+                            document_cycles: list[int], voltage_points: int, decimals: int,
+                            cycles_per_document: int, seed: int) -> pd.DataFrame:
+    """Documents of Q_n(V) - Q_reference(V) in mAh at fixed `decimals`, one step (values over voltage) per
+    cycle n of `document_cycles`, `cycles_per_document` cycles per document (0: all in one document, so
+    one document spans early and late cycles). Same columns as `build_corpus`.
+
+    Severson's signal, Q100(V) - Q10(V), spans a few to ~40 mAh: at 1 mAh on absolute capacity it is
+    almost all rounding; as a difference at 0.1 mAh every digit carries it.
+    """
+    curves = qv_curves(unified.loc[unified["cell_key"].isin(split["cell_key"])],
+                       sorted({reference_cycle, *document_cycles}), voltage_points)
+    step_format = VALUE_SEPARATOR.join([f"%.{decimals}f"] * voltage_points)
+    per_document = cycles_per_document if cycles_per_document > 0 else len(document_cycles)
+    rows = []
+    for cell, by_cycle in curves.items():
+        if reference_cycle not in by_cycle or not np.isfinite(by_cycle[reference_cycle]).all():
+            continue
+        present = [c for c in document_cycles if c in by_cycle and np.isfinite(by_cycle[c]).all()]
+        for document, start in enumerate(range(0, len(present), per_document)):
+            chunk = present[start:start + per_document]
+            steps = [step_format % tuple((1000.0 * (by_cycle[c] - by_cycle[reference_cycle])).tolist())
+                     for c in chunk]
+            text = TIME_SEPARATOR.join(steps).replace("-0." + "0" * decimals, "0." + "0" * decimals)
+            rows.append((cell, document, chunk[0], chunk[-1], len(chunk), text))
+    documents = pd.DataFrame(rows, columns=["cell_key", "document", "first_cycle", "last_cycle", "n_steps", "text"])
+    documents = documents.merge(split, on="cell_key")
+    order = np.random.default_rng(seed).permutation(len(documents))
+    return documents.iloc[order].reset_index(drop=True)[
+        ["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]]
+
+
+def pretraining_documents(documents: pd.DataFrame, monitor_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over `documents`: (pretrain on, monitor the loss on). Both come from training cells
+    only: a `monitor_share` of them (at least one when there are two or more) is held out by cell for the
+    validation loss; held-out sets (validation, test, test1, ...) are never read by pretraining."""
+    train = (documents["split"] == "train").to_numpy()
+    cells = np.array(sorted(documents.loc[train, "cell_key"].unique()))
+    n_monitor = int(round(monitor_share * len(cells))) if len(cells) > 1 else 0
+    n_monitor = max(n_monitor, 1) if len(cells) > 1 and monitor_share > 0 else n_monitor
+    monitor_cells = np.random.default_rng(seed).permutation(cells)[:n_monitor]
+    monitor = train & documents["cell_key"].isin(monitor_cells).to_numpy()
+    return train & ~monitor, monitor

@@ -15,9 +15,10 @@ from assets.cycling import corpus as corpus_science
 from assets.cycling import split as split_science
 from assets.cycling import synthetic, unified
 from resources.compute import ComputeResource
-from resources.datapaths import raw_dir, storage_dir, write_export_csv, write_quarantine
+from resources.datapaths import raw_dir, storage_dir, write_export_csv
+from resources.plots import round_sig, table_markdown
+from resources.quarantine import report_rejections
 from resources.storage import Hdf5Tree
-from resources.plots import table_markdown
 
 PIPELINE = "cycling"
 
@@ -51,7 +52,9 @@ class UnifiedConfig(dg.Config):
     min_cycles: int = 3  # cells with fewer valid cycles are rejected
     charge_capacity_smoothing_window: int = 0  # time steps of a centred rolling mean; <2: off
     time_cutoff_min: float | None = None  # keep time steps within this many minutes of the cycle start
-    max_rejected_share: float = 0.2  # blocking check on rejected files + cells
+    max_rejected_share: float = 0.2  # bound on the rejected share of the user's records (cells, bad lines/cycles)
+    rejected_share_severity: Literal["ERROR", "WARN"] = "ERROR"  # ERROR blocks downstream assets; WARN lets them run
+    qdlin_voltage_stride: int = 1  # Qdlin-layout cells: keep every n-th of the 1000 voltage points
 
 
 @dg.asset(
@@ -59,94 +62,129 @@ class UnifiedConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec("rejected_share_within_bound", asset="cycling_unified", blocking=True)],
 )
 def cycling_unified(context: dg.AssetExecutionContext, config: UnifiedConfig, cycling_synthetic_cells: Hdf5Tree):
-    """Every source (raw pickles and CSVs, and the synthetic cells) in the unified schema, validated."""
-    paths = unified.raw_files(raw_dir(PIPELINE))
-    frames, rejections, time_origins = unified.read_files(paths)
+    """The user's files (data/raw/cycling: pickles, unified CSVs, Qdlin folders) in the unified schema,
+    validated; the synthetic cells (source=synthetic) only when the user provided nothing, or when asked."""
+    raw = raw_dir(PIPELINE)
+    paths = unified.raw_files(raw)
+    frames, rejections, time_origins = unified.read_files(paths, config.qdlin_voltage_stride, raw)
     use_synthetic = config.synthetic == "always" or (config.synthetic == "auto" and not paths)
+    synthetic_rejections = []
     if use_synthetic:
-        frame, rejected = unified.severson_frame(synthetic.tree_to_batch(cycling_synthetic_cells),
-                                                 "cycling_synthetic_cells")
+        frame, synthetic_rejections = unified.severson_frame(synthetic.tree_to_batch(cycling_synthetic_cells),
+                                                             unified.SYNTHETIC_SOURCE)
         frames.append(frame)
-        rejections += rejected
     table, invalid = unified.unify(frames, config.min_cycles, config.charge_capacity_smoothing_window,
                                    config.time_cutoff_min)
-    rejections += invalid
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-    share = unified.rejected_cell_share(table, rejections)
+    user_rejections, synthetic_rejections = unified.user_rejections(rejections + invalid + synthetic_rejections, raw)
+    summary = report_rejections(context.log, PIPELINE, user_rejections,
+                                unified.accepted_cells_by_file(table, paths, raw))
     yield dg.Output(table, metadata={
         "n_rows": len(table),
         "n_cells": int(table["cell_key"].nunique()),
         "n_cycles": int(table.groupby("cell_key")["cycle_number"].nunique().sum()),
-        "sources": ", ".join(sorted(table["source"].unique())) or "none",
+        "sources": ", ".join(sorted(table["source"].unique())[:20]) or "none",
+        "n_source_files": int(table["source"].nunique()),
+        "synthetic_cells_used": use_synthetic,
+        "datasets": ", ".join(sorted(set(table["dataset"]) - {""})) or "none",
         "signals_present": ", ".join(unified.signals_present(table)),
-        "csv_time_origin": str(time_origins),
-        "n_rejections": len(rejections),
-        "rejected_cell_share": share,
+        "csv_time_origin": str(dict(list(time_origins.items())[:10])),
+        "n_synthetic_rejections": len(synthetic_rejections),
+        **summary.metadata(),
         "preview": dg.MetadataValue.md(table_markdown(table, rows=8)),
     })
-    # No valid cell at all also fails the check: downstream assets would have nothing to learn from.
-    yield dg.AssetCheckResult(
-        check_name="rejected_share_within_bound", passed=bool(len(table)) and share <= config.max_rejected_share,
-        metadata={"rejected_cell_share": share, "bound": config.max_rejected_share, "n_rows": len(table),
-                  "first_reasons": "; ".join(f"{r.source}/{r.row}: {r.reason}" for r in rejections[:5])},
-    )
+    check = summary.check_result("rejected_share_within_bound", config.max_rejected_share,
+                                 config.rejected_share_severity)
+    if not len(table):  # no valid cell at all: downstream assets would have nothing to learn from
+        check = dg.AssetCheckResult(check_name=check.check_name, passed=False, severity=check.severity,
+                                    metadata={**check.metadata, "n_rows": 0})
+    yield check
 
 
 class SplitConfig(dg.Config):
+    mode: Literal["auto", "ratios", "file", "folders"] = "auto"  # auto: file if given, else folders, else ratios
     train: float = 0.6
-    validation: float = 0.2
+    validation: float = 0.2  # with ratios: one more held-out set (nothing is tuned on it)
     test: float = 0.2
-    split_file: str = ""  # JSON {"train": [cells], "validation": [...], "test": [...]}; overrides the ratios
+    split_file: str = ""  # JSON {"train": [cells], "test1": [...], "test2": [...], ...}; "train" required
 
 
 @dg.asset(group_name=PIPELINE)
 def cycling_split(context: dg.AssetExecutionContext, config: SplitConfig, compute: ComputeResource,
                   cycling_unified):
-    """Cells to train / validation / test, stored once and reused by every downstream asset."""
-    cells = sorted(cycling_unified["cell_key"].unique())
-    if config.split_file:
-        split, rejections = split_science.split_from_json(cells, config.split_file)
-        if rejections:
-            write_quarantine(PIPELINE, rejections)
+    """Cells to one training set and named held-out sets, stored once and reused by every downstream asset."""
+    datasets = cycling_unified.groupby("cell_key")["dataset"].first()
+    mode = split_science.choose_mode(config.mode, config.split_file, datasets)
+    rejections = []
+    if mode == "file":
+        split, rejections = split_science.split_from_json(list(datasets.index), config.split_file)
+    elif mode == "folders":
+        split = split_science.split_from_datasets(datasets)
     else:
-        split = split_science.split_by_ratio(cells, (config.train, config.validation, config.test), compute.seed)
+        split = split_science.split_by_ratio(list(datasets.index), (config.train, config.validation, config.test),
+                                             compute.seed)
+    if rejections:
+        context.log.warning(f"{PIPELINE}: {len(rejections)} cells not in the split file {config.split_file} "
+                            f"(left out): {', '.join(str(r.row) for r in rejections[:5])}")
     counts = split["split"].value_counts()
-    context.add_output_metadata({f"n_{name}": int(counts.get(name, 0)) for name in split_science.SPLITS}
-                                | {"source": config.split_file or "ratios"})
+    context.add_output_metadata({
+        "mode": mode,
+        "source": config.split_file if mode == "file" else mode,
+        "sets": ", ".join([split_science.TRAIN] + split_science.held_out_sets(split)),
+        **{f"n_{name}": int(count) for name, count in counts.items()},
+        "n_cells_not_in_split_file": len(rejections),
+    })
     return split
 
 
 class CorpusConfig(dg.Config):
-    columns: list[str] = ["voltage", "current", "discharge_capacity", "temperature"]
-    precision: dict[str, int] = {}  # decimals per column; missing ones use corpus.DEFAULT_PRECISION
-    cycles_per_document: int = 2
-    time_step_stride: int = 8  # keep every n-th time step of each cycle
-    last_cycle: int = 100  # 0: all cycles
+    # qv_difference: per cycle of document_cycles, Q_n(V) - Q_reference(V) in mAh at voltage_points voltages
+    # (the change that carries cycle life); time_steps: the chosen columns of every time step (the seed's).
+    representation: Literal["qv_difference", "time_steps"] = "qv_difference"
+    reference_cycle: int = 10
+    document_cycles: list[int] = [20, 40, 60, 80, 100]
+    voltage_points: int = 24  # evenly spaced over the Qdlin grid 3.6 -> 2.0 V
+    difference_decimals: int = 1  # 0.1 mAh
+    columns: list[str] = ["voltage", "current", "discharge_capacity", "temperature"]  # time_steps only
+    precision: dict[str, int] = {}  # time_steps: decimals per column; missing ones use corpus.DEFAULT_PRECISION
+    cycles_per_document: int = 0  # 0: qv_difference puts all document_cycles in one document; time_steps uses 2
+    time_step_stride: int = 8  # time_steps: keep every n-th time step of each cycle
+    last_cycle: int = 100  # time_steps: 0 = all cycles
 
 
 @dg.asset(group_name=PIPELINE)
 def cycling_corpus(context: dg.AssetExecutionContext, config: CorpusConfig, compute: ComputeResource,
                    cycling_unified, cycling_split):
     """Text documents, one per cell and window of cycles, in shuffled order."""
-    present = unified.signals_present(cycling_unified)
-    columns = [c for c in config.columns if c in present]
-    if not columns:
-        raise dg.Failure(f"none of the corpus columns {config.columns} is present; signals present: {present}")
     start = time.perf_counter()
-    documents = corpus_science.build_corpus(cycling_unified, cycling_split, columns, config.precision,
-                                            config.cycles_per_document, config.time_step_stride,
-                                            config.last_cycle, compute.seed)
+    if config.representation == "qv_difference":
+        columns = ["discharge_capacity difference (mAh)"]
+        documents = corpus_science.build_difference_corpus(
+            cycling_unified, cycling_split, config.reference_cycle, config.document_cycles, config.voltage_points,
+            config.difference_decimals, config.cycles_per_document, compute.seed)
+        absent = "none"
+    else:
+        present = unified.signals_present(cycling_unified)
+        columns = [c for c in config.columns if c in present]
+        if not columns:
+            raise dg.Failure(f"none of the corpus columns {config.columns} is present; signals present: {present}")
+        documents = corpus_science.build_corpus(cycling_unified, cycling_split, columns, config.precision,
+                                                config.cycles_per_document or 2, config.time_step_stride,
+                                                config.last_cycle, compute.seed)
+        absent = ", ".join(c for c in config.columns if c not in present) or "none"
     seconds = time.perf_counter() - start
+    if not len(documents):
+        raise dg.Failure(f"no documents: representation {config.representation} needs cycles "
+                         f"{config.reference_cycle} and {config.document_cycles} (or time steps) in the cells")
     counts = documents["split"].value_counts()
     context.add_output_metadata({
+        "representation": config.representation,
         "columns": ", ".join(columns),
-        "columns_absent": ", ".join(c for c in config.columns if c not in present) or "none",
+        "columns_absent": absent,
         "n_documents": len(documents),
-        **{f"n_{name}_documents": int(counts.get(name, 0)) for name in split_science.SPLITS},
-        "mean_characters": float(documents["text"].str.len().mean()) if len(documents) else 0.0,
-        "rows_per_second": float(len(cycling_unified) / seconds),
-        "example": dg.MetadataValue.text(documents["text"].iloc[0][:400] if len(documents) else ""),
+        **{f"n_{name}_documents": int(count) for name, count in counts.items()},
+        "mean_characters": round_sig(documents["text"].str.len().mean()),
+        "rows_per_second": round_sig(len(cycling_unified) / seconds),
+        "example": dg.MetadataValue.text(documents["text"].iloc[0][:400]),
     })
     return documents
 
@@ -203,6 +241,7 @@ class EncoderConfig(dg.Config):
     mask_probability: float = 0.15
     number_loss_weight: float = 0.1  # weight of the number-token loss (0: cross-entropy only)
     eval_every: int = 10  # steps between validation losses and checkpoints
+    monitor_share: float = 0.1  # training cells held out for the validation loss (held-out sets are never read)
 
 
 def _token_windows(corpus, tokenizer, window_tokens: int, max_windows: int):
@@ -238,9 +277,8 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
         path = encoder.save_checkpoint(model, step, checkpoint_dir / f"step_{step:06d}.pt")
         checkpoints.append({"step": step, "validation_loss": validation_loss, "path": str(path)})
 
-    split = cycling_corpus["split"].to_numpy()
-    history = encoder.pretrain(model, (ids[split == "train"], mask[split == "train"]),
-                               (ids[split == "validation"], mask[split == "validation"]), vocab, settings,
+    fit, monitor = corpus_science.pretraining_documents(cycling_corpus, config.monitor_share, compute.seed)
+    history = encoder.pretrain(model, (ids[fit], mask[fit]), (ids[monitor], mask[monitor]), vocab, settings,
                                device, on_checkpoint=save, log=context.log.info)
     last = history.iloc[-1]
     context.add_output_metadata({
@@ -249,9 +287,12 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
         "parameters": sum(p.numel() for p in model.parameters()),
         "windows_shape": str(list(ids.shape)),
         "documents_truncated": truncated,
-        "final_train_loss": float(last["loss"]),
-        "final_validation_loss": float(last["validation_loss"]),
-        "train_tokens_per_second": float(last["tokens_seen"] / last["elapsed_s"]),
+        "n_pretraining_documents": int(fit.sum()),
+        "n_monitor_documents": int(monitor.sum()),
+        "final_train_loss": round_sig(last["loss"]),
+        "final_validation_loss": round_sig(last["validation_loss"]),
+        "train_tokens_per_second": round_sig(last["tokens_seen"] / last["elapsed_s"]),
+        "pretraining_seconds": round_sig(last["elapsed_s"]),
         "number_token_loss": bool(vocab.digit_ids) and settings.number_loss_weight > 0,
         "loss_curve": dg.MetadataValue.md(encoder.loss_curve_markdown(history)),
         "checkpoints": dg.MetadataValue.md(table_markdown(pd.DataFrame(checkpoints))),
@@ -260,9 +301,13 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
             "settings": {"shape": vars(shape), "training": vars(settings)}}
 
 
+class EmbeddingsConfig(dg.Config):
+    pooling: Literal["tokens", "mean", "mean_max", "windows"] = "tokens"  # see encoder.MultiscaleEncoder.embed
+
+
 @dg.asset(group_name=PIPELINE)
-def cycling_embeddings(context: dg.AssetExecutionContext, compute: ComputeResource, multiscale_encoder: dict,
-                       cycling_corpus, cycling_tokenizer, cycling_unified):
+def cycling_embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConfig, compute: ComputeResource,
+                       multiscale_encoder: dict, cycling_corpus, cycling_tokenizer, cycling_unified):
     """One embedding per cell and window of cycles, joined with cycle_life and capacity."""
     from assets.cycling import encoder
     from assets.cycling.lifemodel import embedding_table
@@ -270,12 +315,13 @@ def cycling_embeddings(context: dg.AssetExecutionContext, compute: ComputeResour
     model = multiscale_encoder["model"]
     ids, mask, _ = _token_windows(cycling_corpus, cycling_tokenizer, model.shape.window_tokens,
                                   model.shape.max_windows)
-    vectors = encoder.embed_documents(model, ids, mask, compute.torch_device())
+    vectors = encoder.embed_documents(model, ids, mask, compute.torch_device(), pooling=config.pooling)
     table = embedding_table(cycling_corpus, vectors, cycling_unified, multiscale_encoder["model_id"])
     context.add_output_metadata({
         "n_documents": len(table),
         "n_cells": int(table["cell_key"].nunique()),
         "embedding_size": vectors.shape[1],
+        "pooling": config.pooling,
         "model_id": multiscale_encoder["model_id"],
         "preview": dg.MetadataValue.md(table_markdown(table.iloc[:, :10], rows=8)),
     })
@@ -286,52 +332,81 @@ class LifeModelConfig(dg.Config):
     first_cycles: int = 100  # embeddings of windows ending at or before this cycle
     early_cycle: int = 10  # Severson dQ = Qdlin(late) - Qdlin(early)
     late_cycle: int = 100
+    cv_folds: int = 5  # K-fold CV inside the training cells chooses every hyperparameter
+    exclude_cells: list[str] = []  # scored twice: with and without them (<set>_excl), e.g. ["test1/cell22"]
+    encoder_method: Literal["ridge", "elastic_net"] = "ridge"
 
 
 @dg.asset(group_name=PIPELINE)
-def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig, cycling_embeddings,
-                     cycling_unified, cycling_split) -> dict:
-    """Embedding regressor vs Severson's variance and discharge models, on the stored split."""
+def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig, compute: ComputeResource,
+                     cycling_embeddings, cycling_unified, cycling_split) -> dict:
+    """Encoder-based regressors vs Severson's variance, discharge and full models and a constant, fitted on the
+    training cells (CV inside them), scored on every held-out set."""
     from assets.cycling import lifemodel
+    from assets.cycling.split import held_out_sets
     from resources.plots import parity_markdown
 
     severson = lifemodel.severson_features(cycling_unified, config.early_cycle, config.late_cycle)
+    embedding = lifemodel.embedding_features(cycling_embeddings, config.first_cycles)
     feature_sets = {
-        "embedding": lifemodel.embedding_features(cycling_embeddings, config.first_cycles),
-        "severson_variance": severson[lifemodel.VARIANCE_FEATURES],
-        "severson_discharge": severson[lifemodel.DISCHARGE_FEATURES],
+        "constant": severson[lifemodel.VARIANCE_FEATURES],  # ignores its features: the training mean
+        "variance": severson[lifemodel.VARIANCE_FEATURES],
+        "discharge": severson[lifemodel.DISCHARGE_FEATURES],
+        "full": lifemodel.full_model_features(severson),
+        f"encoder_{config.encoder_method}": embedding,
+        f"encoder_variance_{config.encoder_method}": embedding.join(severson[lifemodel.VARIANCE_FEATURES]),
     }
-    targets = cycling_unified.groupby("cell_key", as_index=False)["cycle_life"].first().merge(cycling_split)
+    methods = {"constant": "constant", "variance": "least_squares", "discharge": "elastic_net",
+               "full": "elastic_net", f"encoder_{config.encoder_method}": config.encoder_method,
+               f"encoder_variance_{config.encoder_method}": config.encoder_method}
+    targets = (cycling_unified.groupby("cell_key", as_index=False).agg(cycle_life=("cycle_life", "first"),
+                                                                      source=("source", "first"))
+               .merge(cycling_split))
     cells, rejections = lifemodel.scored_cells(targets, feature_sets, "cycle_life_model")
     if rejections:
-        write_quarantine(PIPELINE, rejections)
-    if cells["split"].eq("train").sum() < 2:
-        raise dg.Failure(f"{cells['split'].eq('train').sum()} scorable training cells; need at least 2 "
-                         f"({len(rejections)} cells left out, see data/quarantine/{PIPELINE}.csv)")
-    result = lifemodel.fit_and_score(cells, feature_sets)
+        context.log.warning(f"{PIPELINE}: {len(rejections)} cells left out of cycle-life scoring, e.g. "
+                            + "; ".join(f"{r.row}: {r.reason}" for r in rejections[:3]))
+    n_train = int(cells["split"].eq("train").sum())
+    if n_train < 3:
+        raise dg.Failure(f"{n_train} scorable training cells; need at least 3 for cross-validation "
+                         f"({len(rejections)} cells left out: {[r.row for r in rejections[:5]]})")
+    result = lifemodel.fit_and_score(cells, feature_sets, methods, config.exclude_cells, config.cv_folds,
+                                     compute.seed)
+    for name, warning in result["warnings"].items():
+        context.log.warning(f"{PIPELINE}: {name}: {warning}")
     model_id = str(uuid.uuid4())
     predictions = result["predictions"].assign(model_id=model_id,
                                                encoder_model_id=cycling_embeddings["model_id"].iloc[0])
-    write_export_csv(predictions, "cycling_cycle_life_predictions.csv")
-    write_export_csv(result["metrics"], "cycling_cycle_life_metrics.csv")
-    test = predictions.loc[predictions["split"] == "test"]
-    parity = "\n\n".join(f"**{name}** (test)\n\n" + parity_markdown(group["cycle_life"].to_numpy(),
-                                                                     group["predicted_cycle_life"].to_numpy(),
-                                                                     "cycle life")
-                         for name, group in test.groupby("model", sort=False))
+    predictions_path = write_export_csv(predictions, "cycling_cycle_life_predictions.csv")
+    metrics_path = write_export_csv(result["metrics"], "cycling_cycle_life_metrics.csv")
+    sets = held_out_sets(cycling_split)
+    shown = next((s for s in sets if s in set(predictions["split"])), "train")
+    parity = "\n\n".join(f"**{name}** ({shown})\n\n" + parity_markdown(group["cycle_life"].to_numpy(),
+                                                                       group["predicted_cycle_life"].to_numpy(),
+                                                                       "cycle life")
+                         for name, group in predictions.loc[predictions["split"] == shown].groupby("model", sort=False)
+                         if name in ("variance", f"encoder_variance_{config.encoder_method}"))
+    headline = {f"{row.split}_{metric}_{row.model}": round_sig(getattr(row, metric))
+                for row in result["metrics"].itertuples() if row.split != "train"
+                for metric in ("mape_percent", "rmse_cycles")}
     context.add_output_metadata({
         "model_id": model_id,
         "n_cells_scored": len(cells),
         "n_cells_left_out": len(rejections),
-        "alphas": str(result["alphas"]),
+        "held_out_sets": ", ".join(sets),
+        "hyperparameters": dg.MetadataValue.json({k: {kk: (round_sig(v) if isinstance(v, float) else v)
+                                                      for kk, v in c.items()} for k, c in result["choices"].items()}),
+        "n_regularisation_warnings": len(result["warnings"]),
+        "regularisation_warnings": "; ".join(f"{k}: {v}" for k, v in result["warnings"].items()) or "none",
         "metrics": dg.MetadataValue.md(table_markdown(result["metrics"])),
-        **{f"test_mape_percent_{row.model}": float(row.mape_percent)
-           for row in result["metrics"].itertuples() if row.split == "test"},
-        "parity_test": dg.MetadataValue.md(parity),
+        **headline,
+        "predictions_file": dg.MetadataValue.path(str(predictions_path)),
+        "metrics_file": dg.MetadataValue.path(str(metrics_path)),
+        f"parity_{shown}": dg.MetadataValue.md(parity),
     })
     return {**{f"{name}_model": model for name, model in result["models"].items()},
             "model_id": model_id, "metrics": result["metrics"], "predictions": predictions,
-            "settings": {"alphas": result["alphas"], **config.model_dump()}}
+            "settings": {"choices": result["choices"], **config.model_dump()}}
 
 
 defs = dg.Definitions(

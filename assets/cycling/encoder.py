@@ -26,6 +26,9 @@ from transformers import BertConfig, BertModel
 from resources.datapaths import atomic_write_bytes
 
 
+POOLINGS = ("mean", "mean_max", "windows", "tokens")
+
+
 @dataclass(frozen=True)
 class EncoderShape:
     vocab_size: int
@@ -99,11 +102,25 @@ class MultiscaleEncoder(torch.nn.Module):
         features = torch.cat([token_states, window_states.unsqueeze(2).expand_as(token_states)], dim=-1)
         return self.mlm_head(features if positions is None else features[positions])
 
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Document embeddings (b, h): mean of the global window states over real windows."""
-        _, window_states, window_mask = self.encode(input_ids, attention_mask)
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
+        """Document embeddings over real windows, by `pooling` (see POOLINGS):
+        mean (b, h) of the global window states; mean_max (b, 2h) their mean and maximum;
+        windows (b, w*h) every window state in order (padding windows zero), so a window's place
+        (its cycles) is kept; tokens (b, h) the mean of the local token states (the global encoder skipped)."""
+        token_states, window_states, window_mask = self.encode(input_ids, attention_mask)
         weights = window_mask.unsqueeze(-1).to(window_states.dtype)
-        return (window_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        mean = (window_states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        if pooling == "mean":
+            return mean
+        if pooling == "mean_max":
+            largest = window_states.masked_fill(~window_mask.unsqueeze(-1), float("-inf")).amax(1)
+            return torch.cat([mean, torch.nan_to_num(largest, neginf=0.0)], dim=-1)
+        if pooling == "windows":
+            return (window_states * weights).flatten(1)
+        if pooling == "tokens":
+            token_weights = attention_mask.unsqueeze(-1).to(token_states.dtype)
+            return (token_states * token_weights).sum((1, 2)) / token_weights.sum((1, 2)).clamp(min=1.0)
+        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
 
 
 def to_windows(token_ids: list[list[int]], window_tokens: int, max_windows: int,
@@ -232,15 +249,15 @@ def pretrain(model: MultiscaleEncoder, train: tuple[np.ndarray, np.ndarray], val
 
 
 def embed_documents(model: MultiscaleEncoder, ids: np.ndarray, mask: np.ndarray, device: torch.device,
-                    batch_size: int = 16) -> np.ndarray:
-    """Document embeddings (docs, hidden) in eval mode."""
+                    batch_size: int = 16, pooling: str = "mean") -> np.ndarray:
+    """Document embeddings (docs, size by pooling) in eval mode."""
     model.to(device).eval()
     parts = []
     with torch.no_grad():
         for start in range(0, len(ids), batch_size):
             batch = slice(start, start + batch_size)
             parts.append(model.embed(torch.from_numpy(ids[batch]).to(device),
-                                     torch.from_numpy(mask[batch]).to(device)).cpu().numpy())
+                                     torch.from_numpy(mask[batch]).to(device), pooling).cpu().numpy())
     return np.concatenate(parts) if parts else np.zeros((0, model.shape.hidden_size), dtype=np.float32)
 
 

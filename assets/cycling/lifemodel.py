@@ -1,12 +1,18 @@
 """Cycle-life regression: encoder embeddings of the first N cycles versus Severson's features.
 
 Severson et al., Nature Energy 4, 383 (2019), from dQ_100-10(V) = Qdlin_100(V) - Qdlin_10(V):
-    variance model   log10 var(dQ)
+    variance model   log10 var(dQ)                                        (one feature: least squares)
     discharge model  log10 |min dQ|, log10 var(dQ), log10 |skewness dQ|, log10 |kurtosis dQ|,
                      discharge capacity at cycle 2, max discharge capacity - cycle 2
+    full model       log10 |min dQ|, log10 var(dQ), slope and intercept of a line through the discharge
+                     capacity of cycles 2..100, discharge capacity at cycle 2, and where the data has them:
+                     mean charge time of cycles 2..6, temperature integral over cycles 2..100
+                     (the paper's internal-resistance features need summary data the unified table lacks)
 (skewness and kurtosis as MATLAB computes them: biased, kurtosis 3 for a normal law).
-Every model is the same small regression (standardise, ridge; alpha chosen on
-the validation cells) of log10(cycle life), so only the features differ.
+Discharge and full models are elastic nets (standardised features) with strength and L1 ratio chosen by
+cross-validation inside the training cells, as the paper; all models regress log10(cycle life). No
+hyperparameter is ever chosen on a held-out set. A choice at the edge of its grid is reported as a
+warning (at the top edge the model is close to a constant).
 """
 
 from __future__ import annotations
@@ -21,19 +27,29 @@ from resources.datapaths import Rejection
 VARIANCE_FEATURES = ["log_var_dq"]
 DISCHARGE_FEATURES = ["log_abs_min_dq", "log_var_dq", "log_abs_skew_dq", "log_abs_kurtosis_dq",
                       "qd_cycle2_ah", "qd_max_minus_cycle2_ah"]
-ALPHAS = np.logspace(-3, 3, 13)
+FULL_FEATURES = ["log_abs_min_dq", "log_var_dq", "fade_slope_ah_per_cycle", "fade_intercept_ah", "qd_cycle2_ah",
+                 "charge_time_cycles_2_6_min", "temperature_integral_2_100"]
+OPTIONAL_FULL_FEATURES = ["charge_time_cycles_2_6_min", "temperature_integral_2_100"]  # used where every cell has them
+RIDGE_ALPHAS = np.logspace(-3, 4, 15)
+L1_RATIOS = [0.1, 0.5, 0.7, 0.9, 0.95, 0.99, 1.0]
 
 
 def discharge_curve(cycle: pd.DataFrame) -> np.ndarray:
     """Discharge capacity (Ah) on the Qdlin grid (3.6 -> 2.0 V, 1000 points) from one cycle's time steps.
 
-    Discharge steps are those with negative current (or, without current, positive
-    discharge capacity); capacity is interpolated against sorted voltage and held
+    Discharge steps are those with negative current (or, without current: every step of a cycle whose
+    voltage only falls, as in the Qdlin layout; else those with positive discharge capacity); capacity is interpolated against sorted voltage and held
     constant beyond the measured voltage range. NaN curve when nothing is there.
     """
     current = cycle["current"].to_numpy()
-    discharging = current < 0 if np.isfinite(current).any() else cycle["discharge_capacity"].to_numpy() > 0
-    voltage = cycle["voltage"].to_numpy()[discharging]
+    voltage = cycle["voltage"].to_numpy()
+    if np.isfinite(current).any():
+        discharging = current < 0
+    elif len(voltage) > 1 and np.all(np.diff(voltage) <= 0):
+        discharging = np.ones(len(voltage), dtype=bool)  # a Qdlin curve: the whole cycle is the discharge
+    else:
+        discharging = cycle["discharge_capacity"].to_numpy() > 0
+    voltage = voltage[discharging]
     capacity = cycle["discharge_capacity"].to_numpy()[discharging]
     finite = np.isfinite(voltage) & np.isfinite(capacity)
     if finite.sum() < 2:
@@ -54,22 +70,40 @@ def dq_features(delta_q: np.ndarray) -> dict[str, float]:
 
 
 def severson_features(unified: pd.DataFrame, early_cycle: int = 10, late_cycle: int = 100) -> pd.DataFrame:
-    """One row per cell (index cell_key): the discharge-model features; NaN where a cycle is missing."""
+    """One row per cell (index cell_key): the discharge- and full-model features; NaN where data is missing."""
     rows = {}
     for cell, frame in unified.groupby("cell_key", sort=True):
         cycles = dict(tuple(frame.groupby("cycle_number")))
-        row = dict.fromkeys(DISCHARGE_FEATURES, np.nan)
+        row = dict.fromkeys(DISCHARGE_FEATURES + FULL_FEATURES, np.nan)
         if early_cycle in cycles and late_cycle in cycles:
             delta_q = discharge_curve(cycles[late_cycle]) - discharge_curve(cycles[early_cycle])
             if np.isfinite(delta_q).all():
                 row.update(dq_features(delta_q))
-        capacity = frame.loc[frame["cycle_number"].between(2, late_cycle)].groupby("cycle_number")[
-            "discharge_capacity"].max()
+        window = frame.loc[frame["cycle_number"].between(2, late_cycle)]
+        capacity = window.groupby("cycle_number")["discharge_capacity"].max().dropna()
         if 2 in capacity.index:
             row["qd_cycle2_ah"] = capacity[2]
             row["qd_max_minus_cycle2_ah"] = capacity.max() - capacity[2]
+        if len(capacity) >= 2:
+            row["fade_slope_ah_per_cycle"], row["fade_intercept_ah"] = np.polyfit(
+                capacity.index.to_numpy(float), capacity.to_numpy(float), 1)
+        charging = window.loc[window["cycle_number"].between(2, 6) & (window["current"] > 0)]
+        if len(charging):
+            row["charge_time_cycles_2_6_min"] = float(
+                charging.groupby("cycle_number")["time"].agg(lambda t: t.max() - t.min()).mean())
+        temperature = window.groupby("cycle_number")["temperature"].mean().dropna()
+        if len(temperature) >= 2:
+            row["temperature_integral_2_100"] = float(np.trapezoid(temperature.to_numpy(),
+                                                                   temperature.index.to_numpy(float)))
         rows[cell] = row
-    return pd.DataFrame.from_dict(rows, orient="index")[DISCHARGE_FEATURES].rename_axis("cell_key")
+    columns = list(dict.fromkeys(DISCHARGE_FEATURES + FULL_FEATURES))
+    return pd.DataFrame.from_dict(rows, orient="index")[columns].rename_axis("cell_key")
+
+
+def full_model_features(severson: pd.DataFrame) -> pd.DataFrame:
+    """The full model's columns, without the optional ones some cell lacks (the data then does not allow them)."""
+    keep = [c for c in FULL_FEATURES if c not in OPTIONAL_FULL_FEATURES or severson[c].notna().all()]
+    return severson[keep]
 
 
 def embedding_features(embeddings: pd.DataFrame, last_cycle: int) -> pd.DataFrame:
@@ -81,21 +115,60 @@ def embedding_features(embeddings: pd.DataFrame, last_cycle: int) -> pd.DataFram
     return pd.concat([by_cell.mean(), (by_cell.last() - by_cell.first()).add_prefix("change_")], axis=1)
 
 
-def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, x_validation: np.ndarray,
-                       life_validation: np.ndarray):
-    """Standardise + ridge on log10(life), alpha with the lowest validation RMSE (log10); returns (model, alpha)."""
-    from sklearn.linear_model import Ridge
+def _folds(n: int, n_folds: int, seed: int):
+    from sklearn.model_selection import KFold
+
+    return KFold(n_splits=max(2, min(n_folds, n)), shuffle=True, random_state=seed)
+
+
+def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, method: str = "ridge", n_folds: int = 5,
+                       seed: int = 0):
+    """Regressor of log10(life) fitted on the training cells only; returns (model, choice).
+
+    method: "least_squares" (no hyperparameter), "ridge" (standardise + ridge, alpha by K-fold CV over
+    RIDGE_ALPHAS), "elastic_net" (standardise + ElasticNetCV over L1_RATIOS and its own alpha path),
+    "constant" (the training mean of log10 life). `choice` holds the chosen hyperparameters, the CV RMSE
+    of log10 life and `warning` (non-empty when a choice lies at the edge of its grid).
+    """
+    from sklearn.dummy import DummyRegressor
+    from sklearn.linear_model import ElasticNetCV, LinearRegression, Ridge
+    from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def fitted(alpha):
-        return make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x_train, np.log10(life_train))
-
-    if len(x_validation) == 0:
-        return fitted(1.0), 1.0
-    errors = [np.sqrt(np.mean((fitted(a).predict(x_validation) - np.log10(life_validation)) ** 2)) for a in ALPHAS]
-    best = float(ALPHAS[int(np.argmin(errors))])
-    return fitted(best), best
+    y = np.log10(life_train)
+    choice = {"method": method, "warning": ""}
+    if method == "constant":
+        return DummyRegressor(strategy="mean").fit(x_train, y), choice
+    if method == "least_squares":
+        return make_pipeline(StandardScaler(), LinearRegression()).fit(x_train, y), choice
+    folds = _folds(len(y), n_folds, seed)
+    if method == "ridge":
+        search = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": RIDGE_ALPHAS},
+                              cv=folds, scoring="neg_root_mean_squared_error").fit(x_train, y)
+        alpha = float(search.best_params_["ridge__alpha"])
+        choice.update(alpha=alpha, cv_rmse_log10=float(-search.best_score_))
+        if alpha in (RIDGE_ALPHAS[0], RIDGE_ALPHAS[-1]):
+            edge = "largest (the model is close to a constant)" if alpha == RIDGE_ALPHAS[-1] else "smallest"
+            choice["warning"] = f"ridge alpha {alpha:g} is the {edge} of its grid {RIDGE_ALPHAS[0]:g}..{RIDGE_ALPHAS[-1]:g}"
+        return search.best_estimator_, choice
+    if method == "elastic_net":
+        model = make_pipeline(StandardScaler(), ElasticNetCV(l1_ratio=L1_RATIOS, alphas=60, cv=folds,
+                                                             max_iter=20000, random_state=seed)).fit(x_train, y)
+        net = model[-1]
+        alphas = np.ravel(net.alphas_[L1_RATIOS.index(net.l1_ratio_)] if np.ndim(net.alphas_) > 1 else net.alphas_)
+        mse = np.asarray(net.mse_path_)
+        mse = mse[L1_RATIOS.index(net.l1_ratio_)] if mse.ndim == 3 else mse
+        choice.update(alpha=float(net.alpha_), l1_ratio=float(net.l1_ratio_),
+                      cv_rmse_log10=float(np.sqrt(mse.mean(axis=-1).min())),
+                      n_nonzero=int(np.sum(net.coef_ != 0)))
+        if np.isclose(net.alpha_, alphas.max()) or not np.any(net.coef_):
+            choice["warning"] = (f"elastic-net alpha {net.alpha_:.3g} is the largest of its path: every "
+                                 "coefficient is zero, the model is a constant")
+        elif np.isclose(net.alpha_, alphas.min()):
+            choice["warning"] = f"elastic-net alpha {net.alpha_:.3g} is the smallest of its path (barely penalised)"
+        return model, choice
+    raise ValueError(f"unknown method {method!r}; expected constant, least_squares, ridge or elastic_net")
 
 
 def predict_life(model, x: np.ndarray) -> np.ndarray:
@@ -133,21 +206,33 @@ def scored_cells(targets: pd.DataFrame, feature_sets: dict[str, pd.DataFrame],
     return targets.loc[targets["cell_key"].isin(keep)].reset_index(drop=True), rejections
 
 
-def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame]) -> dict:
-    """Fit one regressor per feature set on the train cells; predictions and per-split metrics."""
-    masks = {split: (cells["split"] == split).to_numpy() for split in ("train", "validation", "test")}
+def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], methods: dict[str, str],
+                  exclude_cells: list[str] = (), n_folds: int = 5, seed: int = 0) -> dict:
+    """Fit one regressor per feature set on the `train` cells (hyperparameters by CV inside them); score
+    the training cells (in-sample) and every other set. Sets that hold cells of `exclude_cells` are
+    scored twice: all cells, and without them as `<set>_excl`."""
+    from assets.cycling.split import TRAIN
+
     life = cells["cycle_life"].to_numpy(dtype=float)
-    models, alphas, predictions, metrics = {}, {}, [], []
+    train = (cells["split"] == TRAIN).to_numpy()
+    held_out = [n for n in ("validation", "test") if n in set(cells["split"])]
+    held_out += sorted(set(cells["split"]) - {TRAIN, *held_out})
+    excluded = cells["cell_key"].isin(list(exclude_cells)).to_numpy()
+    masks = {TRAIN: train}
+    for name in held_out:
+        masks[name] = (cells["split"] == name).to_numpy()
+        if (masks[name] & excluded).any():
+            masks[f"{name}_excl"] = masks[name] & ~excluded
+    models, choices, predictions, metrics = {}, {}, [], []
     for name, features in feature_sets.items():
         x = features.loc[cells["cell_key"]].to_numpy(dtype=float)
-        models[name], alphas[name] = fit_life_regressor(x[masks["train"]], life[masks["train"]],
-                                                        x[masks["validation"]], life[masks["validation"]])
+        models[name], choices[name] = fit_life_regressor(x[train], life[train], methods[name], n_folds, seed)
         predicted = predict_life(models[name], x) if len(x) else np.zeros(0)
         predictions.append(cells.assign(model=name, predicted_cycle_life=predicted))
         metrics += [{"model": name, "split": split, **life_metrics(life[mask], predicted[mask])}
                     for split, mask in masks.items()]
-    return {"models": models, "alphas": alphas, "predictions": pd.concat(predictions, ignore_index=True),
-            "metrics": pd.DataFrame(metrics)}
+    return {"models": models, "choices": choices, "predictions": pd.concat(predictions, ignore_index=True),
+            "metrics": pd.DataFrame(metrics), "warnings": {n: c["warning"] for n, c in choices.items() if c["warning"]}}
 
 
 def cycle_targets(unified: pd.DataFrame) -> pd.DataFrame:

@@ -1,8 +1,19 @@
-"""Train / validation / test split by cell (never by cycle: windows of one cell stay together)."""
+"""Cells to one training set and any number of named held-out sets (never by cycle: a cell stays whole).
+
+The literature's protocol (Severson et al. 2019; Attia et al. 2021): one training set, several test
+sets scored separately (`test1` = the primary test set, `test2` = the secondary one, ...). Every
+hyperparameter is chosen by cross-validation inside the training cells; held-out sets are only scored.
+Three ways to get the sets:
+    ratios   shuffle with the seed and cut (train / validation / test); `validation` is then just one
+             more held-out set (nothing is tuned on it)
+    file     JSON {"train": [cells], "<any set name>": [cells], ...}; "train" is required
+    folders  the folder a Qdlin-layout cell came from (data/raw/cycling/train/, test1/, test2/, ...)
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +21,9 @@ import pandas as pd
 
 from resources.datapaths import Rejection
 
-SPLITS = ("train", "validation", "test")
+TRAIN = "train"
+SPLITS = ("train", "validation", "test")  # the names ratios produce
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def split_by_ratio(cells: list[str], ratios: tuple[float, float, float], seed: int) -> pd.DataFrame:
@@ -22,17 +35,59 @@ def split_by_ratio(cells: list[str], ratios: tuple[float, float, float], seed: i
     return pd.DataFrame({"cell_key": order, "split": labels}).sort_values("cell_key", ignore_index=True)
 
 
-def split_from_json(cells: list[str], path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Cells as listed in a JSON file {"train": [...], "validation": [...], "test": [...]}.
+def check_names(names, where: str) -> None:
+    """ValueError unless there is a `train` set and every name is a plain word (train, test1, test-2, ...)."""
+    names = list(names)
+    bad = [n for n in names if not isinstance(n, str) or not NAME.fullmatch(n)]
+    if bad:
+        raise ValueError(f"{where}: set names must be letters, digits, '_', '-' or '.', got {bad}")
+    if TRAIN not in names:
+        raise ValueError(f"{where}: no '{TRAIN}' set among {sorted(names)}; one training set is required "
+                         "(held-out sets may have any name: test, test1, test2, validation, ...)")
 
-    Cells of the table that the file does not list are rejected (not silently trained on).
+
+def split_from_json(cells: list[str], path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Cells as listed in a JSON file {"train": [...], "test1": [...], "test2": [...], ...}.
+
+    Cells of the table that the file does not list are rejected (not silently trained on); a cell listed
+    in two sets is a ValueError.
     """
     listed = json.loads(Path(path).read_text())
-    unknown = set(listed) - set(SPLITS)
-    if unknown:
-        raise ValueError(f"{path}: unknown split names {sorted(unknown)}, expected {list(SPLITS)}")
-    assignment = {str(cell): split for split in SPLITS for cell in listed.get(split, [])}
+    if not isinstance(listed, dict):
+        raise ValueError(f"{path}: expected a JSON object {{set name: [cell keys]}}")
+    check_names(listed, str(path))
+    assignment: dict[str, str] = {}
+    for name, members in listed.items():
+        for cell in members:
+            if str(cell) in assignment:
+                raise ValueError(f"{path}: cell {cell!r} is listed in both {assignment[str(cell)]!r} and {name!r}")
+            assignment[str(cell)] = name
     rows = [(cell, assignment[cell]) for cell in sorted(cells) if cell in assignment]
     rejections = [Rejection(Path(path).name, cell, "cell not listed in the split file")
                   for cell in sorted(cells) if cell not in assignment]
     return pd.DataFrame(rows, columns=["cell_key", "split"]), rejections
+
+
+def split_from_datasets(datasets: pd.Series) -> pd.DataFrame:
+    """One set per source folder: `datasets` maps cell_key -> folder name (train, test1, ...)."""
+    check_names(set(datasets), "split by folder")
+    return (pd.DataFrame({"cell_key": datasets.index.astype(str), "split": datasets.to_numpy()})
+            .sort_values("cell_key", ignore_index=True))
+
+
+def held_out_sets(split: pd.DataFrame) -> list[str]:
+    """The scored sets: every name but train; validation and test first, then the rest by name."""
+    names = set(split["split"]) - {TRAIN}
+    return [n for n in ("validation", "test") if n in names] + sorted(names - {"validation", "test"})
+
+
+def choose_mode(mode: str, split_file: str, datasets: pd.Series) -> str:
+    """auto: a split file when given; else folders when every cell came from a folder and one is 'train';
+    else ratios."""
+    if mode != "auto":
+        return mode
+    if split_file:
+        return "file"
+    if len(datasets) and (datasets != "").all() and TRAIN in set(datasets):
+        return "folders"
+    return "ratios"

@@ -1,19 +1,40 @@
-"""Cycler data (Severson pickles, beep-style unified CSVs) to one unified table.
+"""Cycler data (Severson pickles, beep-style unified CSVs, the published Qdlin matrices) to one unified table.
 
-One row per (cell, cycle, time step):
-    cell_key, cycle_number, time (min), cycle_life, charge_policy, current (A or
-    C-rate, as the source has it), voltage (V), charge_capacity, discharge_capacity
-    (Ah), temperature (degC), discharge_dQdV, batch_number, discharge_policy, source.
+One row per (cell, cycle, time step); the columns, in order:
+    cell_key          str    the cell's name (pickle key, CSV value, or "<split>/cellN" for the Qdlin layout)
+    cycle_number      int    cycle index as the source numbers it (Severson: 1 = first cycle)
+    time              float  minutes since the cycle started; where a source has no time, the row order
+                             within the cycle (0, 1, 2, ...; Qdlin layout: the index on the voltage grid)
+    cycle_life        float  cycles until the cell reached 80 % of its nominal capacity (Severson's
+                             definition: 0.88 Ah for the 1.1 Ah LFP/graphite cells); the regression target,
+                             one value per cell; NaN when unknown (the cell is still used for pretraining)
+    charge_policy     str    e.g. "5.4C(40%)-3.6C"; from a CSV's charge_policy_Q1..Q4 joined by "-"
+    current           float  A or C-rate, as the source has it; negative while discharging
+    voltage           float  V
+    charge_capacity   float  Ah
+    discharge_capacity float Ah (Qdlin layout: discharge capacity Q(V) at the row's voltage)
+    temperature       float  degC
+    discharge_dQdV    float  Ah/V
+    batch_number      float  the source's batch, when given
+    discharge_policy  str    when given
+    source            str    the file, relative to data/raw/cycling ("synthetic" for the embedded cells)
+    dataset           str    the folder a Qdlin-layout cell came from (train, test1, ...); "" otherwise
 A signal a source lacks is NaN; `signals_present` says which are there.
 
 Severson pickles hold dQdV on the Qdlin voltage grid, not per time step, so it
 is not a time-step signal there. Pickles run code when loaded: read only files
 you trust (data/raw/cycling is the user's own drop folder).
+
+The Qdlin-matrix layout (Attia et al., J. Electrochem. Soc. 168, 090547 (2021)):
+    <folder>/<split>/cellN.csv                 no header; 1000 rows (voltage linspace(3.6, 2.0, 1000))
+                                               x one column per cycle (2, 3, ..., 100): Qdlin in Ah
+    <folder>/cycle_lives/<split>_cycle_lives.csv  one cycle life per line, line N for cellN.csv
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,9 +44,11 @@ import pandas as pd
 from resources.datapaths import Rejection
 
 KEYS = ["cell_key", "cycle_number"]
+SYNTHETIC_SOURCE = "synthetic"  # the `source` of the embedded synthetic cells
 SIGNALS = ["current", "voltage", "charge_capacity", "discharge_capacity", "temperature", "discharge_dQdV"]
 CELL_COLUMNS = ["cycle_life", "charge_policy", "batch_number", "discharge_policy"]
-COLUMNS = KEYS + ["time"] + CELL_COLUMNS[:2] + SIGNALS + CELL_COLUMNS[2:] + ["source"]
+COLUMNS = KEYS + ["time"] + CELL_COLUMNS[:2] + SIGNALS + CELL_COLUMNS[2:] + ["source", "dataset"]
+STRING_COLUMNS = ["cell_key", "charge_policy", "discharge_policy", "source", "dataset"]
 SEVERSON_TRACES = {"t": "time", "I": "current", "V": "voltage", "Qc": "charge_capacity",
                    "Qd": "discharge_capacity", "T": "temperature"}
 POLICY_STEPS = [f"charge_policy_Q{i}" for i in range(1, 5)]
@@ -118,21 +141,135 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, list[Rejection], str]:
 
 
 def raw_files(folder: Path) -> list[Path]:
-    """The pickles and CSVs in a drop folder, in name order."""
-    return sorted(p for p in Path(folder).glob("*") if p.suffix.lower() in (".pkl", ".pickle", ".csv"))
+    """The pickles and unified CSVs in a drop folder (top level), then the Qdlin-layout cell files of
+    its split folders (`<split>/cellN.csv`), in name order."""
+    folder = Path(folder)
+    top = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in (".pkl", ".pickle", ".csv"))
+    return top + [path for split in qdlin_splits(folder) for path in qdlin_cell_files(folder / split)]
 
 
-def read_files(paths: list[Path]) -> tuple[list[pd.DataFrame], list[Rejection], dict[str, str]]:
-    """Each file in the unified schema; also rejections and, per CSV, where its time came from."""
+def read_files(paths: list[Path], qdlin_voltage_stride: int = 1,
+               root: Path | None = None) -> tuple[list[pd.DataFrame], list[Rejection], dict[str, str]]:
+    """Each file in the unified schema; also rejections and, per CSV, where its time came from.
+
+    Files named `<split>/cellN.csv` below `root` (the drop folder) are read as Qdlin matrices, with their
+    cycle lives from `root/cycle_lives/<split>_cycle_lives.csv`. A frame's `source` is the path relative
+    to `root`; rejections name the full path (so the quarantine can hash the file's content).
+    """
     frames, rejections, time_origins = [], [], {}
+    lives: dict[str, tuple[dict[int, float], list[Rejection]]] = {}
     for path in paths:
-        if path.suffix.lower() == ".csv":
-            frame, rejected, time_origins[path.name] = read_csv(path)
+        path = Path(path)
+        label = _label(path, root)
+        if root is not None and path.parent != Path(root) and QDLIN_CELL.fullmatch(path.name):
+            split = path.parent.name
+            if split not in lives:
+                lives[split] = read_cycle_lives(Path(root), split)
+                rejections += lives[split][1]
+            number = int(QDLIN_CELL.fullmatch(path.name).group(1))
+            frame, rejected = read_qdlin_cell(path, split, lives[split][0].get(number, float("nan")),
+                                              voltage_stride=qdlin_voltage_stride)
+            time_origins[label] = "index on the Qdlin voltage grid"
+        elif path.suffix.lower() == ".csv":
+            frame, rejected, time_origins[label] = read_csv(path)
         else:
             frame, rejected = read_pickle(path)
-        frames.append(frame)
-        rejections += rejected
+        frames.append(frame.assign(source=label) if len(frame) else frame)
+        rejections += [Rejection(str(path), r.row, r.reason) for r in rejected]
     return frames, rejections, time_origins
+
+
+def _label(path: Path, root: Path | None) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix() if root is not None else Path(path).name
+    except ValueError:
+        return Path(path).name
+
+
+# ---- the published Qdlin-matrix layout (Attia et al. 2021) --------------------------------------------------
+
+QDLIN_CELL = re.compile(r"cell(\d+)\.csv", re.IGNORECASE)
+QDLIN_POINTS = 1000
+QDLIN_FIRST_CYCLE = 2
+LIVES_FOLDER = "cycle_lives"
+
+
+def qdlin_voltage_grid() -> np.ndarray:
+    """The voltage of each Qdlin row (V): linspace(3.6, 2.0, 1000)."""
+    return np.linspace(3.6, 2.0, QDLIN_POINTS)
+
+
+def qdlin_splits(folder: Path) -> list[str]:
+    """Names of the sub-folders of `folder` that hold cellN.csv files (train, test1, ...), in name order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_dir() and p.name != LIVES_FOLDER and qdlin_cell_files(p))
+
+
+def qdlin_cell_files(split_folder: Path) -> list[Path]:
+    """cellN.csv files of one split folder, by N."""
+    files = [p for p in Path(split_folder).iterdir() if p.is_file() and QDLIN_CELL.fullmatch(p.name)]
+    return sorted(files, key=lambda p: int(QDLIN_CELL.fullmatch(p.name).group(1)))
+
+
+def read_cycle_lives(folder: Path, split: str) -> tuple[dict[int, float], list[Rejection]]:
+    """{N: cycle life} from `folder/cycle_lives/<split>_cycle_lives.csv` (line N for cellN.csv).
+
+    A missing file or a line that is not a positive number is a rejection; those cells keep a NaN life.
+    """
+    path = Path(folder) / LIVES_FOLDER / f"{split}_cycle_lives.csv"
+    if not path.is_file():
+        return {}, [Rejection(str(path), None, f"no cycle-life file for split '{split}' (expected "
+                                                 f"{LIVES_FOLDER}/{split}_cycle_lives.csv, one life per line)")]
+    lives, rejections = {}, []
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        text = line.strip().strip(",").strip()
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if np.isfinite(value) and value > 0:
+            lives[number] = value
+        elif text or number == 1:
+            rejections.append(Rejection(str(path), number, f"cycle life {text!r} is not a positive number"))
+    return lives, rejections
+
+
+def read_qdlin_cell(path: Path, split: str, cycle_life: float, first_cycle: int = QDLIN_FIRST_CYCLE,
+                    voltage_stride: int = 1) -> tuple[pd.DataFrame, list[Rejection]]:
+    """One Qdlin matrix (1000 voltage rows x cycles first_cycle, first_cycle+1, ...) in the unified schema.
+
+    Rows are the voltage grid linspace(3.6, 2.0, 1000); discharge_capacity is Qdlin (Ah); time is the
+    grid index; every `voltage_stride`-th grid point is kept (1: all). A file that is not a numeric
+    1000-row matrix is rejected whole; a cycle column with NaN is rejected later by `unify`.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        matrix = pd.read_csv(path, header=None, dtype=float, skip_blank_lines=True).to_numpy()
+    except Exception as error:  # text in a number cell, ragged rows, empty file: reject the file
+        return _empty(), [Rejection(name, None, f"not a numeric Qdlin matrix: {type(error).__name__}: "
+                                                 f"{str(error).splitlines()[0] if str(error) else ''}")]
+    if matrix.ndim != 2 or matrix.shape[0] != QDLIN_POINTS:
+        return _empty(), [Rejection(name, None, f"expected {QDLIN_POINTS} rows (voltage linspace(3.6, 2.0, "
+                                                 f"{QDLIN_POINTS})) x one column per cycle, found "
+                                                 f"{matrix.shape[0]} rows")]
+    rows = np.arange(0, QDLIN_POINTS, max(int(voltage_stride), 1))
+    matrix = matrix[rows]
+    n_points, n_cycles = matrix.shape
+    frame = pd.DataFrame({
+        "cell_key": f"{split}/{path.stem}",
+        "cycle_number": np.repeat(np.arange(first_cycle, first_cycle + n_cycles), n_points),
+        "time": np.tile(rows.astype(float), n_cycles),
+        "cycle_life": cycle_life,
+        "voltage": np.tile(qdlin_voltage_grid()[rows], n_cycles),
+        "discharge_capacity": matrix.T.ravel(),
+        "source": name,
+        "dataset": split,
+    })
+    return _conform([frame]), []
 
 
 def _empty() -> pd.DataFrame:
@@ -146,11 +283,14 @@ def _conform(frames: list[pd.DataFrame]) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = np.nan
     frame = frame[COLUMNS].copy()
-    numeric = ["time", "cycle_life", "batch_number"] + SIGNALS
-    frame[numeric] = frame[numeric].apply(pd.to_numeric, errors="coerce").astype(float)
-    for column in ["cell_key", "charge_policy", "discharge_policy", "source"]:
-        frame[column] = frame[column].fillna("").astype(str)
-    frame["cycle_number"] = frame["cycle_number"].astype(int)
+    for column in ["time", "cycle_life", "batch_number"] + SIGNALS:
+        if frame[column].dtype != np.float64:  # already-float columns (most, on large tables) are left as they are
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in STRING_COLUMNS:
+        if pd.api.types.infer_dtype(frame[column], skipna=False) != "string":  # a C-level scan, no copy
+            frame[column] = frame[column].fillna("").astype(str)
+    if frame["cycle_number"].dtype != np.int64:
+        frame["cycle_number"] = frame["cycle_number"].astype(int)
     return frame
 
 
@@ -160,22 +300,27 @@ def reject_bad_cycles(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[Rejection
     A signal that is NaN over a whole cycle is absent from that source, not bad.
     """
     present = signals_present(frame)
-    group_ids = [frame["source"], frame["cell_key"], frame["cycle_number"]]
-    missing = frame[present].isna().groupby(group_ids)
+    # One factorisation of (source, cell, cycle); every per-cycle test then groups by an integer.
+    group = frame.groupby(["source", "cell_key", "cycle_number"], sort=False).ngroup().to_numpy()
+    missing = frame[present].isna().groupby(group)
     problems = pd.DataFrame({
-        "time has NaN": frame["time"].isna().groupby(group_ids).any(),
+        "time has NaN": frame["time"].isna().groupby(group).any(),
         "time is not monotonic (expected non-decreasing within a cycle)":
-            (frame.groupby(group_ids)["time"].diff() < 0).groupby(group_ids).any(),
+            (frame["time"].groupby(group).diff() < 0).groupby(group).any(),
     })
     partly_missing = missing.any() & ~missing.all()
     for signal in present:
         problems[f"NaN in {signal}"] = partly_missing[signal]
     bad = problems.loc[problems.any(axis=1)]
+    if bad.empty:
+        return frame.reset_index(drop=True), []
+    first_row = pd.Series(np.arange(len(frame))).groupby(group).first()
+    keys = frame.iloc[first_row.loc[bad.index].to_numpy()][["source", "cell_key", "cycle_number"]]
     rejections = [
-        Rejection(source, f"{cell}/cycle {cycle}", "; ".join(bad.columns[flags.to_numpy()]))
-        for (source, cell, cycle), flags in bad.iterrows()
+        Rejection(source, f"{cell}/cycle {cycle}", "; ".join(bad.columns[flags]))
+        for (source, cell, cycle), flags in zip(keys.itertuples(index=False), bad.to_numpy())
     ]
-    keep = ~pd.MultiIndex.from_arrays(group_ids).isin(bad.index)
+    keep = ~np.isin(group, bad.index.to_numpy())
     return frame.loc[keep].reset_index(drop=True), rejections
 
 
@@ -236,3 +381,25 @@ def rejected_cell_share(frame: pd.DataFrame, rejections: list[Rejection]) -> flo
     whole = [r for r in rejections if r.row is None or (isinstance(r.row, str) and "/cycle " not in r.row)]
     accepted = frame[["source", "cell_key"]].drop_duplicates().shape[0]
     return len(whole) / (accepted + len(whole)) if whole else 0.0
+
+
+def user_rejections(rejections: list[Rejection], folder: Path) -> tuple[list[Rejection], list[Rejection]]:
+    """(rejections of the user's files, with full paths so the quarantine can hash them; those of the
+    synthetic cells, which are not the user's records)."""
+    user, synthetic = [], []
+    for rejection in rejections:
+        if rejection.source == SYNTHETIC_SOURCE:
+            synthetic.append(rejection)
+        elif Path(rejection.source).is_absolute():
+            user.append(rejection)
+        else:  # `unify` names a file by its path relative to the drop folder
+            user.append(Rejection(str(Path(folder) / rejection.source), rejection.row, rejection.reason))
+    return user, synthetic
+
+
+def accepted_cells_by_file(table: pd.DataFrame, paths: list[Path], folder: Path) -> dict[str, int]:
+    """{full path: cells of that file in the unified table} for every user file read, 0 included.
+
+    A cell is the record the rejected-share check counts (a rejected CSV line or cycle counts as one more)."""
+    cells = table.groupby("source")["cell_key"].nunique()
+    return {str(path): int(cells.get(_label(Path(path), Path(folder)), 0)) for path in paths}

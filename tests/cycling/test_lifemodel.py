@@ -53,18 +53,65 @@ def test_metrics_closed_form():
     assert metrics["r2"] == pytest.approx(1 - 500 / 20000)
 
 
+def life_cells(n_train=30, seed=0):
+    rng = np.random.default_rng(seed)
+    n = n_train + 20
+    life = 10 ** rng.uniform(2.2, 3.3, n)
+    split = ["train"] * n_train + ["test1"] * 10 + ["test2"] * 10
+    return pd.DataFrame({"cell_key": [f"c{i:02d}" for i in range(n)], "cycle_life": life, "split": split})
+
+
 def test_a_feature_equal_to_log_life_is_recovered_and_unscorable_cells_are_named():
-    life = np.array([150.0, 300, 500, 800, 1200, 2000, 250, 900, 400, 1700])
-    targets = pd.DataFrame({"cell_key": [f"c{i}" for i in range(10)], "cycle_life": life,
-                            "split": ["train"] * 6 + ["validation"] * 2 + ["test"] * 2})
-    exact = pd.DataFrame({"x": np.log10(life)}, index=targets["cell_key"])
-    partial = exact.drop(index="c9")
+    targets = life_cells()
+    exact = pd.DataFrame({"x": np.log10(targets["cycle_life"].to_numpy())}, index=targets["cell_key"])
+    partial = exact.drop(index="c49")
     scored, rejections = lifemodel.scored_cells(targets, {"exact": exact, "partial": partial}, "t")
-    assert [(r.row, r.reason) for r in rejections] == [("c9", "left out of cycle-life scoring: no partial")]
-    result = lifemodel.fit_and_score(scored, {"exact": exact})
-    test = result["metrics"].query("split == 'test'").iloc[0]
-    assert test["n_cells"] == 1 and test["mape_percent"] < 1.0
+    assert [(r.row, r.reason) for r in rejections] == [("c49", "left out of cycle-life scoring: no partial")]
+    result = lifemodel.fit_and_score(scored, {"exact": exact, "const": exact},
+                                     {"exact": "least_squares", "const": "constant"})
+    metrics = result["metrics"].set_index(["model", "split"])
+    assert list(dict.fromkeys(result["metrics"]["split"])) == ["train", "test1", "test2"]
+    assert metrics.loc[("exact", "test1"), "n_cells"] == 10 and metrics.loc[("exact", "test2"), "n_cells"] == 9
+    assert metrics.loc[("exact", "test1"), "mape_percent"] < 1e-6
+    assert metrics.loc[("const", "test1"), "mape_percent"] > 30
     assert set(result["predictions"]["cell_key"]) == set(scored["cell_key"])
+
+
+@pytest.mark.parametrize("method", ["ridge", "elastic_net"])
+def test_hyperparameters_never_see_a_test_set(method):
+    """Changing every test label (and adding test cells) changes neither the chosen strength nor a prediction."""
+    cells = life_cells()
+    rng = np.random.default_rng(1)
+    features = pd.DataFrame(np.c_[np.log10(cells["cycle_life"]) + rng.normal(0, 0.1, len(cells)),
+                                  rng.normal(size=(len(cells), 5))], index=cells["cell_key"])
+    first = lifemodel.fit_and_score(cells, {"m": features}, {"m": method})
+    scrambled = cells.assign(cycle_life=np.where(cells["split"] == "train", cells["cycle_life"],
+                                                 cells["cycle_life"][::-1].to_numpy() * 3))
+    second = lifemodel.fit_and_score(scrambled, {"m": features}, {"m": method})
+    assert first["choices"]["m"]["alpha"] == second["choices"]["m"]["alpha"]
+    np.testing.assert_allclose(first["predictions"]["predicted_cycle_life"],
+                               second["predictions"]["predicted_cycle_life"])
+    assert first["metrics"].query("split == 'test1'")["mape_percent"].iloc[0] != \
+        second["metrics"].query("split == 'test1'")["mape_percent"].iloc[0]
+
+
+@pytest.mark.parametrize("method", ["ridge", "elastic_net"])
+def test_a_choice_at_the_edge_of_the_grid_is_a_warning(method):
+    cells = life_cells(n_train=40)
+    noise = pd.DataFrame(np.random.default_rng(3).normal(size=(len(cells), 20)), index=cells["cell_key"])
+    result = lifemodel.fit_and_score(cells, {"noise": noise}, {"noise": method})
+    assert "largest" in result["warnings"]["noise"]  # pure noise: the strongest penalty wins, i.e. a constant
+    signal = pd.DataFrame({"x": np.log10(cells["cycle_life"].to_numpy())}, index=cells["cell_key"])
+    assert "largest" not in lifemodel.fit_and_score(cells, {"s": signal}, {"s": method})["choices"]["s"]["warning"]
+
+
+def test_excluded_cells_are_scored_both_ways():
+    cells = life_cells()
+    exact = pd.DataFrame({"x": np.log10(cells["cycle_life"].to_numpy())}, index=cells["cell_key"])
+    result = lifemodel.fit_and_score(cells, {"c": exact}, {"c": "constant"}, exclude_cells=["c31"])
+    metrics = result["metrics"].set_index("split")
+    assert list(metrics.index) == ["train", "test1", "test1_excl", "test2"]
+    assert metrics.loc["test1", "n_cells"] == 10 and metrics.loc["test1_excl", "n_cells"] == 9
 
 
 def test_embedding_features_use_only_the_first_cycles():

@@ -1,7 +1,8 @@
-"""Splits are by cell, reproducible from the seed, or read from a JSON file."""
+"""Splits are by cell: reproducible ratios, a JSON file with any named test sets, or source folders."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from assets.cycling import split
@@ -22,12 +23,31 @@ def test_tiny_sets_still_get_every_split():
         "train": 3, "validation": 1, "test": 1}
 
 
-def test_json_split_and_unlisted_cells(tmp_path):
+def test_json_split_with_the_papers_test_sets_and_unlisted_cells(tmp_path):
     path = tmp_path / "split.json"
-    path.write_text(json.dumps({"train": ["c00", "c01"], "test": ["c02", "gone"]}))
-    frame, rejections = split.split_from_json(CELLS[:4], path)
-    assert frame.values.tolist() == [["c00", "train"], ["c01", "train"], ["c02", "test"]]
-    assert [(r.source, r.row, r.reason) for r in rejections] == [("split.json", "c03", "cell not listed in the split file")]
-    path.write_text(json.dumps({"training": ["c00"]}))
-    with pytest.raises(ValueError, match="unknown split names"):
+    path.write_text(json.dumps({"train": ["c00", "c01"], "test1": ["c02", "gone"], "test2": ["c03"]}))
+    frame, rejections = split.split_from_json(CELLS[:5], path)
+    assert frame.values.tolist() == [["c00", "train"], ["c01", "train"], ["c02", "test1"], ["c03", "test2"]]
+    assert [(r.source, r.row, r.reason) for r in rejections] == [("split.json", "c04", "cell not listed in the split file")]
+    assert split.held_out_sets(frame) == ["test1", "test2"]
+
+
+def test_json_split_needs_a_training_set_and_disjoint_sets(tmp_path):
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps({"training": ["c00"], "test": ["c01"]}))
+    with pytest.raises(ValueError, match="no 'train' set"):
         split.split_from_json(CELLS, path)
+    path.write_text(json.dumps({"train": ["c00"], "test": ["c00"]}))
+    with pytest.raises(ValueError, match="listed in both"):
+        split.split_from_json(CELLS, path)
+
+
+def test_folders_become_sets_and_auto_mode_prefers_file_then_folders():
+    datasets = pd.Series({"train/cell1": "train", "test1/cell1": "test1", "test2/cell1": "test2"})
+    frame = split.split_from_datasets(datasets)
+    assert dict(frame.values.tolist()) == dict(datasets.items())
+    assert split.held_out_sets(frame) == ["test1", "test2"]
+    assert split.choose_mode("auto", "", datasets) == "folders"
+    assert split.choose_mode("auto", "s.json", datasets) == "file"
+    assert split.choose_mode("auto", "", pd.Series({"a": "", "b": ""})) == "ratios"
+    assert split.choose_mode("auto", "", pd.Series({"a": "test1"})) == "ratios"  # no train folder
