@@ -17,6 +17,8 @@ warning (at the top edge the model is close to a constant).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -131,6 +133,7 @@ def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, method: str 
     of log10 life and `warning` (non-empty when a choice lies at the edge of its grid).
     """
     from sklearn.dummy import DummyRegressor
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import ElasticNetCV, LinearRegression, Ridge
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
@@ -153,8 +156,10 @@ def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, method: str 
             choice["warning"] = f"ridge alpha {alpha:g} is the {edge} of its grid {RIDGE_ALPHAS[0]:g}..{RIDGE_ALPHAS[-1]:g}"
         return search.best_estimator_, choice
     if method == "elastic_net":
-        model = make_pipeline(StandardScaler(), ElasticNetCV(l1_ratio=L1_RATIOS, alphas=60, cv=folds,
-                                                             max_iter=20000, random_state=seed)).fit(x_train, y)
+        with warnings.catch_warnings():  # weakly penalised fits on a CV path often stop short: not an error
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = make_pipeline(StandardScaler(), ElasticNetCV(l1_ratio=L1_RATIOS, alphas=60, cv=folds,
+                                                                 max_iter=20000, random_state=seed)).fit(x_train, y)
         net = model[-1]
         alphas = np.ravel(net.alphas_[L1_RATIOS.index(net.l1_ratio_)] if np.ndim(net.alphas_) > 1 else net.alphas_)
         mse = np.asarray(net.mse_path_)
