@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     Config,
@@ -87,12 +88,44 @@ class ProfilesConfig(Config):
     qdamp_inv_A: float = 0.04
     uiso_A2: float = 0.005
     weighting: str = "atomic_number"  # atomic_number | xray_form_factor | neutron
-    # Augmentation (Lan et al. 2022 conditions): per-profile draws around the values above.
-    copies_per_structure: int = 4  # jittered copies: more variety per pyxtal structure, same split group
-    qdamp_jitter: float = 0.5  # relative half-width of a uniform draw
-    uiso_jitter: float = 0.5  # relative half-width of a uniform draw
+    # Augmentation over instrument conditions (Lan et al. 2022): per-copy uniform draws from [low, high];
+    # an empty list keeps the value above for every copy. Copy 0 of each structure stays at the values above.
+    copies_per_structure: int = 4  # more variety per pyxtal structure, same split group
+    qmax_range_inv_A: list[float] = Field(default_factory=lambda: [18.0, 28.0])
+    qdamp_range_inv_A: list[float] = Field(default_factory=lambda: [0.01, 0.08])
+    uiso_range_A2: list[float] = Field(default_factory=lambda: [0.002, 0.012])
     lattice_jitter: float = 0.02  # relative standard deviation of an isotropic lattice scale
-    noise_std: float = 0.01  # Gaussian noise on the normalised profile
+    noise_std_range: list[float] = Field(default_factory=lambda: [0.0, 0.03])  # on the normalised profile
+    neutron_share: float = 0.25  # copies with neutron scattering lengths instead of `weighting`
+    nanoparticle_share: float = 0.15  # copies damped by a spherical-particle envelope
+    diameter_range_A: list[float] = Field(default_factory=lambda: [20.0, 100.0])
+    r_cut_share: float = 0.1  # copies with G zero beyond a drawn r_cut (a shorter measurement)
+    r_cut_range_A: list[float] = Field(default_factory=lambda: [15.0, 30.0])
+    clean_first_copy: bool = True
+
+
+def augmentation_from(config: ProfilesConfig) -> profiles.Augmentation:
+    def span(values: list[float], name: str):
+        if not values:
+            return None
+        if len(values) != 2 or values[0] > values[1]:
+            raise ValueError(f"{name} must be [low, high] (or empty), not {values}")
+        return (float(values[0]), float(values[1]))
+
+    return profiles.Augmentation(
+        copies_per_structure=config.copies_per_structure,
+        qmax_range_inv_A=span(config.qmax_range_inv_A, "qmax_range_inv_A"),
+        qdamp_range_inv_A=span(config.qdamp_range_inv_A, "qdamp_range_inv_A"),
+        uiso_range_A2=span(config.uiso_range_A2, "uiso_range_A2"),
+        lattice_jitter=config.lattice_jitter,
+        noise_std_range=span(config.noise_std_range, "noise_std_range") or (0.0, 0.0),
+        neutron_share=config.neutron_share,
+        nanoparticle_share=config.nanoparticle_share,
+        diameter_range_A=span(config.diameter_range_A, "diameter_range_A") or (20.0, 100.0),
+        r_cut_share=config.r_cut_share,
+        r_cut_range_A=span(config.r_cut_range_A, "r_cut_range_A") or (15.0, 30.0),
+        clean_first_copy=config.clean_first_copy,
+    )
 
 
 def pdf_backend(compute: ComputeResource) -> calculator.ArrayBackend:
@@ -108,8 +141,7 @@ def pdf_profiles(context: AssetExecutionContext, config: ProfilesConfig, compute
     """Normalised G(r) of every structure on np.linspace(1.5, 30, 209) A (the published model's grid)."""
     settings = calculator.PdfSettings(qmax_inv_A=config.qmax_inv_A, qdamp_inv_A=config.qdamp_inv_A,
                                       uiso_A2=config.uiso_A2, weighting=config.weighting)
-    augmentation = profiles.Augmentation(config.copies_per_structure, config.qdamp_jitter, config.uiso_jitter,
-                                         config.lattice_jitter, config.noise_std)
+    augmentation = augmentation_from(config)
     backend = pdf_backend(compute)
     started = time.perf_counter()
     result = profiles.profile_set(structures.frame_to_crystals(pdf_structures), settings, augmentation,
@@ -123,6 +155,9 @@ def pdf_profiles(context: AssetExecutionContext, config: ProfilesConfig, compute
         "seconds": round_sig(seconds, 3),
         "pdfs_per_second": round_sig(len(result["profiles"]) / max(seconds, 1e-9), 3),
         "settings": MetadataValue.json(asdict(settings)),
+        "augmentation": MetadataValue.json(asdict(augmentation)),
+        "share_neutron": round_sig(float(np.mean(result["condition_weighting"] == "neutron")), 3),
+        "share_nanoparticle": round_sig(float(np.mean(np.isfinite(result["condition_diameter_A"]))), 3),
         "class_means": MetadataValue.md(figure_markdown(figure, "mean profile per space group")),
     })
 
@@ -290,8 +325,11 @@ class PredictionsConfig(Config):
     use_examples: str = "auto"
 
 
-@asset(group_name=PIPELINE, check_specs=[AssetCheckSpec("measured_rejected_share", asset="space_group_predictions",
-                                                        blocking=True)])
+@asset(group_name=PIPELINE, check_specs=[
+    AssetCheckSpec("measured_rejected_share", asset="space_group_predictions", blocking=True),
+    AssetCheckSpec("examples_in_top2", asset="space_group_predictions",
+                   description="NaCl / Si / Mg examples (when predicted): the true group in the CNN's top 2"),
+])
 def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig, compute: ComputeResource,
                             space_group_cnn: dict):
     """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
@@ -323,7 +361,8 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
             if found.names else np.zeros((0, len(space_group_cnn["classes"])))
         tables.append(measured.top_k_table(found.names, probabilities, space_group_cnn["classes"], config.top_k,
                                            space_group_cnn["model_id"], found.headers, source))
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
+        else tables[0]
     path = write_export_csv(table, "space_group_predictions.csv")
     top1 = table[table["rank"] == 1]
     for row in top1.itertuples(index=False):
@@ -345,6 +384,10 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
                                         TableColumn("probability", "float")])),
     })
     yield summary.check_result("measured_rejected_share", config.max_rejected_share)
+    hits = measured.examples_top_k_hits(table, 2)
+    yield AssetCheckResult(check_name="examples_in_top2", passed=all(hits.values()), severity=AssetCheckSeverity.WARN,
+                           metadata={"n_examples": len(hits), "n_in_top2": sum(hits.values()),
+                                     "missed": ", ".join(name for name, hit in hits.items() if not hit) or "none"})
 
 
 defs = Definitions(assets=[pdf_structures, pdf_profiles, pdf_split, space_group_cnn, space_group_baseline,

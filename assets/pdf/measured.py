@@ -86,6 +86,14 @@ def gr_text(r_A: np.ndarray, pdf: np.ndarray, source: str, composition: str = ""
 
 
 EXAMPLE_COMPOSITIONS = {"NaCl": "NaCl", "Si": "Si", "Mg": "Mg"}
+EXAMPLE_SPACE_GROUPS = {"NaCl.gr": 225, "Si.gr": 227, "Mg.gr": 194}  # the embedded examples' true groups
+
+
+def examples_top_k_hits(table: pd.DataFrame, k: int = 2) -> dict[str, bool]:
+    """For each embedded example in a predictions table (source synthetic): is its true group in the top k?"""
+    examples = table[(table["source"] == "synthetic") & table["file"].isin(list(EXAMPLE_SPACE_GROUPS))]
+    return {name: bool(((rows["rank"] <= k) & (rows["space_group"] == EXAMPLE_SPACE_GROUPS[name])).any())
+            for name, rows in examples.groupby("file")}
 
 
 def write_embedded_examples(folder: Path, rng: np.random.Generator, noise_fraction: float = 0.03) -> list[Path]:
