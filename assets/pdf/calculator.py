@@ -94,6 +94,7 @@ def scattering_factors(atomic_numbers: np.ndarray, weighting: str, qmax_inv_A: f
     raise ValueError(f"weighting must be atomic_number, xray_form_factor or neutron, not {weighting!r}")
 
 
+@functools.lru_cache(maxsize=4)
 def _pymatgen_table(name: str) -> dict:
     import pymatgen.analysis.diffraction as diffraction
 
