@@ -56,7 +56,7 @@ def default_exclusion(data: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="folder with train/, test folders, cycle_lives/")
-    parser.add_argument("--steps", type=int, default=20, help="encoder pretraining steps (default: the demo's 20)")
+    parser.add_argument("--steps", type=int, default=100, help="encoder pretraining steps (batch 8)")
     parser.add_argument("--pooling", default="tokens", choices=["tokens", "mean", "mean_max", "windows"])
     parser.add_argument("--voltage-stride", type=int, default=1, help="keep every n-th of the 1000 Qdlin points")
     parser.add_argument("--exclude", nargs="*", default=None, help="cell keys scored also without (default: 148-cycle test1 cell)")

@@ -139,7 +139,8 @@ def held_out_mape(cells, feature_sets, shuffle_training_lives=False):
         train = cells["split"] == "train"
         cells = cells.copy()
         cells.loc[train, "cycle_life"] = np.random.default_rng(0).permutation(cells.loc[train, "cycle_life"].to_numpy())
-    predictions = lifemodel.fit_and_score(cells, feature_sets, BASELINES)["predictions"]
+    methods = {name: BASELINES[name] for name in feature_sets}
+    predictions = lifemodel.fit_and_score(cells, feature_sets, methods)["predictions"]
     held_out = predictions.loc[predictions["split"] != "train"]
     error = (held_out["predicted_cycle_life"] - held_out["cycle_life"]).abs() / held_out["cycle_life"]
     return (100 * error).groupby(held_out["model"]).mean().to_dict()
@@ -183,6 +184,8 @@ def test_baselines_have_skill_and_follow_the_published_order(synthetic_demo_cell
 
 
 def test_a_model_fitted_to_shuffled_lives_fails_the_same_assertion(synthetic_demo_cells):
-    mape = held_out_mape(*synthetic_demo_cells, shuffle_training_lives=True)
+    cells, feature_sets = synthetic_demo_cells
+    subset = {name: feature_sets[name] for name in ("constant", "variance")}
+    mape = held_out_mape(cells, subset, shuffle_training_lives=True)
     with pytest.raises(AssertionError):
         assert_beats_constant(mape, "variance")
