@@ -378,7 +378,9 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     predictions = result["predictions"].assign(model_id=model_id,
                                                encoder_model_id=cycling_embeddings["model_id"].iloc[0])
     predictions_path = write_export_csv(predictions, "cycling_cycle_life_predictions.csv")
-    metrics_path = write_export_csv(result["metrics"], "cycling_cycle_life_metrics.csv")
+    synthetic_share = float((cells["source"] == unified.SYNTHETIC_SOURCE).mean())
+    data_source = "synthetic" if synthetic_share == 1 else "user" if synthetic_share == 0 else "user+synthetic"
+    metrics_path = write_export_csv(result["metrics"].assign(source=data_source), "cycling_cycle_life_metrics.csv")
     sets = held_out_sets(cycling_split)
     shown = next((s for s in sets if s in set(predictions["split"])), "train")
     parity = "\n\n".join(f"**{name}** ({shown})\n\n" + parity_markdown(group["cycle_life"].to_numpy(),
@@ -392,6 +394,7 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     context.add_output_metadata({
         "model_id": model_id,
         "n_cells_scored": len(cells),
+        "data_source": data_source,
         "n_cells_left_out": len(rejections),
         "held_out_sets": ", ".join(sets),
         "hyperparameters": dg.MetadataValue.json({k: {kk: (round_sig(v) if isinstance(v, float) else v)

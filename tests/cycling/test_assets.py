@@ -58,10 +58,13 @@ def demo_run(tmp_path_factory):
     resources = {"compute": ComputeResource(device="cpu", seed=0, num_threads=2),
                  "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
     instance = DagsterInstance.ephemeral()
+    raw_before = sorted(p.relative_to(root) for p in (root / "raw").rglob("*"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MATERIALS_DATA", str(root))
         result = materialized(resources, instance=instance)
         result.warnings = log_messages(instance, result)
+        result.raw_before = raw_before
+        result.raw_after = sorted(p.relative_to(root) for p in (root / "raw").rglob("*"))
         yield root, result
 
 
@@ -86,6 +89,13 @@ def test_bad_files_are_quarantined_counted_over_user_records_and_logged(demo_run
     assert (unified["n_user_records"], unified["n_rejected"], unified["rejected_share"]) == (4, 2, 0.5)
     assert any("raw/cycling/broken.pkl: 1 of 1 records rejected (whole file): 1x not a readable pickle" in w
                for w in result.warnings)
+
+
+def test_nothing_is_written_under_raw_and_synthetic_cells_stay_labelled(demo_run):
+    root, result = demo_run
+    assert result.raw_after == result.raw_before
+    metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
+    assert set(metrics["source"]) == {"user+synthetic"}
 
 
 def test_predictions_carry_model_ids_and_reuse_the_stored_split(demo_run):
