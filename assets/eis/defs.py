@@ -6,6 +6,7 @@ eis_simulated_spectra -> eis_spectra -> eis_interpolated -> eis_split -> eis_fea
 
 import time
 import uuid
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -13,16 +14,55 @@ import numpy as np
 import pandas as pd
 
 from resources.compute import ComputeResource
-from resources.datapaths import Rejection, raw_dir, write_export_csv, write_quarantine
-from resources.plots import confusion_matrix_markdown, table_markdown
+from resources.datapaths import Rejection, examples_dir, raw_dir, relative_to_root, write_export_csv, write_quarantine
+from resources.plots import confusion_matrix_markdown, round_sig, table_markdown
+from resources.quarantine import report_rejections
 
 PIPELINE = "eis"
-SIMULATED_SOURCE = "eis_simulated_spectra"
-UNLABELLED_EXAMPLES_FILE = "simulated_unlabelled.csv"
+SIMULATED_SOURCE = "synthetic"  # source of every simulated spectrum in tables and exports
+SIMULATED_EXPORT = "eis_simulated_spectra.csv"
+UNLABELLED_EXAMPLES_FILE = "unlabelled_examples.csv"
+FreqUnitOption = Literal["hz", "rad_s"]
 
 
 def _unlabelled_dir():
     return raw_dir(PIPELINE) / "unlabelled"
+
+
+def _examples_file():
+    return examples_dir(PIPELINE) / UNLABELLED_EXAMPLES_FILE
+
+
+class ConventionsConfig(dg.Config):
+    """Per-source conventions of the user's files; the defaults are the challenge data's."""
+
+    freq_unit: FreqUnitOption = "rad_s"  # unit of `freq` in challenge-format CSVs
+    table_freq_unit: FreqUnitOption = "hz"  # unit of a generic table's frequency column when its header names none
+    warburg_exponent_scale: float = 6.5  # challenge files store Rs_Ws W1_p = exponent x 6.5; 1.0 = the exponent itself
+
+    def conventions(self):
+        from assets.eis.formats import SourceConventions
+
+        return SourceConventions(self.freq_unit, self.table_freq_unit, self.warburg_exponent_scale)
+
+
+def _unlabelled_spectra(conventions):
+    """(user spectra table, user rejections, user files read, whether the embedded examples were used).
+
+    User files: everything under raw/eis/unlabelled/ plus generic tables and instrument files anywhere
+    under raw/eis/. Without any user file, the embedded synthetic examples (examples/eis/) stand in,
+    with source "synthetic"."""
+    from assets.eis import formats
+
+    files = formats.unlabelled_files(_unlabelled_dir(), raw_dir(PIPELINE))
+    if files:
+        spectra, rejections = formats.read_unlabelled_folder(_unlabelled_dir(), conventions, raw_dir(PIPELINE))
+        return formats.spectra_table(spectra), rejections, files, False
+    if not _examples_file().exists():
+        return formats.spectra_table([]), [], [], False
+    frame = pd.read_csv(_examples_file(), dtype=str, keep_default_na=False)
+    spectra, _ = formats.parse_challenge_frame(frame, SIMULATED_SOURCE, "rad_s", labelled=False)
+    return formats.spectra_table(spectra, origin="synthetic"), [], [], True
 
 
 # tsfresh runs in process (0 workers): its worker pool forks, and forking a process in which
@@ -48,7 +88,7 @@ class SimulationConfig(dg.Config):
     noise_relative_std: float = 0.005  # of |Z|, on Re and Im
     noise_absolute_ohm: float = 0.0
     ranges: dict[str, list[float]] = {}  # parameter kind -> [low, high]; overrides DEFAULT_RANGES
-    unlabelled_examples: int = 6  # written to raw/eis/unlabelled/ when that folder has no files
+    unlabelled_examples: int = 6  # written to examples/eis/ (predicted only when the user has no unlabelled files)
 
 
 @dg.asset(group_name=PIPELINE)
@@ -71,18 +111,22 @@ def eis_simulated_spectra(context: dg.AssetExecutionContext, config: SimulationC
     batches = simulate.simulate_all(settings, compute.rng(offset=1))
     simulate_s = time.perf_counter() - started
     frame = simulate.as_challenge_frame(batches)
-    csv_path = write_export_csv(frame, f"{SIMULATED_SOURCE}.csv")
+    csv_path = write_export_csv(frame, SIMULATED_EXPORT)
     examples_written = _write_unlabelled_examples(config, settings, compute)
+    first_rows = frame.groupby("Circuit").head(1)
     context.add_output_metadata(
         {
             "n_spectra": len(frame),
             "per_class": dg.MetadataValue.json(frame["Circuit"].value_counts().sort_index().to_dict()),
-            "simulate_seconds": simulate_s,
-            "spectra_per_second": len(frame) / max(simulate_s, 1e-9),
+            "simulate_seconds": round_sig(simulate_s),
+            "spectra_per_second": round_sig(len(frame) / max(simulate_s, 1e-9)),
             "csv": dg.MetadataValue.path(str(csv_path)),
             "unlabelled_examples_written": examples_written,
             "nyquist": dg.MetadataValue.md(
-                nyquist_markdown({b.circuit.name: b.impedance[0, : b.n_points[0]] for b in batches}, "first spectrum per class")
+                nyquist_markdown(
+                    {f"{SIMULATED_SOURCE}#{row} ({b.circuit.name})": b.impedance[0, : b.n_points[0]] for b, row in zip(batches, first_rows.iloc[:, 0])},
+                    "first simulated spectrum per class (id as in the export)",
+                )
             ),
         }
     )
@@ -90,28 +134,35 @@ def eis_simulated_spectra(context: dg.AssetExecutionContext, config: SimulationC
 
 
 def _write_unlabelled_examples(config: SimulationConfig, settings, compute: ComputeResource) -> int:
-    """A few unlabelled spectra so a fresh machine ends with predictions; never beside user files."""
+    """A few unlabelled synthetic spectra in examples/eis/ (never under raw/), so a fresh machine ends
+    with predictions; they are predicted only while the user has no unlabelled files."""
     from assets.eis import simulate
     from resources.datapaths import atomic_write_bytes
 
-    folder = _unlabelled_dir()
-    if config.unlabelled_examples <= 0 or (folder.exists() and any(p.is_file() for p in folder.rglob("*"))):
+    if config.unlabelled_examples <= 0:
+        _examples_file().unlink(missing_ok=True)
         return 0
     rng = compute.rng(offset=2)
     names = rng.choice(sorted(simulate.CIRCUITS), config.unlabelled_examples)
     batches = [simulate.simulate_class(simulate.CIRCUITS[name], 1, settings, rng) for name in names]
     frame = simulate.as_challenge_frame(batches, labelled=False)
-    atomic_write_bytes(folder / UNLABELLED_EXAMPLES_FILE, frame.to_csv(index=False).encode())
+    atomic_write_bytes(_examples_file(), frame.to_csv(index=False).encode())
     return len(frame)
 
 
 # ---- 2. parsing and validation -------------------------------------------------------------
 
 
-class SpectraConfig(dg.Config):
-    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in raw challenge CSVs
-    include_simulated: bool = True
-    max_rejected_share: float = 0.05  # blocking check: rejected rows / all rows
+class SpectraConfig(ConventionsConfig):
+    # auto: the simulated spectra join only when no user labelled spectrum was accepted;
+    # always: they join the user's (training only: the test split holds user spectra); never.
+    include_simulated: Literal["auto", "always", "never"] = "auto"
+    max_rejected_share: float = 0.05  # check: rejected records / all records of the user's labelled files
+    check_severity: Literal["ERROR", "WARN"] = "ERROR"  # ERROR blocks downstream assets; WARN lets the run go on
+
+
+def use_simulated(option: str, n_user_spectra: int) -> bool:
+    return option == "always" or (option == "auto" and n_user_spectra == 0)
 
 
 @dg.asset(
@@ -119,35 +170,47 @@ class SpectraConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec("rejected_share_within_bound", asset="eis_spectra", blocking=True)],
 )
 def eis_spectra(context: dg.AssetExecutionContext, config: SpectraConfig, eis_simulated_spectra: pd.DataFrame):
-    """Every labelled CSV under raw/eis/ (not unlabelled/) plus the simulated set, validated."""
+    """Every labelled CSV under raw/eis/ (not unlabelled/, not generic tables), validated; the simulated
+    spectra join per `include_simulated`. The check bounds the rejected share of the user's records only."""
     from assets.eis import formats
 
-    spectra, rejections = formats.read_labelled_folder(raw_dir(PIPELINE), _unlabelled_dir(), config.freq_unit)
-    if config.include_simulated:
-        # The simulator writes freq as angular frequency, whatever the raw files use.
+    conventions = config.conventions()
+    files = formats.labelled_files(raw_dir(PIPELINE), _unlabelled_dir())
+    spectra, rejections = formats.read_labelled_folder(raw_dir(PIPELINE), _unlabelled_dir(), conventions)
+    accepted = {str(path): 0 for path in files}
+    for spectrum in spectra:
+        accepted[spectrum.source] = accepted.get(spectrum.source, 0) + 1
+    expected = {r.source: formats.count_data_rows(Path(r.source)) for r in rejections if r.row is None}
+    summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
+    table = formats.spectra_table(spectra, origin="user")
+    simulated = use_simulated(config.include_simulated, len(table))
+    if simulated:
         found, refused = formats.parse_challenge_frame(eis_simulated_spectra, SIMULATED_SOURCE, "rad_s", labelled=True)
-        spectra, rejections = spectra + found, rejections + refused
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-    table = formats.spectra_table(spectra)
-    share = len(rejections) / max(len(spectra) + len(rejections), 1)
-    reasons = pd.Series([r.reason.split(";")[0] for r in rejections], dtype=object).value_counts().head(10)
+        if refused:
+            context.log.warning(f"eis: {len(refused)} simulated spectra failed validation (a simulator bug): {refused[0].reason}")
+        table = pd.concat([table, formats.spectra_table(found, origin="synthetic")], ignore_index=True)
+    if table.empty:
+        raise dg.Failure(
+            f"no labelled spectra: {summary.n_records} user records, all rejected, and include_simulated={config.include_simulated!r}; "
+            f"see {summary.quarantine_path}"
+        )
+    context.log.info(
+        f"eis: {int((table['origin'] == 'user').sum())} user labelled spectra from {len(files)} files, "
+        f"{int((table['origin'] == 'synthetic').sum())} simulated (include_simulated={config.include_simulated})"
+    )
     yield dg.Output(
         table,
         metadata={
+            **summary.metadata(),
             "n_spectra": len(table),
-            "n_rejected": len(rejections),
-            "rejected_share": share,
+            "n_user_spectra": int((table["origin"] == "user").sum()),
+            "n_simulated_spectra": int((table["origin"] == "synthetic").sum()),
+            "simulated_included": simulated,
             "per_class": dg.MetadataValue.json(table["circuit"].value_counts().sort_index().to_dict()),
             "per_source": dg.MetadataValue.json(table["source"].value_counts().to_dict()),
-            "top_rejection_reasons": dg.MetadataValue.json(reasons.to_dict()),
         },
     )
-    yield dg.AssetCheckResult(
-        check_name="rejected_share_within_bound",
-        passed=share <= config.max_rejected_share,
-        metadata={"rejected_share": share, "bound": config.max_rejected_share, "n_rejected": len(rejections)},
-    )
+    yield summary.check_result("rejected_share_within_bound", config.max_rejected_share, config.check_severity)
 
 
 # ---- 3. interpolation ----------------------------------------------------------------------
@@ -168,7 +231,9 @@ def eis_interpolated(context: dg.AssetExecutionContext, config: InterpolationCon
 
     grid = GridSettings(config.grid_low, config.grid_high, config.grid_unit, config.grid_points).omega_rad_s()
     kept, z_on_grid = interpolate_table(eis_spectra, grid)
-    examples = {f"{row.circuit} #{i}": z_on_grid[i] for i, row in kept.head(5).iterrows()}
+    examples = {f"{row.spectrum_id} ({row.circuit})": z_on_grid[i] for i, row in kept.head(5).iterrows()}
+    if len(kept) < len(eis_spectra):
+        context.log.warning(f"eis: {len(eis_spectra) - len(kept)} labelled spectra do not span the grid {grid[0]:.4g}..{grid[-1]:.4g} rad/s and are left out")
     context.add_output_metadata(
         {
             "n_interpolated": len(kept),
@@ -185,16 +250,29 @@ def eis_interpolated(context: dg.AssetExecutionContext, config: InterpolationCon
 
 class SplitConfig(dg.Config):
     test_fraction: float = 0.25
+    cv_folds: int = 0  # > 1: stratified K-fold; the test split is fold `cv_fold` (benchmarks.eis_real)
+    cv_fold: int = 0
 
 
 @dg.asset(group_name=PIPELINE)
 def eis_split(context: dg.AssetExecutionContext, config: SplitConfig, compute: ComputeResource, eis_interpolated: dict) -> pd.DataFrame:
-    """Stratified train/test split by circuit, stored so every model uses the same one."""
+    """Stratified train/test split by circuit, stored so every model uses the same one. When user
+    spectra exist, the test split holds user spectra only (simulated ones may join training)."""
     from assets.eis.models import stratified_split
 
     spectra = eis_interpolated["spectra"]
-    split = stratified_split(spectra["spectrum_id"].tolist(), spectra["circuit"].tolist(), config.test_fraction, compute.seed)
-    context.add_output_metadata({"counts": dg.MetadataValue.json(split["split"].value_counts().to_dict())})
+    split = stratified_split(
+        spectra["spectrum_id"].tolist(), spectra["circuit"].tolist(), config.test_fraction, compute.seed,
+        origins=spectra["origin"].tolist(), cv_folds=config.cv_folds, cv_fold=config.cv_fold,
+    )
+    test = split[split["split"] == "test"]
+    context.add_output_metadata(
+        {
+            "counts": dg.MetadataValue.json(split["split"].value_counts().to_dict()),
+            "test_origins": dg.MetadataValue.json(test["origin"].value_counts().to_dict()),
+            "n_test": len(test),
+        }
+    )
     return split
 
 
@@ -225,21 +303,23 @@ def eis_features(
     started = time.perf_counter()
     selected = features.extract(ids, eis_interpolated["z"], jobs, kind_to_fc_parameters=kind_to_fc)
     selected_s = time.perf_counter() - started
-    table = selected.reset_index(drop=True)
+    table = pd.concat([selected.reset_index(drop=True), features.shape_features(eis_interpolated["z"])], axis=1)
     table.insert(0, "spectrum_id", ids)
     context.add_output_metadata(
         {
             "n_spectra": len(table),
             "n_candidate_features": train_full.shape[1],
             "n_relevant_on_train": n_relevant,
-            "n_selected": table.shape[1] - 1,
-            "candidate_extraction_seconds_train": full_s,
-            "selected_extraction_seconds_all": selected_s,
-            "selected": dg.MetadataValue.md("\n".join(f"- `{c}`" for c in table.columns[1:])),
+            "n_selected": len(columns),
+            "n_shape_features": table.shape[1] - 1 - len(columns),
+            "candidate_extraction_seconds_train": round_sig(full_s),
+            "selected_extraction_seconds_all": round_sig(selected_s),
+            "selected": dg.MetadataValue.md("\n".join(f"- `{c}`" for c in columns)),
         }
     )
     return {
         "features": table,
+        "tsfresh_columns": columns,
         "kind_to_fc_parameters": kind_to_fc,
         "grid_rad_s": eis_interpolated["grid_rad_s"],
         "selection": {"fc_preset": config.fc_preset, "fdr_level": config.fdr_level, "max_features": config.max_features},
@@ -249,10 +329,17 @@ def eis_features(
 # ---- 5. classifier -------------------------------------------------------------------------
 
 
+FeatureSet = Literal["tsfresh", "shape", "tsfresh+shape"]
+
+
 class BoostConfig(dg.Config):
     n_estimators: int = 60
     max_depth: int = 4
     learning_rate: float = 0.15
+    # tsfresh: the selected tsfresh features; shape: the scale-invariant features (features.shape_features);
+    # tsfresh+shape: both. The others are scored beside the chosen one.
+    feature_set: FeatureSet = "tsfresh+shape"
+    compare_feature_sets: bool = True  # also score the other feature sets beside the chosen one and the baseline
 
     def settings(self):
         from assets.eis.models import BoostSettings
@@ -260,20 +347,30 @@ class BoostConfig(dg.Config):
         return BoostSettings(self.n_estimators, self.max_depth, self.learning_rate)
 
 
+def feature_columns(bundle: dict, feature_set: str) -> list[str]:
+    table_columns = list(bundle["features"].columns[1:])
+    tsfresh = bundle.get("tsfresh_columns", [c for c in table_columns if not c.startswith("shape__")])
+    shape = [c for c in table_columns if c.startswith("shape__")]
+    return {"tsfresh": tsfresh, "shape": shape, "tsfresh+shape": tsfresh + shape}[feature_set]
+
+
 def _train_test(table: pd.DataFrame, split: pd.DataFrame, columns: list[str]):
-    """(X_train, X_test, labels_train, labels_test) of table rows, aligned on spectrum_id."""
+    """(X_train, X_test, labels_train, labels_test, test rows) of table rows, aligned on spectrum_id."""
     merged = split.merge(table, on="spectrum_id", how="inner")
     is_train = merged["split"] == "train"
     values = merged[columns].to_numpy(dtype=float)
-    return values[is_train], values[~is_train], merged["circuit"][is_train].tolist(), merged["circuit"][~is_train].tolist()
+    return values[is_train], values[~is_train], merged["circuit"][is_train].tolist(), merged["circuit"][~is_train].tolist(), merged.loc[~is_train, ["spectrum_id"]]
 
 
 def _fit_and_score(x_train, x_test, y_train, y_test, classes, config: BoostConfig, compute: ComputeResource):
     from assets.eis.models import classification_metrics, fit_classifier
 
     model = fit_classifier(x_train, y_train, classes, config.settings(), compute.xgboost_device(), _xgboost_threads(compute), compute.seed)
-    predicted = [classes[i] for i in model.predict(x_test)]
-    return model, classification_metrics(y_test, predicted, classes)
+    predicted = [classes[i] for i in model.predict(x_test)] if len(x_test) else []
+    return model, classification_metrics(y_test, predicted, classes), predicted
+
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
 @dg.asset(group_name=PIPELINE)
@@ -285,39 +382,60 @@ def eis_circuit_classifier(
     eis_split: pd.DataFrame,
     eis_interpolated: dict,
 ) -> dict:
-    """XGBoost circuit classifier on the selected features; a raw-interpolated baseline beside it."""
+    """XGBoost circuit classifier on the chosen feature set; the other feature sets and a raw-grid
+    baseline (Re, Im at the grid points) scored beside it on the same split. Test metrics are on the
+    test split only (user spectra when there are any), with per-source accuracy."""
     from assets.eis.features import raw_grid_table
-    from assets.eis.models import side_by_side
+    from assets.eis.models import per_source_accuracy, side_by_side
 
     feature_table = eis_features["features"]
-    columns = list(feature_table.columns[1:])
     classes = sorted(eis_split["circuit"].unique())
-    model, metrics = _fit_and_score(*_train_test(feature_table, eis_split, columns), classes, config, compute)
     raw = raw_grid_table(eis_interpolated["spectra"]["spectrum_id"].tolist(), eis_interpolated["z"])
-    _, baseline = _fit_and_score(*_train_test(raw, eis_split, list(raw.columns[1:])), classes, config, compute)
+    names = ("tsfresh", "shape", "tsfresh+shape") if config.compare_feature_sets else (config.feature_set,)
+    candidates = {f"{name}_xgboost": (feature_table, feature_columns(eis_features, name)) for name in names}
+    candidates["raw_grid_xgboost"] = (raw, list(raw.columns[1:]))
+    chosen = f"{config.feature_set}_xgboost"
+    results, model, predicted_test = {}, None, None
+    for name, (table, columns) in candidates.items():
+        x_train, x_test, y_train, y_test, test_rows = _train_test(table, eis_split, columns)
+        fitted, metrics, predicted = _fit_and_score(x_train, x_test, y_train, y_test, classes, config, compute)
+        results[name] = metrics
+        if name == chosen:
+            model, predicted_test, truth_test, test_ids = fitted, predicted, y_test, test_rows["spectrum_id"].tolist()
+    metrics, baseline = results[chosen], results["raw_grid_xgboost"]
     model_id = str(uuid.uuid4())
-    summary, per_class = side_by_side({"tsfresh_xgboost": metrics, "raw_grid_xgboost": baseline}, classes)
-    matrices = {"tsfresh features": np.array(metrics["confusion"]), "raw grid baseline": np.array(baseline["confusion"])}
+    summary, per_class = side_by_side(results, classes)
+    sources = eis_interpolated["spectra"].set_index("spectrum_id").loc[test_ids, "source"].tolist()
+    by_source = per_source_accuracy(sources, truth_test, predicted_test)
+    context.log.info(
+        f"eis classifier ({chosen}): test accuracy {metrics['accuracy']:.3f}, macro-F1 {metrics['macro_f1']:.3f} on {len(test_ids)} spectra; "
+        f"raw-grid baseline {baseline['accuracy']:.3f}"
+    )
     context.add_output_metadata(
         {
             "model_id": model_id,
-            "accuracy": metrics["accuracy"],
-            "balanced_accuracy": metrics["balanced_accuracy"],
-            "macro_f1": metrics["macro_f1"],
-            "baseline_accuracy": baseline["accuracy"],
-            "baseline_macro_f1": baseline["macro_f1"],
-            "metrics_side_by_side": dg.MetadataValue.md(table_markdown(summary)),
-            "per_class_f1": dg.MetadataValue.md(table_markdown(per_class)),
-            "confusion_matrices": dg.MetadataValue.md(confusion_matrix_markdown(matrices, classes)),
+            "feature_set": config.feature_set,
+            "n_test": len(test_ids),
+            **{name: round_sig(metrics[name]) for name in HEADLINE},
+            "baseline_accuracy": round_sig(baseline["accuracy"]),
+            "baseline_macro_f1": round_sig(baseline["macro_f1"]),
+            **{f"{model_name.replace('+', '_')}_accuracy": round_sig(m["accuracy"]) for model_name, m in results.items() if model_name not in (chosen, "raw_grid_xgboost")},
+            "metrics_side_by_side": dg.MetadataValue.md(table_markdown(summary.round(4))),
+            "per_source_accuracy": dg.MetadataValue.md(table_markdown(by_source.round(4))),
+            "per_class_f1": dg.MetadataValue.md(table_markdown(per_class.round(4))),
+            "confusion_matrix": dg.MetadataValue.md(confusion_matrix_markdown({f"{chosen} (test split)": np.array(metrics["confusion"])}, classes)),
+            "confusion_matrix_baseline": dg.MetadataValue.md(confusion_matrix_markdown({"raw grid baseline": np.array(baseline["confusion"])}, classes)),
         }
     )
     return {
         "model": model,
         "model_id": model_id,
         "classes": classes,
-        "feature_columns": columns,
+        "feature_columns": feature_columns(eis_features, config.feature_set),
         "settings": config.model_dump(),
-        "metrics": {"tsfresh_xgboost": metrics, "raw_grid_xgboost": baseline},
+        "metrics": results,
+        "chosen": chosen,
+        "per_source": by_source,
     }
 
 
@@ -325,6 +443,7 @@ def eis_circuit_classifier(
 
 
 class RegressorsConfig(BoostConfig):
+    feature_set: FeatureSet = "tsfresh"  # parameters: the selected tsfresh features (they carry the scale)
     min_share_beating_dummy: float = 0.5  # check: share of parameters with MAE below the dummy's
 
 
@@ -339,47 +458,52 @@ def eis_parameter_regressors(
     from assets.eis import models
 
     feature_table = eis_features["features"]
-    columns = list(feature_table.columns[1:])
+    columns = feature_columns(eis_features, config.feature_set)
     labelled = eis_split.merge(eis_spectra[["spectrum_id", "parameters"]], on="spectrum_id").merge(feature_table, on="spectrum_id")
     regressors, tables = {}, []
     for circuit, rows in labelled.groupby("circuit"):
         train, test = rows[rows["split"] == "train"], rows[rows["split"] == "test"]
-        if len(train) < 2 or test.empty:
-            context.log.warning(f"{circuit}: {len(train)} train / {len(test)} test spectra, no regressor")
+        if len(train) < 2:
+            context.log.warning(f"{circuit}: {len(train)} train spectra, no regressor")
             continue
         targets = models.parameter_matrix(train["parameters"], circuit)
         regressor = models.fit_parameter_regressor(
             train[columns].to_numpy(float), targets, circuit, config.settings(), compute.xgboost_device(), _xgboost_threads(compute), compute.seed
         )
+        regressors[circuit] = regressor
+        if test.empty:
+            continue
         truth = models.parameter_matrix(test["parameters"], circuit)
         predicted = models.predict_parameters(regressor, test[columns].to_numpy(float))
         dummy = np.repeat(np.median(targets, axis=0, keepdims=True), len(test), axis=0)
-        regressors[circuit] = regressor
         tables.append(models.mae_table(circuit, truth, predicted, dummy))
     mae = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["circuit", "parameter", "beats_dummy"])
     beat_share = float(mae["beats_dummy"].mean()) if len(mae) else 0.0
     model_id = str(uuid.uuid4())
+    context.log.info(f"eis regressors: beat the median dummy on {beat_share:.0%} of {len(mae)} parameters")
     yield dg.Output(
-        {"model_id": model_id, "regressors": regressors, "mae": mae, "settings": config.model_dump()},
+        {"model_id": model_id, "regressors": regressors, "mae": mae, "settings": config.model_dump(), "feature_columns": columns},
         metadata={
             "model_id": model_id,
             "n_circuits": len(regressors),
-            "share_parameters_beating_dummy": beat_share,
-            "mae_table": dg.MetadataValue.md(table_markdown(mae)),
+            "share_parameters_beating_dummy": round_sig(beat_share),
+            "median_mae_model": round_sig(float(mae["mae_model"].median())) if len(mae) else float("nan"),
+            "median_mae_dummy": round_sig(float(mae["mae_dummy"].median())) if len(mae) else float("nan"),
+            "mae_table": dg.MetadataValue.md(table_markdown(mae.round(4))),
         },
     )
     yield dg.AssetCheckResult(
         check_name="regressors_beat_dummy",
-        passed=beat_share > config.min_share_beating_dummy,
-        metadata={"share_beating_dummy": beat_share, "required_above": config.min_share_beating_dummy},
+        passed=beat_share > config.min_share_beating_dummy or mae.empty,
+        metadata={"share_beating_dummy": round_sig(beat_share), "required_above": config.min_share_beating_dummy},
     )
 
 
 # ---- 7. predictions ------------------------------------------------------------------------
 
 
-class PredictionsConfig(dg.Config):
-    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in unlabelled challenge CSVs
+class PredictionsConfig(ConventionsConfig):
+    pass
 
 
 @dg.asset(group_name=PIPELINE)
@@ -391,25 +515,37 @@ def eis_predictions(
     eis_circuit_classifier: dict,
     eis_parameter_regressors: dict,
 ) -> pd.DataFrame:
-    """Circuit, class probabilities and parameters for raw/eis/unlabelled/ -> exports/eis_predictions.csv."""
+    """Circuit, class probabilities and parameters (one column each, with units) for the user's
+    unlabelled files (raw/eis/unlabelled/, and generic tables or instrument files anywhere under
+    raw/eis/), or the embedded synthetic examples when the user has none -> exports/eis_predictions.csv."""
     from assets.eis import predict
 
-    kept, z_on_grid, rejections = predict.read_and_grid(_unlabelled_dir(), config.freq_unit, eis_features["grid_rad_s"])
-    if rejections:
-        write_quarantine(PIPELINE, rejections)
-    table = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS)
-    path = write_export_csv(table, "eis_predictions.csv")
+    table, rejections, files, examples = _unlabelled_spectra(config.conventions())
+    kept, z_on_grid, outside = predict.grid_table(table, eis_features["grid_rad_s"])
+    rejections = rejections + ([] if examples else outside)
+    summary = None
+    if files:
+        accepted = {str(path): 0 for path in files}
+        for source in kept["source"]:
+            accepted[source] = accepted.get(source, 0) + 1
+        expected = {r.source: 1 for r in rejections if r.row is None}
+        summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
+    predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS)
+    path = write_export_csv(predict.export_view(predictions), "eis_predictions.csv")
+    context.log.info(f"eis: {len(predictions)} spectra predicted ({'embedded synthetic examples' if examples else f'{len(files)} user files'}) -> {relative_to_root(path)}")
     context.add_output_metadata(
         {
-            "n_predicted": len(table),
+            **({k: v for k, v in summary.metadata().items() if k != "rejected_share"} if summary else {}),
+            "n_predicted": len(predictions),
             "n_rejected": len(rejections),
+            "used_synthetic_examples": examples,
             "export": dg.MetadataValue.path(str(path)),
             "classifier_model_id": eis_circuit_classifier["model_id"],
             "regressor_model_id": eis_parameter_regressors["model_id"],
-            "predictions": dg.MetadataValue.md(table_markdown(table.drop(columns=[c for c in table.columns if c.startswith("p_")]).head(10))),
+            "predictions": dg.MetadataValue.md(table_markdown(predict.export_view(predictions).drop(columns=[c for c in predictions.columns if c.startswith("p_") or c.endswith("model_id")]).head(10))),
         }
     )
-    return table
+    return predictions
 
 
 # ---- batched circuit fitting -------------------------------------------------------
@@ -418,14 +554,13 @@ def eis_predictions(
 FITS_EXPORT_NAME = "eis_circuit_fits.csv"
 
 
-class CircuitFitsConfig(dg.Config):
+class CircuitFitsConfig(ConventionsConfig):
     optimizer: Literal["lm", "adam", "lbfgs"] = "lm"  # batched Levenberg-Marquardt, or Adam / L-BFGS
     weighting: Literal["modulus", "unit"] = "modulus"  # residual weight 1/|Z| or 1
     max_iterations: int = 100  # LM: up to ~50 needed; Adam wants ~1000+
     learning_rate: float = 0.05  # Adam step size, in the unbounded coordinates
     converged_residual: float = 0.03  # ||Z_fit - Z|| / ||Z|| at most this counts as converged
     dtype: Literal["float64", "float32"] = "float64"
-    freq_unit: Literal["hz", "rad_s"] = "rad_s"  # unit of `freq` in unlabelled challenge CSVs (as eis_predictions)
     top_k: int = 1  # > 1: also fit the next most probable circuits, keep the lowest `criterion`
     criterion: Literal["aic", "bic"] = "bic"
     labelled_split: Literal["none", "test", "all"] = "none"  # also fit labelled spectra of this split (their true circuit)
@@ -441,16 +576,16 @@ class CircuitFitsConfig(dg.Config):
 
 
 def _prediction_tasks(config: CircuitFitsConfig, predictions: pd.DataFrame):
-    """(spectra rows, candidates, starts, rejections) for the predicted spectra, re-read from raw files."""
-    from assets.eis import fitting, formats
+    """(spectra rows, candidates, starts, rejections) for the predicted spectra, re-read from their files."""
+    from assets.eis import fitting
 
-    folder = _unlabelled_dir()
-    spectra, _ = formats.read_unlabelled_folder(folder, config.freq_unit) if folder.exists() else ([], [])
-    table = formats.spectra_table(spectra).set_index("spectrum_id")
+    table, _, _, _ = _unlabelled_spectra(config.conventions())
+    table = table.set_index("spectrum_id")
     present = predictions["spectrum_id"].isin(table.index)
     rejections = [
-        Rejection(row.source, None if pd.isna(row.row) else int(row.row), "predicted spectrum no longer readable from raw/eis/unlabelled/; expected the file eis_predictions read")
+        Rejection(row.source, None if pd.isna(row.row) else int(row.row), "predicted spectrum no longer readable; expected the file eis_predictions read")
         for row in predictions[~present].itertuples()
+        if row.origin == "user"
     ]
     predictions = predictions[present].reset_index(drop=True)
     rows = table.loc[predictions["spectrum_id"], ["omega_rad_s", "z_real", "z_imag"]].reset_index()
@@ -485,8 +620,8 @@ def _start_summary(fits: pd.DataFrame, prefix: str, label: str) -> dict:
     if fits.empty:
         return {}
     return {
-        f"{label}_converged_share": float(fits[f"{prefix}converged"].mean()),
-        f"{label}_median_relative_residual": float(fits[f"{prefix}relative_residual"].median()),
+        f"{label}_converged_share": round_sig(float(fits[f"{prefix}converged"].mean())),
+        f"{label}_median_relative_residual": round_sig(float(fits[f"{prefix}relative_residual"].median())),
         f"{label}_median_iterations": float(fits[f"{prefix}iterations"].median()),
     }
 
@@ -519,7 +654,7 @@ def eis_circuit_fits(
     seconds = time.perf_counter() - began
     fits["classifier_model_id"] = eis_predictions["classifier_model_id"].iloc[0] if len(eis_predictions) else ""
     fits["regressor_model_id"] = eis_parameter_regressors["model_id"]
-    path = write_export_csv(fits, FITS_EXPORT_NAME)
+    path = write_export_csv(fitting.export_view(fits), FITS_EXPORT_NAME)
     metadata = {
         "n_fitted": len(fits),
         "n_predicted_spectra": int((fits["origin"] == "prediction").sum()),
@@ -528,8 +663,8 @@ def eis_circuit_fits(
         "n_rejected": len(rejections),
         "device": str(device),
         "optimizer": config.optimizer,
-        "fit_seconds_all_starts": seconds,
-        "spectra_fitted_per_second": 2 * len(fits) / max(seconds, 1e-9),
+        "fit_seconds_all_starts": round_sig(seconds),
+        "spectra_fitted_per_second": round_sig(2 * len(fits) / max(seconds, 1e-9)),
         **_start_summary(fits, "", "final"),
         **_start_summary(fits, "initial_", "regressor_start"),
         **_start_summary(fits, "naive_", "naive_start"),
@@ -541,10 +676,10 @@ def eis_circuit_fits(
         truth, circuits = rows.loc[labelled, "parameters"], fits.loc[labelled, "circuit"]
         for label, column in (("regressor_prediction", "initial_parameters"), ("naive_start_fit", "naive_parameters"), ("final_fit", "parameters")):
             errors = fitting.log10_parameter_error(fits.loc[labelled, column], truth, circuits)
-            metadata[f"labelled_median_log10_error_{label}"] = float(np.nanmedian(errors)) if np.isfinite(errors).any() else float("nan")
+            metadata[f"labelled_median_log10_error_{label}"] = round_sig(float(np.nanmedian(errors))) if np.isfinite(errors).any() else float("nan")
     if len(fits):
         metadata["nyquist"] = dg.MetadataValue.md(fitting.fit_nyquist_markdown(fits, rows, config.plot_spectra))
-        metadata["fits"] = dg.MetadataValue.md(table_markdown(fits[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10)))
+        metadata["fits"] = dg.MetadataValue.md(table_markdown(fitting.export_view(fits)[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10)))
     context.add_output_metadata(metadata)
     return fits
 

@@ -165,3 +165,51 @@ def settings_for_columns(columns: list[str]) -> dict:
     from tsfresh.feature_extraction.settings import from_columns
 
     return from_columns(columns)
+
+
+def shape_features(z_on_grid: np.ndarray) -> pd.DataFrame:
+    """Scale-invariant features of spectra on the common grid (N, points), one row per spectrum.
+
+    Impedances of real cells span decades (the challenge data: R from 1e-2 to 1e5 Ohm), so Re and
+    Im values at fixed frequencies mostly measure the scale. These describe the shape: Z normalised
+    by |Z| at the lowest grid frequency, the phase (degrees) and the slopes of log10|Z| and of the
+    phase against log10(omega), the count and places of arcs (local maxima of -Im Z), the ratio of
+    low- to high-frequency |Z|, plus log10|Z| at both ends (the scale, kept as two features).
+    """
+    z = np.asarray(z_on_grid, dtype=complex)
+    n, points = z.shape
+    modulus = np.maximum(np.abs(z), 1e-300)
+    scale = modulus[:, :1]
+    normalised = z / scale
+    phase = np.degrees(np.angle(z))
+    log_modulus = np.log10(modulus)
+    step = 1.0 if points < 2 else 1.0 / (points - 1)
+    slope_modulus = np.diff(log_modulus, axis=1) / step
+    slope_phase = np.diff(phase, axis=1) / step
+    minus_im = -normalised.imag
+    interior = (minus_im[:, 1:-1] > minus_im[:, :-2]) & (minus_im[:, 1:-1] >= minus_im[:, 2:])
+    phase_min = (phase[:, 1:-1] < phase[:, :-2]) & (phase[:, 1:-1] <= phase[:, 2:])
+    columns = {}
+    for i in range(points):
+        columns[f"shape__re_norm_{i}"] = normalised[:, i].real
+        columns[f"shape__im_norm_{i}"] = normalised[:, i].imag
+        columns[f"shape__phase_deg_{i}"] = phase[:, i]
+    for i in range(points - 1):
+        columns[f"shape__dlogmod_{i}"] = slope_modulus[:, i]
+        columns[f"shape__dphase_{i}"] = slope_phase[:, i]
+    columns["shape__n_arcs"] = interior.sum(axis=1).astype(float)
+    columns["shape__n_phase_minima"] = phase_min.sum(axis=1).astype(float)
+    columns["shape__argmax_minus_im"] = minus_im.argmax(axis=1).astype(float)
+    columns["shape__argmin_phase"] = phase.argmin(axis=1).astype(float)
+    columns["shape__min_phase_deg"] = phase.min(axis=1)
+    columns["shape__max_phase_deg"] = phase.max(axis=1)
+    columns["shape__log_mod_ratio"] = log_modulus[:, 0] - log_modulus[:, -1]
+    columns["shape__log_mod_low"] = log_modulus[:, 0]
+    columns["shape__log_mod_high"] = log_modulus[:, -1]
+    columns["shape__re_high_over_low"] = z[:, -1].real / np.where(z[:, 0].real == 0, 1e-300, z[:, 0].real)
+    columns["shape__inductive_share"] = (z.imag > 0).mean(axis=1)
+    return pd.DataFrame(columns, index=range(n))
+
+
+def shape_feature_columns(points: int) -> list[str]:
+    return list(shape_features(np.ones((1, points), dtype=complex)).columns)

@@ -44,6 +44,13 @@ FIT_BOUNDS: dict[str, tuple[float, float]] = {
     "cpe_exponent": (0.1, 1.0),
     "warburg_exponent": (0.1, 1.0),
 }
+# Exponent bounds: CPE exponents slightly above 1 occur in the challenge data (up to 1.01).
+EXPONENT_BOUNDS = {"cpe_exponent": (0.2, 1.2), "warburg_exponent": (0.05, 1.0)}
+# Per-spectrum bounds (bounds="data"): resistances 1e-7..10 x max|Z|; time constants 1e-4/omega_max ..
+# 1e4/omega_min; C and Q follow from them; L up to 10 max|Z| / omega_max.
+R_SPAN = (1e-6, 5.0)
+TAU_SPAN = (1e-2, 1e2)
+PINNED_FRACTION = 1e-4  # a log-scaled parameter within this fraction of its bound's width counts as pinned
 Optimizer = Literal["lm", "adam", "lbfgs"]
 Weighting = Literal["modulus", "unit"]
 INTERIOR = 1e-9  # keeps initial values strictly inside the bounds (finite logit)
@@ -59,6 +66,10 @@ class FitSettings:
     converged_residual: float = 0.03  # relative residual at most this counts as converged
     dtype: Literal["float64", "float32"] = "float64"
     bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(FIT_BOUNDS))
+    # "data": per-spectrum bounds from |Z| and the frequency span (real cells: R up to 1e5 Ohm, Q down
+    # to 1e-12) and a data-driven naive start; "kinds": the fixed per-kind `bounds` (simulator ranges x 1e+-3).
+    bounds_mode: Literal["data", "kinds"] = "data"
+    n_starts: int = 2  # naive starts tried per spectrum without a given start (bounds_mode "data")
 
 
 @dataclass
@@ -71,7 +82,8 @@ class FitResult:
     weighted_cost: np.ndarray  # sum of squared weighted residuals (real and imaginary parts)
     n_points: np.ndarray
     iterations: np.ndarray
-    converged: np.ndarray
+    converged: np.ndarray  # reproduces the spectrum (relative residual <= bound) and not degenerate
+    degenerate: np.ndarray | None = None  # a parameter pinned at a bound, or two equal interchangeable blocks
 
     def information_criteria(self) -> tuple[np.ndarray, np.ndarray]:
         """(AIC, BIC) of the least-squares fits, counting Re and Im as 2 n observations."""
@@ -82,20 +94,36 @@ class FitResult:
 
 
 class BoundedParameters:
-    """Maps unbounded coordinates u (N, P) to a circuit's parameters inside `bounds`."""
+    """Maps unbounded coordinates u (N, P) to a circuit's parameters inside bounds, per kind
+    (`bounds`: kind -> (low, high)) or per spectrum (`limits`: (N, P, 2) physical values)."""
 
-    def __init__(self, circuit: Circuit, bounds: dict[str, tuple[float, float]], dtype, device):
+    def __init__(self, circuit: Circuit, bounds: dict[str, tuple[float, float]], dtype, device, limits: np.ndarray | None = None):
         self.circuit = circuit
         self.log_scaled = torch.tensor(circuit.log_scaled, device=device)
-        limits = np.array([bounds[kind] for kind in circuit.kinds], dtype=float)
-        scaled = np.where(np.array(circuit.log_scaled)[:, None], np.log10(limits), limits)
-        self.low = torch.tensor(scaled[:, 0], dtype=dtype, device=device)
-        self.width = torch.tensor(scaled[:, 1] - scaled[:, 0], dtype=dtype, device=device)
+        if limits is None:
+            limits = np.array([bounds[kind] for kind in circuit.kinds], dtype=float)[None, :, :]
+        log_scaled = np.array(circuit.log_scaled)[None, :, None]
+        scaled = np.where(log_scaled, np.log10(limits), limits)
+        self.low = torch.tensor(scaled[..., 0], dtype=dtype, device=device)  # (1 or N, P)
+        self.width = torch.tensor(scaled[..., 1] - scaled[..., 0], dtype=dtype, device=device)
+        self.index = None
+
+    def subset(self, index: torch.Tensor) -> "BoundedParameters":
+        if self.low.shape[0] == 1:
+            return self
+        other = object.__new__(BoundedParameters)
+        other.circuit, other.log_scaled = self.circuit, self.log_scaled
+        other.low, other.width, other.index = self.low[index], self.width[index], None
+        return other
 
     def values(self, u: torch.Tensor) -> torch.Tensor:
         """Physical parameter values (N, P)."""
         scaled = self.low + self.width * torch.sigmoid(u)
         return torch.where(self.log_scaled, 10.0**scaled, scaled)
+
+    def fraction(self, u: torch.Tensor) -> torch.Tensor:
+        """Position of each parameter inside its bounds, 0..1 (N, P)."""
+        return torch.sigmoid(u)
 
     def unbounded(self, values: np.ndarray) -> torch.Tensor:
         """u for physical values (N, P); values outside the bounds are clipped inside."""
@@ -110,6 +138,104 @@ class BoundedParameters:
         values = self.values(u).to(omega.dtype.to_complex())
         named = {name: values[:, k : k + 1] for k, name in enumerate(self.circuit.parameters)}
         return self.circuit.impedance(named, omega, torch)
+
+
+def spectrum_limits(circuit: Circuit, omega: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(P, 2) bounds of one spectrum's parameters from its |Z| and frequency span (rad/s)."""
+    z_max = float(np.max(np.abs(z)))
+    w_min, w_max = float(np.min(omega)), float(np.max(omega))
+    r_low, r_high = R_SPAN[0] * z_max, R_SPAN[1] * z_max
+    tau_low, tau_high = TAU_SPAN[0] / w_max, TAU_SPAN[1] / w_min
+    t_low, t_high = EXPONENT_BOUNDS["cpe_exponent"]
+    q_candidates = [tau**t / r for tau in (tau_low, tau_high) for t in (t_low, t_high) for r in (r_low, r_high)]
+    limits = {
+        "resistance": (r_low, r_high),
+        "capacitance": (tau_low / r_high, tau_high / r_low),
+        "cpe_q": (min(q_candidates), max(q_candidates)),
+        "inductance": (1e-9 * z_max / w_max, 10 * z_max / w_max),
+        "gerischer_time": (tau_low, tau_high),
+        "warburg_time": (tau_low, tau_high),
+        **EXPONENT_BOUNDS,
+    }
+    return np.array([limits[kind] for kind in circuit.kinds], dtype=float)
+
+
+def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False) -> np.ndarray:
+    """A naive start read off the spectrum (no regressor, no truth): the series resistance from Re Z
+    at the highest frequency, the rest of Re Z at the lowest frequency shared equally by the blocks,
+    block time constants spread evenly in log over the measured span (fastest first), exponents
+    `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|."""
+    omega, z = np.asarray(omega, float), np.asarray(z, complex)
+    order = np.argsort(omega)
+    omega, z = omega[order], z[order]
+    z_max = float(np.max(np.abs(z)))
+    r_series = max(float(z[-1].real), 1e-4 * z_max)
+    r_total = max(float(z[0].real) - (r_series if "L1" in circuit.parameters or circuit.name == "Rs_Ws" else 0.0), 1e-3 * z_max)
+    kinds = dict(zip(circuit.parameters, circuit.kinds))
+    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and not (p == "R1" and ("L1" in kinds or circuit.name == "Rs_Ws"))]
+    n_blocks = max(len(block_resistors), 1)
+    log_taus = np.linspace(np.log10(1 / omega[-1]), np.log10(1 / omega[0]), n_blocks + 2)[1:-1]
+    if reverse:
+        log_taus = log_taus[::-1]
+    tau_of = {name: 10 ** log_taus[k] for k, name in enumerate(block_resistors)}
+    values = {}
+    for name in circuit.parameters:
+        kind = kinds[name]
+        if kind == "resistance":
+            values[name] = r_series if name not in tau_of else r_total / n_blocks
+        elif kind == "inductance":
+            values[name] = 1e-3 * z_max / omega[-1]
+        elif kind == "cpe_exponent":
+            values[name] = exponent
+        elif kind == "warburg_exponent":
+            values[name] = 0.5
+    # Time-constant kinds: pair each with its block's resistor (the circuit's block groups, or by number).
+    for block in _blocks(circuit):
+        resistor = block[0]
+        tau = tau_of.get(resistor, 10 ** np.mean(log_taus))
+        for name in block[1:]:
+            kind = kinds[name]
+            if kind == "capacitance":
+                values[name] = tau / values[resistor]
+            elif kind == "cpe_q":
+                t = values[[n for n in block if kinds[n] == "cpe_exponent"][0]]
+                values[name] = tau**t / values[resistor]
+            elif kind in ("gerischer_time", "warburg_time"):
+                values[name] = tau
+    return np.array([values[name] for name in circuit.parameters], dtype=float)
+
+
+def _blocks(circuit: Circuit) -> list[tuple[str, ...]]:
+    """Every block (resistor first, then its element parameters) of a circuit."""
+    blocks = [block for group in circuit.block_groups for block in group]
+    if circuit.name.startswith("L-R-RCPE") and circuit.name.count("RCPE") == 1:
+        blocks.append(("R2", "CPE1_t", "CPE1_C"))
+    if circuit.name == "RC-G-G":
+        blocks.append(("R1", "C1"))
+    if circuit.name == "Rs_Ws":
+        blocks.append(("W1_R", "W1_T", "W1_p"))
+    return blocks
+
+
+def degenerate_fits(circuit: Circuit, parameters: np.ndarray, fraction: np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
+    """(N,) True where a fit is degenerate: a log-scaled parameter pinned at a bound (within
+    PINNED_FRACTION of its bound width), or two interchangeable blocks with the same resistance and
+    exponent (relative difference below `tolerance`): then one block does the work of two."""
+    log_scaled = np.array(circuit.log_scaled)
+    pinned = ((fraction < PINNED_FRACTION) | (fraction > 1 - PINNED_FRACTION)) & log_scaled[None, :]
+    flagged = pinned.any(axis=1)
+    position = {name: k for k, name in enumerate(circuit.parameters)}
+    for group in circuit.block_groups:
+        for a in range(len(group)):
+            for b in range(a + 1, len(group)):
+                same = np.ones(len(parameters), dtype=bool)
+                for name_a, name_b in zip(group[a], group[b]):
+                    kind = circuit.kinds[position[name_a]]
+                    if kind in ("resistance", "cpe_exponent"):
+                        va, vb = parameters[:, position[name_a]], parameters[:, position[name_b]]
+                        same &= np.abs(va - vb) <= tolerance * np.maximum(np.abs(va), np.abs(vb))
+                flagged |= same
+    return flagged
 
 
 @dataclass
@@ -177,8 +303,9 @@ def _levenberg_marquardt(model, u, spectra, settings, max_step_tries: int = 6):
         if active.numel() == 0:
             break
         batch = spectra.subset(active)
+        sub = model.subset(active)
         u_active, lam = u[active], damping[active]
-        residual, jacobian = residual_jacobian(model, u_active, batch)
+        residual, jacobian = residual_jacobian(sub, u_active, batch)
         cost = (residual**2).sum(-1)
         gradient = (jacobian.transpose(1, 2) @ residual[..., None])[..., 0]
         curvature = jacobian.transpose(1, 2) @ jacobian
@@ -191,7 +318,7 @@ def _levenberg_marquardt(model, u, spectra, settings, max_step_tries: int = 6):
             system = curvature + torch.diag_embed(lam[:, None] * scale)
             step = -torch.linalg.solve_ex(system, gradient)[0]  # a singular system gives a non-finite, rejected step
             trial = u_active + step
-            trial_cost = (weighted_residual(model, trial, batch) ** 2).sum(-1)
+            trial_cost = (weighted_residual(sub, trial, batch) ** 2).sum(-1)
             better = trying & torch.isfinite(trial_cost) & (trial_cost < cost)
             u_next = torch.where(better[:, None], trial, u_next)
             new_cost = torch.where(better, trial_cost, new_cost)
@@ -278,18 +405,61 @@ def circuit_impedance(circuit: Circuit, values: np.ndarray, omega: np.ndarray) -
     return circuit.impedance(dict(zip(circuit.parameters, values)), np.asarray(omega))
 
 
+NAIVE_VARIANTS = ((0.8, False), (0.6, True), (1.0, False), (0.5, False))  # (CPE exponent, time constants reversed)
+
+
 def fit_circuit(circuit: Circuit, omegas, impedances, initial: np.ndarray, settings: FitSettings, device="cpu") -> FitResult:
-    """Fit one circuit to N spectra (lists of omega in rad/s and complex Z) from initial (N, P)."""
+    """Fit one circuit to N spectra (lists of omega in rad/s and complex Z) from initial (N, P).
+
+    Rows of `initial` with missing values take the naive start; with bounds_mode "data" that is read
+    off each spectrum (data_start) and, with n_starts > 1, the fit of such rows is repeated from
+    other naive variants (exponents, time-constant order) and the lowest cost kept."""
+    initial = np.asarray(initial, dtype=float).reshape(len(omegas), len(circuit.parameters))
+    if settings.bounds_mode != "data":
+        return _fit_once(circuit, omegas, impedances, with_naive_gaps(circuit, initial), settings, device, None)
+    limits = np.stack([spectrum_limits(circuit, o, z) for o, z in zip(omegas, impedances)])
+    naive_rows = ~np.all(np.isfinite(initial) & (initial > 0), axis=1)
+    best = None
+    for k, (exponent, reverse) in enumerate(NAIVE_VARIANTS[: max(settings.n_starts, 1)]):
+        if k > 0 and not naive_rows.any():
+            break
+        starts = np.stack([data_start(circuit, o, z, exponent, reverse) for o, z in zip(omegas, impedances)])
+        filled = np.where(np.isfinite(initial) & (initial > 0), initial, starts)
+        rows = np.arange(len(omegas)) if k == 0 else np.flatnonzero(naive_rows)
+        result = _fit_once(circuit, [omegas[i] for i in rows], [impedances[i] for i in rows], filled[rows], settings, device, limits[rows])
+        if best is None:
+            best = result
+            continue
+        better = _ranking(result) < _ranking(_rows(best, rows))
+        target = rows[better]
+        for field_name in ("parameters", "relative_residual", "weighted_cost", "iterations", "converged", "degenerate"):
+            getattr(best, field_name)[target] = getattr(result, field_name)[better]
+    return best
+
+
+def _ranking(result: FitResult) -> np.ndarray:
+    """Lower is better: non-degenerate fits first, then by weighted cost."""
+    return np.where(result.degenerate, 1e300, 0.0) + result.weighted_cost
+
+
+def _rows(result: FitResult, rows: np.ndarray) -> FitResult:
+    return FitResult(result.circuit, result.parameters[rows], result.relative_residual[rows], result.weighted_cost[rows],
+                     result.n_points[rows], result.iterations[rows], result.converged[rows], result.degenerate[rows])
+
+
+def _fit_once(circuit: Circuit, omegas, impedances, initial: np.ndarray, settings: FitSettings, device, limits) -> FitResult:
     dtype = torch_dtype(settings)
-    model = BoundedParameters(circuit, settings.bounds, dtype, device)
+    model = BoundedParameters(circuit, settings.bounds, dtype, device, limits)
     spectra = pad_spectra(omegas, impedances, settings.weighting, dtype, device)
-    u = model.unbounded(with_naive_gaps(circuit, initial))
+    u = model.unbounded(initial)
     with torch.no_grad() if settings.optimizer == "lm" else torch.enable_grad():
         u, iterations = OPTIMIZERS[settings.optimizer](model, u, spectra, settings)
     with torch.no_grad():
         cost = (weighted_residual(model, u, spectra) ** 2).sum(-1) * torch.as_tensor(spectra.n_points, device=device)
         parameters = model.values(u).double().cpu().numpy()
+        fraction = model.fraction(u).double().cpu().numpy()
     residual = relative_residual(circuit, parameters, omegas, impedances)
+    degenerate = degenerate_fits(circuit, parameters, fraction)
     return FitResult(
         circuit=circuit,
         parameters=parameters,
@@ -297,7 +467,8 @@ def fit_circuit(circuit: Circuit, omegas, impedances, initial: np.ndarray, setti
         weighted_cost=cost.double().cpu().numpy(),
         n_points=spectra.n_points,
         iterations=iterations.cpu().numpy(),
-        converged=np.isfinite(residual) & (residual <= settings.converged_residual),
+        converged=np.isfinite(residual) & (residual <= settings.converged_residual) & ~degenerate,
+        degenerate=degenerate,
     )
 
 
@@ -325,12 +496,13 @@ def fit_spectra(
                 "parameters": dict(zip(circuit.parameters, result.parameters[k].tolist())),
                 "relative_residual": float(result.relative_residual[k]),
                 "converged": bool(result.converged[k]),
+                "degenerate": bool(result.degenerate[k]),
                 "iterations": int(result.iterations[k]),
                 "aic": float(aic[k]),
                 "bic": float(bic[k]),
                 "fit_seconds": seconds,
             }
-    return pd.DataFrame(rows, columns=["circuit", "parameters", "relative_residual", "converged", "iterations", "aic", "bic", "fit_seconds"])
+    return pd.DataFrame(rows, columns=["circuit", "parameters", "relative_residual", "converged", "degenerate", "iterations", "aic", "bic", "fit_seconds"])
 
 
 # ---- fitting tables of spectra (used by the eis_circuit_fits asset) ---------------------
@@ -410,6 +582,20 @@ def fit_with_selection(
     return table[FIT_COLUMNS]
 
 
+def export_view(fits: pd.DataFrame) -> pd.DataFrame:
+    """The fits as exported: one column per fitted parameter (named with its unit, 4 significant
+    digits), residuals rounded, no packed parameter strings."""
+    from assets.eis.exports import parameter_columns
+
+    values = [parameters_or_none(text, circuit) for text, circuit in zip(fits["parameters"], fits["circuit"])]
+    view = fits.drop(columns=["initial_parameters", "parameters", "naive_parameters"]).reset_index(drop=True)
+    for column in ("relative_residual", "initial_relative_residual", "naive_relative_residual"):
+        view[column] = view[column].astype(float).map(lambda v: float(f"{v:.4g}") if np.isfinite(v) else v)
+    for column in ("aic", "bic"):
+        view[column] = view[column].astype(float).round(2)
+    return pd.concat([view, parameter_columns(fits["circuit"].tolist(), values)], axis=1)
+
+
 def log10_parameter_error(fitted_text: pd.Series, true_json: pd.Series, circuits: pd.Series) -> np.ndarray:
     """Median over each spectrum's parameters of |log10(fitted / true)| (NaN without parameters)."""
     import json
@@ -433,9 +619,9 @@ def fit_nyquist_markdown(fits: pd.DataFrame, spectra: pd.DataFrame, count: int) 
         model = CIRCUITS[fit.circuit].impedance(values, dense)
         ax.plot(spectrum.z_real, -np.asarray(spectrum.z_imag), "o", ms=3, label="data")
         ax.plot(model.real, -model.imag, "-", lw=1, label=f"fit ({fit.relative_residual:.3%})")
-        ax.set_title(f"{fit.circuit}", fontsize=7)
+        ax.set_title(f"{fit.spectrum_id}\n{fit.circuit}", fontsize=8)
         ax.set_xlabel("Re Z / Ohm")
         ax.set_ylabel("-Im Z / Ohm")
         ax.set_aspect("equal", adjustable="datalim")
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=8)
     return figure_markdown(fig, "circuit fits")

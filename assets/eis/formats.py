@@ -62,7 +62,8 @@ MIN_POINTS = 2
 # powersuite) share .txt/.csv, so files for them go in a folder named after the instrument.
 INSTRUMENT_BY_SUFFIX = {".dta": "gamry", ".mpt": "biologic", ".z": "zplot", ".par": "versastudio"}
 INSTRUMENT_FOLDERS = ("gamry", "autolab", "parstat", "zplot", "versastudio", "powersuite", "biologic", "chinstruments")
-SPECTRA_COLUMNS = ["spectrum_id", "source", "row", "circuit", "parameters", "omega_rad_s", "z_real", "z_imag"]
+SPECTRA_COLUMNS = ["spectrum_id", "source", "row", "origin", "circuit", "parameters", "omega_rad_s", "z_real", "z_imag"]
+SYNTHETIC_SOURCE = "synthetic"  # the source of every simulated spectrum in tables and exports
 
 
 class RowError(ValueError):
@@ -513,13 +514,20 @@ def read_unlabelled_folder(folder: Path, unit, labelled_root: Path | None = None
     return spectra, rejections
 
 
-def spectra_table(spectra: list[Spectrum]) -> pd.DataFrame:
-    """One row per spectrum; arrays as list columns (Parquet keeps them exactly)."""
+def spectra_table(spectra: list[Spectrum], origin: str = "user") -> pd.DataFrame:
+    """One row per spectrum; arrays as list columns (Parquet keeps them exactly).
+
+    `source` is the file relative to the data root (or "synthetic"); spectrum_id is "<source>#<row>",
+    the id exports and plots show. origin: "user" or "synthetic"."""
+    from resources.datapaths import relative_to_root
+
+    sources = [s.source if s.source == SYNTHETIC_SOURCE else relative_to_root(s.source) for s in spectra]
     return pd.DataFrame(
         {
-            "spectrum_id": [f"{s.source}#{'' if s.row is None else s.row}" for s in spectra],
-            "source": [s.source for s in spectra],
+            "spectrum_id": [f"{source}#{'' if s.row is None else s.row}" for source, s in zip(sources, spectra)],
+            "source": sources,
             "row": pd.array([s.row for s in spectra], dtype="Int64"),
+            "origin": [origin] * len(spectra),
             "circuit": [s.circuit for s in spectra],
             "parameters": [json.dumps(s.parameters) if s.parameters else None for s in spectra],
             "omega_rad_s": [s.omega_rad_s.tolist() for s in spectra],

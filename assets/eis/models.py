@@ -37,15 +37,36 @@ def boost_arguments(settings: BoostSettings, device: str, n_jobs: int, seed: int
     }
 
 
-def stratified_split(spectrum_ids: list[str], labels: list[str], test_fraction: float, seed: int) -> pd.DataFrame:
-    """spectrum_id, circuit, split ('train' | 'test'), stratified by circuit."""
-    from sklearn.model_selection import train_test_split
+def stratified_split(
+    spectrum_ids: list[str], labels: list[str], test_fraction: float, seed: int,
+    origins: list[str] | None = None, cv_folds: int = 0, cv_fold: int = 0,
+) -> pd.DataFrame:
+    """spectrum_id, circuit, origin, split ('train' | 'test'), stratified by circuit.
 
-    train_ids, _ = train_test_split(list(spectrum_ids), test_size=test_fraction, stratify=list(labels), random_state=seed)
-    chosen = set(train_ids)
-    return pd.DataFrame(
-        {"spectrum_id": spectrum_ids, "circuit": labels, "split": ["train" if i in chosen else "test" for i in spectrum_ids]}
-    )
+    When some spectra are the user's (origin "user") and others synthetic, only user spectra are
+    split; every synthetic spectrum is training data. cv_folds > 1: the test split is fold `cv_fold`
+    of a stratified K-fold (shuffled with `seed`) instead of a `test_fraction` draw.
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    ids = np.asarray(spectrum_ids, dtype=object)
+    labels = np.asarray(labels, dtype=object)
+    origins = np.asarray(origins if origins is not None else ["user"] * len(ids), dtype=object)
+    pool = np.flatnonzero(origins == "user") if (origins == "user").any() else np.arange(len(ids))
+    counts = pd.Series(labels[pool]).value_counts()
+    can_stratify = len(counts) > 1 and counts.min() >= max(2, cv_folds)
+    if cv_folds <= 1 and test_fraction <= 0:  # train on everything (a holdout file is scored elsewhere)
+        return pd.DataFrame({"spectrum_id": ids, "circuit": labels, "origin": origins, "split": "train"})
+    if cv_folds > 1:
+        from sklearn.model_selection import KFold
+
+        splitter = StratifiedKFold(cv_folds, shuffle=True, random_state=seed) if can_stratify else KFold(cv_folds, shuffle=True, random_state=seed)
+        test_index = pool[list(splitter.split(pool, labels[pool]))[cv_fold][1]]
+    else:
+        _, test_index = train_test_split(pool, test_size=test_fraction, stratify=labels[pool] if can_stratify else None, random_state=seed)
+    split = np.array(["train"] * len(ids), dtype=object)
+    split[test_index] = "test"
+    return pd.DataFrame({"spectrum_id": ids, "circuit": labels, "origin": origins, "split": split})
 
 
 def fit_classifier(features: np.ndarray, labels: list[str], classes: list[str], settings: BoostSettings, device: str, n_jobs: int, seed: int):
@@ -60,6 +81,11 @@ def fit_classifier(features: np.ndarray, labels: list[str], classes: list[str], 
 
 def classification_metrics(true: list[str], predicted: list[str], classes: list[str]) -> dict:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score
+
+    if len(true) == 0:  # no test split (trained on everything)
+        nan = float("nan")
+        return {"accuracy": nan, "balanced_accuracy": nan, "macro_f1": nan, "per_class_f1": dict.fromkeys(classes, nan),
+                "confusion": np.zeros((len(classes), len(classes)), dtype=int).tolist()}
 
     return {
         "accuracy": float(accuracy_score(true, predicted)),
@@ -78,6 +104,13 @@ def side_by_side(metrics_by_model: dict[str, dict], classes: list[str]) -> tuple
         headline[model] = [metrics[name] for name in headline["metric"]]
         per_class[f"f1_{model}"] = [metrics["per_class_f1"][c] for c in classes]
     return headline, per_class
+
+
+def per_source_accuracy(sources: list[str], true: list[str], predicted: list[str]) -> pd.DataFrame:
+    """source, n, accuracy of the test spectra of each source (file, or "synthetic")."""
+    frame = pd.DataFrame({"source": sources, "correct": np.asarray(true) == np.asarray(predicted)})
+    grouped = frame.groupby("source")["correct"]
+    return pd.DataFrame({"n": grouped.size(), "accuracy": grouped.mean()}).reset_index()
 
 
 def parameter_matrix(parameter_json: pd.Series, circuit: str) -> np.ndarray:

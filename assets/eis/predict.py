@@ -6,21 +6,18 @@ extracted with the stored `kind_to_fc_parameters` only (the training settings ex
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from assets.eis import features, formats, models
+from assets.eis import exports, features, models
 from resources.datapaths import Rejection
 
 
-def read_and_grid(folder: Path, unit: formats.FreqUnit, grid_rad_s: np.ndarray):
-    """(spectra table on the grid (no arrays), Z on the grid, rejections) for a folder."""
-    spectra, rejections = formats.read_unlabelled_folder(folder, unit) if folder.exists() else ([], [])
-    table = formats.spectra_table(spectra)
+def grid_table(table: pd.DataFrame, grid_rad_s: np.ndarray):
+    """(spectra on the grid (no arrays), Z on the grid, rejections of spectra not spanning it)."""
     kept, z_on_grid = features.interpolate_table(table, grid_rad_s)
     outside = set(table["spectrum_id"]) - set(kept["spectrum_id"])
+    rejections = []
     for record in table[table["spectrum_id"].isin(outside)].itertuples(index=False):
         reason = (
             f"spectrum spans {record.omega_rad_s[0]:.4g}..{record.omega_rad_s[-1]:.4g} rad/s; expected it to cover "
@@ -30,29 +27,55 @@ def read_and_grid(folder: Path, unit: formats.FreqUnit, grid_rad_s: np.ndarray):
     return kept, z_on_grid, rejections
 
 
+def classifier_inputs(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, classifier: dict, n_jobs: int) -> np.ndarray:
+    """The classifier's feature matrix for spectra on the grid (tsfresh with the stored settings, plus
+    the scale-invariant shape features when the classifier uses them)."""
+    table = feature_table(ids, z_on_grid, feature_bundle, n_jobs)
+    return table.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
+
+
+def feature_table(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, n_jobs: int) -> pd.DataFrame:
+    extracted = features.extract(ids, z_on_grid, n_jobs, kind_to_fc_parameters=feature_bundle["kind_to_fc_parameters"])
+    shape = features.shape_features(z_on_grid).set_index(extracted.index)
+    return pd.concat([extracted, shape], axis=1)
+
+
 def predict_spectra(kept: pd.DataFrame, z_on_grid: np.ndarray, feature_bundle: dict, classifier: dict, regressors: dict, n_jobs: int) -> pd.DataFrame:
-    """One row per spectrum: circuit, p_<class>, parameters (challenge format), model ids."""
-    columns = ["spectrum_id", "source", "row", "predicted_circuit", "parameters", "classifier_model_id", "regressor_model_id"]
+    """One row per spectrum: id, source, row, circuit, p_<class>, one column per parameter (with unit),
+    model ids; plus `parameters` (challenge-format text, for fitting starts; not exported)."""
+    columns = ["spectrum_id", "source", "row", "origin", "predicted_circuit", "parameters", "classifier_model_id", "regressor_model_id"]
     classes = classifier["classes"]
     if kept.empty:
         return pd.DataFrame(columns=columns + [f"p_{c}" for c in classes])
     ids = kept["spectrum_id"].tolist()
-    extracted = features.extract(ids, z_on_grid, n_jobs, kind_to_fc_parameters=feature_bundle["kind_to_fc_parameters"])
-    x = extracted.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
+    table_x = feature_table(ids, z_on_grid, feature_bundle, n_jobs)
+    x = table_x.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
     probabilities = classifier["model"].predict_proba(x)
     predicted = [classes[i] for i in probabilities.argmax(axis=1)]
-    table = kept[["spectrum_id", "source", "row"]].copy()
+    regressor_x = table_x.reindex(columns=regressors.get("feature_columns", classifier["feature_columns"])).to_numpy(dtype=float)
+    values = [_parameters(regressors["regressors"].get(c), regressor_x[i : i + 1]) for i, c in enumerate(predicted)]
+    table = kept[["spectrum_id", "source", "row", "origin"]].copy().reset_index(drop=True)
     table["predicted_circuit"] = predicted
-    table["parameters"] = [_parameters_text(regressors["regressors"].get(c), x[i : i + 1]) for i, c in enumerate(predicted)]
+    table["parameters"] = [_text(v) for v in values]
     table["classifier_model_id"] = classifier["model_id"]
     table["regressor_model_id"] = regressors["model_id"]
     for k, name in enumerate(classes):
-        table[f"p_{name}"] = probabilities[:, k]
-    return table
+        table[f"p_{name}"] = np.round(probabilities[:, k], 4)
+    return pd.concat([table, exports.parameter_columns(predicted, values)], axis=1)
 
 
-def _parameters_text(regressor: dict | None, x_row: np.ndarray) -> str:
+def export_view(table: pd.DataFrame) -> pd.DataFrame:
+    """The predictions as exported: without the packed parameter text."""
+    return table.drop(columns=["parameters"], errors="ignore")
+
+
+def _parameters(regressor: dict | None, x_row: np.ndarray) -> dict | None:
     if regressor is None:
-        return ""
-    values = models.predict_parameters(regressor, x_row)[0]
-    return formats.format_parameters(dict(zip(regressor["parameters"], values)))
+        return None
+    return dict(zip(regressor["parameters"], models.predict_parameters(regressor, x_row)[0].tolist()))
+
+
+def _text(values: dict | None) -> str:
+    from assets.eis.formats import format_parameters
+
+    return format_parameters(values) if values else ""

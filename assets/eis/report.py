@@ -17,5 +17,5 @@ def nyquist_markdown(curves: dict[str, np.ndarray], title: str) -> str:
     ax.set_ylabel("-Im Z / Ohm")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title)
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=8)
     return figure_markdown(fig, title)

@@ -1,17 +1,23 @@
-"""The eis group materialized end to end on a tiny configuration."""
+"""The eis group materialized end to end on tiny configurations: what the user sees and the science."""
 
+import logging
+
+import numpy as np
 import pandas as pd
-from dagster import AssetKey, DagsterInstance, materialize
+import pytest
+from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from assets.eis import defs as eis
 from assets.eis.circuits import CIRCUITS
+from assets.eis.exports import all_columns, column_name
+from assets.eis.simulate import SimulationSettings, as_challenge_frame, simulate_all
 
 TINY = {
-    "eis_simulated_spectra": {"config": {"spectra_per_class": 12, "unlabelled_examples": 3}},
+    "eis_simulated_spectra": {"config": {"spectra_per_class": 16, "unlabelled_examples": 3}},
     "eis_interpolated": {"config": {"grid_points": 20}},
     "eis_features": {"config": {"fc_preset": "minimal", "max_features": 12}},
-    "eis_circuit_classifier": {"config": {"n_estimators": 15}},
-    "eis_parameter_regressors": {"config": {"n_estimators": 15, "min_share_beating_dummy": 0.0}},
+    "eis_circuit_classifier": {"config": {"n_estimators": 30, "compare_feature_sets": False}},
+    "eis_parameter_regressors": {"config": {"n_estimators": 30, "min_share_beating_dummy": 0.5}},
 }
 ALL_ASSETS = [
     eis.eis_simulated_spectra,
@@ -23,13 +29,21 @@ ALL_ASSETS = [
     eis.eis_parameter_regressors,
     eis.eis_predictions,
 ]
+GOOD = ("[1.0, 10.0, 100.0]", "[5.0 -1.0j , 4.0 -2.0j , 1.0 -0.5j ]", "RCPE-RCPE",
+        "R1: 1.0, CPE1_t: 0.9, CPE1_C: 1e-3, R2: 4.0, CPE2_t: 0.8, CPE2_C: 1e-2")
+BAD = [
+    ("[1.0, 2.0]", "[1+1j]", "RCPE-RCPE", GOOD[3]),  # lengths differ
+    ("[1.0, 2.0, 3.0]", "[1+1j, 2+2j, 3+3j]", "RC-X", GOOD[3]),  # unknown circuit
+    ("[0.0, 2.0, 3.0]", "[1+1j, 2+2j, 3+3j]", "RCPE-RCPE", GOOD[3]),  # non-positive frequency
+    (GOOD[0], GOOD[1], "RCPE-RCPE", "R1: 1.0"),  # parameters missing
+]
 
 
-def _write_raw_csv(data_root, rows):
+def _write_raw_csv(data_root, rows, name="lab.csv"):
     folder = data_root / "raw" / "eis"
     folder.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=["freq", "Z", "Circuit", "Parameters"]).to_csv(folder / "lab.csv")
-    return folder / "lab.csv"
+    pd.DataFrame(rows, columns=["freq", "Z", "Circuit", "Parameters"]).to_csv(folder / name)
+    return folder / name
 
 
 def _check(result, name):
@@ -37,49 +51,125 @@ def _check(result, name):
     return evaluation
 
 
-def test_whole_group_runs_and_writes_predictions_with_model_ids(data_root, test_resources):
-    raw = _write_raw_csv(data_root, [("[1.0, 2.0]", "[1+1j]", "RCPE-RCPE", "R1: 1")])
+def _files_under(folder):
+    return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+# ---- the science the demo must show (issue 17); margins from measured runs, see the README ----
+
+MIN_ACCURACY_OVER_CHANCE = 0.25  # tiny demo (16 per class, 36 test spectra): measured 0.58-0.72 over seeds 0-3; chance 0.111
+MIN_SHARE_BEATING_DUMMY = 0.3  # "most" needs more than 12 training spectra per class; measured 0.42 (seed 0, tsfresh+shape)
+BASELINE_TOLERANCE = 0.15  # within this of the raw-grid baseline (measured: ahead by 0.03-0.25)
+
+
+def assert_classifier_learned(accuracy: float, baseline_accuracy: float, n_classes: int):
+    chance = 1 / n_classes
+    assert accuracy >= chance + MIN_ACCURACY_OVER_CHANCE, f"accuracy {accuracy:.3f} is not clearly above chance {chance:.3f}"
+    assert accuracy >= baseline_accuracy - BASELINE_TOLERANCE, f"accuracy {accuracy:.3f} far below the raw-grid baseline {baseline_accuracy:.3f}"
+
+
+def test_demo_runs_on_simulated_data_alone_writes_nothing_under_raw_and_learns(data_root, test_resources):
     result = materialize(ALL_ASSETS, resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": TINY})
     assert result.success
-    assert _check(result, "rejected_share_within_bound").passed  # 1 of 109 rows
-    quarantine = pd.read_csv(data_root / "quarantine" / "eis.csv")
-    assert quarantine["source"].tolist() == [str(raw)] and quarantine["row"].tolist() == [0]
-    assert "freq has 2 values but Z has 1" in quarantine["reason"].iloc[0]
+    assert _files_under(data_root / "raw") == []  # the examples live in examples/eis/, never in the user's folders
+    assert (data_root / "examples" / "eis" / "unlabelled_examples.csv").exists()
+    check = _check(result, "rejected_share_within_bound")
+    assert check.passed and check.metadata["n_user_records"].value == 0  # no user data: nothing to bound
 
     predictions = pd.read_csv(data_root / "exports" / "eis_predictions.csv")
     classifier = result.output_for_node("eis_circuit_classifier")
     regressors = result.output_for_node("eis_parameter_regressors")
-    assert len(predictions) == 3
+    assert len(predictions) == 3 and set(predictions["source"]) == {"synthetic"} and set(predictions["origin"]) == {"synthetic"}
+    assert predictions["spectrum_id"].tolist() == [f"synthetic#{row}" for row in predictions["row"]]
     assert set(predictions["classifier_model_id"]) == {classifier["model_id"]}
-    assert set(predictions["regressor_model_id"]) == {regressors["model_id"]}
+    assert "parameters" not in predictions.columns and set(predictions.columns) & set(all_columns())
     probabilities = predictions[[f"p_{c}" for c in classifier["classes"]]]
-    assert ((probabilities.sum(axis=1) - 1).abs() < 1e-5).all()
-    for circuit, text in zip(predictions["predicted_circuit"], predictions["parameters"]):
-        assert [item.split(":")[0] for item in text.split(", ")] == list(CIRCUITS[circuit].parameters)
+    assert ((probabilities.sum(axis=1) - 1).abs() < 1e-3).all()
+    for _, row in predictions.iterrows():
+        circuit = CIRCUITS[row["predicted_circuit"]]
+        expected = {column_name(p, k) for p, k in zip(circuit.parameters, circuit.kinds)}
+        assert {c for c in all_columns() if c in predictions.columns and pd.notna(row[c])} == expected
 
     split = result.output_for_node("eis_split")
-    assert set(split.groupby("circuit")["split"].nunique()) == {2}  # every class in train and test
-    selected = result.output_for_node("eis_features")
-    assert 0 < selected["features"].shape[1] - 1 <= 12 and set(selected["kind_to_fc_parameters"]) <= {"z_real", "z_imag"}
+    assert set(split.groupby("circuit")["split"].nunique()) == {2}
     metadata = result.asset_materializations_for_node("eis_circuit_classifier")[0].metadata
-    assert {"accuracy", "baseline_accuracy", "confusion_matrices", "per_class_f1"} <= set(metadata)
+    accuracy, baseline = metadata["accuracy"].value, metadata["baseline_accuracy"].value
+    assert accuracy == round(accuracy, 4 - int(np.floor(np.log10(abs(accuracy)))) - 1)  # 4 significant digits
+    assert_classifier_learned(accuracy, baseline, len(classifier["classes"]))
+    share = result.asset_materializations_for_node("eis_parameter_regressors")[0].metadata["share_parameters_beating_dummy"].value
+    print(f"MEASURED accuracy={accuracy} baseline={baseline} regressor_share={share}")
+    assert share >= MIN_SHARE_BEATING_DUMMY, f"regressors beat the dummy on only {share:.0%} of parameters"
     mae = regressors["mae"]
     assert set(mae["circuit"]) == set(CIRCUITS) and (mae["mae_dummy"] > 0).all()
 
 
-def test_rejected_share_above_the_bound_fails_the_blocking_check(data_root, test_resources):
-    _write_raw_csv(data_root, [("[1.0, 2.0]", "[1+1j, 2+2j]", "RC-X", "R1: 1")] * 2)
-    result = materialize(
-        [eis.eis_simulated_spectra, eis.eis_spectra],
-        resources=test_resources,
-        instance=DagsterInstance.ephemeral(),
-        run_config={"ops": {"eis_simulated_spectra": {"config": {"spectra_per_class": 2}}, "eis_spectra": {"config": {"max_rejected_share": 0.05}}}},
-        raise_on_error=False,
-    )
-    evaluation = _check(result, "rejected_share_within_bound")
-    assert not evaluation.passed and evaluation.blocking
-    assert evaluation.metadata["n_rejected"].value == 2
-    assert result.asset_materializations_for_node("eis_spectra")[0].asset_key == AssetKey("eis_spectra")
+def test_a_shuffled_label_model_fails_the_science_assertion():
+    from assets.eis import features, formats, models
+
+    batches = simulate_all(SimulationSettings(spectra_per_class=16), np.random.default_rng(0))
+    spectra, _ = formats.parse_challenge_frame(as_challenge_frame(batches), "synthetic", "rad_s", labelled=True)
+    kept, z = features.interpolate_table(formats.spectra_table(spectra), features.GridSettings(points=20).omega_rad_s())
+    x, labels = features.shape_features(z).to_numpy(), np.array(kept["circuit"])
+    classes = sorted(set(labels))
+    split = models.stratified_split(kept["spectrum_id"].tolist(), labels.tolist(), 0.25, 0)
+    train = (split["split"] == "train").to_numpy()
+
+    def accuracy(train_labels):
+        model = models.fit_classifier(x[train], list(train_labels), classes, models.BoostSettings(30, 4, 0.15), "cpu", 1, 0)
+        return float(np.mean(np.array(classes)[model.predict(x[~train])] == labels[~train]))
+
+    honest = accuracy(labels[train])
+    assert_classifier_learned(honest, honest, len(classes))
+    shuffled = accuracy(np.random.default_rng(1).permutation(labels[train]))
+    with pytest.raises(AssertionError, match="not clearly above chance"):
+        assert_classifier_learned(shuffled, honest, len(classes))
+
+
+# ---- a user's own file (issue 11) -------------------------------------------------------------
+
+
+def _warnings(instance, run_id):
+    return [entry.user_message for entry in instance.all_logs(run_id) if entry.level == logging.WARNING]
+
+
+@pytest.mark.parametrize("severity", ["ERROR", "WARN"])
+def test_one_good_and_four_bad_user_rows_fail_the_check_on_user_rows_only(data_root, test_resources, severity):
+    raw = _write_raw_csv(data_root, [GOOD] + BAD)
+    instance = DagsterInstance.ephemeral()
+    ops = {
+        "eis_simulated_spectra": {"config": {"spectra_per_class": 5, "unlabelled_examples": 0}},
+        "eis_spectra": {"config": {"include_simulated": "always", "check_severity": severity}},
+    }
+    for attempt in range(2):
+        result = materialize([eis.eis_simulated_spectra, eis.eis_spectra], resources=test_resources, instance=instance,
+                             run_config={"ops": ops}, raise_on_error=False)
+        check = _check(result, "rejected_share_within_bound")
+        assert not check.passed and check.severity == AssetCheckSeverity(severity)
+        assert check.metadata["n_rejected"].value == 4 and check.metadata["n_user_records"].value == 5  # not 4 / 50
+        assert check.metadata["rejected_share"].value == 0.8
+        table = result.output_for_node("eis_spectra")
+        assert (table["origin"] == "synthetic").sum() == 45 and table.loc[table["origin"] == "user", "source"].tolist() == ["raw/eis/lab.csv"]
+        (line,) = [w for w in _warnings(instance, result.run_id) if "raw/eis/lab.csv" in w]
+        assert "4 of 5 records rejected" in line
+        quarantine = pd.read_csv(data_root / "quarantine" / "eis.csv")
+        assert quarantine["source"].tolist() == ["raw/eis/lab.csv"] * 4 and quarantine["row"].tolist() == [1, 2, 3, 4]
+    assert raw.exists()
+
+
+def test_with_user_labelled_spectra_the_test_split_holds_only_theirs(data_root, test_resources):
+    batches = simulate_all(SimulationSettings(spectra_per_class=4), np.random.default_rng(3))
+    as_challenge_frame(batches).rename(columns={"": "index"}).to_csv(data_root / "lab.csv", index=False)
+    (data_root / "raw" / "eis").mkdir(parents=True)
+    (data_root / "lab.csv").rename(data_root / "raw" / "eis" / "lab.csv")
+    ops = {"eis_simulated_spectra": {"config": {"spectra_per_class": 6, "unlabelled_examples": 0}}}
+    for option, simulated in (("auto", 0), ("always", 54), ("never", 0)):
+        ops["eis_spectra"] = {"config": {"include_simulated": option}}
+        result = materialize([eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split],
+                             resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": ops})
+        split = result.output_for_node("eis_split")
+        assert (split["origin"] == "synthetic").sum() == simulated, option
+        assert set(split.loc[split["split"] == "test", "origin"]) == {"user"}, option
+        assert (split.loc[split["origin"] == "synthetic", "split"] == "train").all()
 
 
 def test_paper_scale_run_config_is_valid_for_eis_job():

@@ -1,0 +1,223 @@
+"""The eis pipeline on public labelled spectra (the BatteryDEV / QuantumScape challenge format).
+
+    python -m benchmarks.eis_real --data ../shared/data/eis [--holdout FILE] [--folds 5] [--skip-fitting]
+
+Runs the pipeline's own assets in process on a fresh data root (a temporary folder; DIR's labelled
+CSVs are copied into its raw/eis/), with `include_simulated: never` (use --include-simulated to
+change it): eis_spectra -> eis_interpolated once, then eis_split -> eis_features ->
+eis_circuit_classifier once per fold of a stratified K-fold (eis_split's `cv_folds`/`cv_fold`).
+Prints, per model the classifier asset scores (tsfresh+XGBoost, the scale-invariant shape features,
+both, and the raw-grid baseline), the mean over folds of accuracy, balanced accuracy and macro-F1.
+With --holdout FILE: trains on all of DIR and scores FILE's labelled spectra (the file is dropped
+into raw/eis/unlabelled/ and predicted by eis_predictions; its labels are read by this script).
+
+Fitting: every spectrum fitted with its true circuit from the naive start by the batched fitter
+(assets/eis/fitting.py), beside impedance.py's CustomCircuit.fit on the first --reference-spectra
+(default 50) spectra with the same start and modulus weighting; converged = relative residual
+<= 0.03 and not flagged degenerate.
+
+The published anchors (Schaeffer et al., J. Electrochem. Soc. 2023, tsfresh + XGBoost trained on
+7,462 challenge spectra, scored on the 1,761 these come from): accuracy 0.502, macro-F1 0.523.
+Headline (last line): the best model's K-fold CV accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PUBLISHED_ACCURACY = 0.502
+PUBLISHED_MACRO_F1 = 0.523
+MODELS = ("tsfresh_xgboost", "shape_xgboost", "tsfresh+shape_xgboost", "raw_grid_xgboost")
+
+
+def labelled_csvs(data: Path) -> list[Path]:
+    return [data] if data.is_file() else sorted(p for p in data.rglob("*.csv") if not p.name.startswith("."))
+
+
+def run_config(args, extra: dict, assets=None) -> dict:
+    ops = {
+        "eis_simulated_spectra": {"config": {"spectra_per_class": args.simulated_per_class, "unlabelled_examples": 0}},
+        "eis_spectra": {"config": {"include_simulated": args.include_simulated}},
+        "eis_features": {"config": {"max_features": args.max_features}},
+        "eis_circuit_classifier": {"config": {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth}},
+        "eis_parameter_regressors": {"config": {"n_estimators": 30}},
+    }
+    for key, config in extra.items():
+        ops.setdefault(key, {"config": {}})["config"].update(config)
+    if assets is not None:
+        names = {a.key.to_user_string() for a in assets}
+        ops = {key: value for key, value in ops.items() if key in names}
+    return {"ops": ops}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="folder (or file) of labelled challenge-format CSVs")
+    parser.add_argument("--holdout", type=Path, help="labelled CSV to score after training on all of --data")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--include-simulated", default="never", choices=["auto", "always", "never"])
+    parser.add_argument("--simulated-per-class", type=int, default=50)
+    parser.add_argument("--max-features", type=int, default=40)
+    parser.add_argument("--n-estimators", type=int, default=150)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--max-depth", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-fitting", action="store_true")
+    parser.add_argument("--fit-spectra", type=int, default=0, help="our fits: first N spectra per class (0 = all)")
+    parser.add_argument("--reference-spectra", type=int, default=50)
+    args = parser.parse_args()
+    files = labelled_csvs(args.data)
+    if not files:
+        print(f"no CSV files under {args.data}", file=sys.stderr)
+        return 2
+    root = Path(tempfile.mkdtemp(prefix="eis_real_"))
+    os.environ["MATERIALS_DATA"] = str(root)
+    raw = root / "raw" / "eis"
+    raw.mkdir(parents=True)
+    for k, path in enumerate(files):
+        shutil.copy(path, raw / f"{k:02d}_{path.name}")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+
+    from dagster import DagsterInstance, materialize
+
+    from assets.eis import defs as eis
+    from resources.cluster import DaskResource
+    from resources.compute import ComputeResource
+    from resources.storage import MaterialsStorage
+
+    resources = {
+        "compute": ComputeResource(device="cpu", seed=args.seed, num_threads=args.threads),
+        "dask": DaskResource(synchronous=True),
+        "io_manager": MaterialsStorage(root=str(root)),
+    }
+    assets = [eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split, eis.eis_features,
+              eis.eis_circuit_classifier, eis.eis_parameter_regressors, eis.eis_predictions]
+    instance = DagsterInstance.ephemeral()
+    print(f"date_utc: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}")
+    print(f"data_files: {len(files)}")
+    began = time.perf_counter()
+    result = materialize(assets[:3], resources=resources, instance=instance, run_config=run_config(args, {}, assets[:3]), raise_on_error=False)
+    spectra = result.output_for_node("eis_spectra")
+    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "rejected_share_within_bound"][0]
+    print(f"spectra_read: {int((spectra['origin'] == 'user').sum())}")
+    print(f"quarantined_rows: {check.metadata['n_rejected'].value}")
+    interpolated = result.output_for_node("eis_interpolated")
+    print(f"spectra_on_grid: {len(interpolated['spectra'])}")
+    scores: dict[str, list[dict]] = {}
+    for fold in range(args.folds):
+        config = run_config(args, {"eis_split": {"cv_folds": args.folds, "cv_fold": fold}}, assets[3:6])
+        fold_result = materialize(assets[:6], selection=assets[3:6], resources=resources, instance=instance, run_config=config)
+        for name, metrics in fold_result.output_for_node("eis_circuit_classifier")["metrics"].items():
+            scores.setdefault(name, []).append(metrics)
+        print(f"fold {fold + 1}/{args.folds}: " + ", ".join(f"{n} {m[-1]['accuracy']:.3f}" for n, m in scores.items()), file=sys.stderr, flush=True)
+    print(f"cv_seconds: {time.perf_counter() - began:.0f}")
+    means = {}
+    for name, folds in scores.items():
+        means[name] = {key: float(np.mean([f[key] for f in folds])) for key in ("accuracy", "balanced_accuracy", "macro_f1")}
+        for key, value in means[name].items():
+            print(f"cv_{key}_{name}: {value:.3f}")
+    print(f"published_accuracy_tsfresh_xgboost_7462_train: {PUBLISHED_ACCURACY}")
+    print(f"published_macro_f1_tsfresh_xgboost_7462_train: {PUBLISHED_MACRO_F1}")
+    if args.holdout:
+        holdout(args, assets, resources, instance, root)
+    if not args.skip_fitting:
+        fitting_comparison(args, spectra)
+    best = max(means, key=lambda n: means[n]["accuracy"])
+    print(f"best_model: {best}")
+    print(f"best_cv_macro_f1: {means[best]['macro_f1']:.3f}")
+    print(f"best_cv_accuracy: {means[best]['accuracy']:.3f}")
+    return 0
+
+
+def holdout(args, assets, resources, instance, root: Path) -> None:
+    from assets.eis import formats
+
+    target = root / "raw" / "eis" / "unlabelled" / args.holdout.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(args.holdout, target)
+    config = run_config(args, {"eis_split": {"test_fraction": 0.0}}, assets[3:])
+    result = materialize(assets, selection=assets[3:], resources=resources, instance=instance, run_config=config)
+    predictions = result.output_for_node("eis_predictions")
+    truth, rejections = formats.read_challenge_csv(args.holdout, formats.CHALLENGE, labelled=True)
+    labels = {s.row: s.circuit for s in truth}
+    predicted = predictions.dropna(subset=["row"])
+    true = [labels.get(int(r)) for r in predicted["row"]]
+    keep = [t is not None for t in true]
+    from sklearn.metrics import accuracy_score, f1_score
+
+    y, p = np.array(true, dtype=object)[keep], predicted["predicted_circuit"].to_numpy()[keep]
+    print(f"holdout_spectra_scored: {len(y)}")
+    print(f"holdout_accuracy: {accuracy_score(y, p):.3f}")
+    print(f"holdout_macro_f1: {f1_score(y, p, average='macro'):.3f}")
+    quarantine = root / "quarantine" / "eis.csv"
+    rows = pd.read_csv(quarantine) if quarantine.exists() else pd.DataFrame(columns=["source"])
+    print(f"holdout_quarantined_rows: {int(rows['source'].astype(str).str.endswith(args.holdout.name).sum()) + len(rejections)}")
+
+
+def fitting_comparison(args, spectra: pd.DataFrame) -> None:
+    """Our batched fitter vs impedance.py on the same spectra, true circuit, naive start, modulus weighting."""
+    import torch
+
+    from assets.eis import fitting
+    from assets.eis.circuits import CIRCUITS
+    from benchmarks.ecm_fitting import fit_reference_one, register_free_exponent_warburg
+
+    torch.set_num_threads(1)
+    user = spectra[spectra["origin"] == "user"].reset_index(drop=True)
+    if args.fit_spectra:
+        user = user.groupby("circuit", group_keys=False).head(args.fit_spectra).reset_index(drop=True)
+    omegas = [np.asarray(o) for o in user["omega_rad_s"]]
+    impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(user["z_real"], user["z_imag"])]
+    settings = fitting.FitSettings()
+    began = time.perf_counter()
+    fits = fitting.fit_spectra(omegas, impedances, user["circuit"].tolist(), [None] * len(user), settings)
+    ours_s = time.perf_counter() - began
+    print(f"fit_ours_spectra: {len(fits)}")
+    print(f"fit_ours_converged_share: {fits['converged'].mean():.3f}")
+    if "degenerate" in fits:
+        print(f"fit_ours_degenerate_share: {fits['degenerate'].mean():.3f}")
+    print(f"fit_ours_median_relative_residual: {fits['relative_residual'].median():.4f}")
+    print(f"fit_ours_seconds_per_spectrum: {ours_s / max(len(fits), 1):.4f}")
+    for name, group in fits.groupby("circuit"):
+        print(f"fit_ours_converged_{name}: {int(group['converged'].sum())}/{len(group)}")
+    register_free_exponent_warburg()
+    n = min(args.reference_spectra, len(user))
+    pick = np.random.default_rng(args.seed).choice(len(user), n, replace=False)
+    converged_ref, converged_ours, residuals, began = 0, 0, [], time.perf_counter()
+    for i in pick:
+        circuit = CIRCUITS[user["circuit"][i]]
+        start = fitting.naive_start(circuit, 1, omegas[i], impedances[i])[0] if _data_start() else fitting.naive_start(circuit, 1)[0]
+        fitted = fit_reference_one(circuit, omegas[i], impedances[i], start)
+        residual = fitting.relative_residual(circuit, fitted[None, :], [omegas[i]], [impedances[i]])[0] if fitted is not None else np.inf
+        residuals.append(residual)
+        converged_ref += int(residual <= settings.converged_residual)
+        converged_ours += int(fits["converged"][i])
+    ref_s = time.perf_counter() - began
+    print(f"fit_impedance_py_spectra: {n}")
+    print(f"fit_impedance_py_converged_share: {converged_ref / n:.3f}")
+    print(f"fit_impedance_py_median_relative_residual: {np.median(residuals):.4f}")
+    print(f"fit_impedance_py_seconds_per_spectrum: {ref_s / n:.4f}")
+    print(f"fit_ours_converged_share_same_{n}: {converged_ours / n:.3f}")
+
+
+def _data_start() -> bool:
+    import inspect
+
+    from assets.eis import fitting
+
+    return len(inspect.signature(fitting.naive_start).parameters) > 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
