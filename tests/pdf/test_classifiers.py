@@ -53,12 +53,14 @@ def test_truncated_profiles_are_flat_beyond_r_max():
     assert truncated.min() == 0.0 and truncated.max() == 1.0
 
 
-def test_paper_config_is_a_valid_run_config_for_the_pdf_job():
+@pytest.mark.parametrize(("name", "structures", "epochs"), [("pdf_paper.yaml", 50_000, 100),
+                                                             ("pdf_scale.yaml", 20_000, 100)])
+def test_run_configs_are_valid_for_the_pdf_job(name, structures, epochs):
     from dagster._core.system_config.objects import ResolvedRunConfig
 
     from orchestration.definitions import defs
 
-    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / "pdf_paper.yaml").read_text())
+    config = yaml.safe_load((Path(__file__).parents[2] / "configs" / name).read_text())
     resolved = ResolvedRunConfig.build(defs.resolve_job_def("pdf_job"), config)
-    assert resolved.ops["pdf_structures"].config["structures_per_group"] * 8 == 50_000
-    assert resolved.ops["space_group_cnn"].config["epochs"] == 100
+    assert resolved.ops["pdf_structures"].config["structures_per_group"] * 8 == structures
+    assert resolved.ops["space_group_cnn"].config["epochs"] == epochs
