@@ -242,6 +242,7 @@ def _numba_histogram_kernel():
     def kernel(separation, weight, lattice, box, reach, step, n_bins, histogram):
         inverse_step = 1.0 / step
         limit = float(n_bins)
+        limit_sq = ((n_bins + 0.5) * step) ** 2
         cx, cy, cz = lattice[2, 0], lattice[2, 1], lattice[2, 2]
         c_sq = cx * cx + cy * cy + cz * cz
         for i in range(-box[0], box[0] + 1):
@@ -265,7 +266,10 @@ def _numba_histogram_kernel():
                         dx = separation[p, 0] + tx
                         dy = separation[p, 1] + ty
                         dz = separation[p, 2] + tz
-                        position = np.sqrt(dx * dx + dy * dy + dz * dz) * inverse_step - 0.5
+                        squared = dx * dx + dy * dy + dz * dz
+                        if squared >= limit_sq:  # beyond the last bin: no square root needed
+                            continue
+                        position = np.sqrt(squared) * inverse_step - 0.5
                         if position >= limit:
                             continue
                         if position < 0.0:
