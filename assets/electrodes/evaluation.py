@@ -17,7 +17,8 @@ def make_split(battery_ids: list[str], test_fraction: float, n_folds: int, rng: 
     if count < n_folds + 2:
         raise ValueError(f"{count} records with a target: need at least {n_folds + 2} for {n_folds}-fold CV and a test set")
     order = rng.permutation(count)
-    n_test = min(max(1, round(test_fraction * count)), count - n_folds)
+    # test_fraction 0: every row is in the CV (how published figures on the whole set are made)
+    n_test = 0 if test_fraction <= 0 else min(max(1, round(test_fraction * count)), count - n_folds)
     subset = np.full(count, "train", dtype=object)
     subset[order[:n_test]] = "test"
     fold = np.full(count, -1)
@@ -85,12 +86,27 @@ def evaluation_frame(arrays: dict, out_of_fold: np.ndarray, test_predicted: np.n
 
 
 def metrics_by_subset(evaluation: pd.DataFrame) -> dict[str, float]:
-    """{'cv_mae': ..., 'cv_rmse': ..., 'cv_r2': ..., 'test_mae': ...}."""
+    """{'cv_mae': ..., 'cv_rmse': ..., 'cv_r2': ..., 'test_mae': ...}, plus 'cv_mae_<ion>' per working ion."""
     metrics = {}
     for subset, rows in evaluation.groupby("subset"):
         for name, value in regression_metrics(rows["true"], rows["predicted"]).items():
             metrics[f"{subset}_{name}"] = value
+    cv = evaluation[evaluation["subset"] == "cv"]
+    ions = cv["battery_id"].astype(str).str.extract(r"_([A-Z][a-z]?)$")[0]
+    if ions.nunique() > 1:
+        for ion, rows in cv.groupby(ions):
+            metrics[f"cv_mae_{ion}"] = regression_metrics(rows["true"], rows["predicted"])["mae"]
     return metrics
+
+
+def comparison_table(evaluations: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per model: n rows scored and the metrics of metrics_by_subset, best cv MAE first."""
+    rows = []
+    for name, evaluation in evaluations.items():
+        counts = evaluation["subset"].value_counts()
+        rows.append({"model": name, "cv_rows": int(counts.get("cv", 0)), "test_rows": int(counts.get("test", 0)),
+                     **metrics_by_subset(evaluation)})
+    return pd.DataFrame(rows).sort_values("cv_mae", kind="stable").reset_index(drop=True)
 
 
 def parity_plots_markdown(evaluation: pd.DataFrame, label: str) -> str:

@@ -1,8 +1,13 @@
 """Three-hidden-layer LeakyReLU network in Keras (keras.ops only: TF or torch backend).
 
-Inputs are median-imputed and standardised by a scikit-learn pipeline stored next
-to the network, the target is standardised; a randomized search picks the
-neurons per layer by cross-validated MAE on the stored folds.
+Inputs are median-imputed and mapped through a quantile transform fitted on the
+training rows (a scikit-learn pipeline stored next to the network): every input
+lands in [-5.2, 5.2] whatever its raw value, since values beyond the training
+range map to its ends, so an unusual formula cannot blow the network up. The
+target is standardised, and predictions are clipped to the range of the training
+targets. A randomized search picks the neurons per layer by the loss on a
+validation share of the training rows; the chosen network is then scored by the
+same k-fold CV as every other model.
 """
 
 from __future__ import annotations
@@ -39,9 +44,12 @@ class FittedNetwork:
     target_mean: float
     target_std: float
     history: pd.DataFrame
+    target_min: float = -np.inf
+    target_max: float = np.inf
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        return predict_scaled(self.model, self.preprocess, features) * self.target_std + self.target_mean
+        scaled = predict_scaled(self.model, self.preprocess, features)
+        return np.clip(scaled * self.target_std + self.target_mean, self.target_min, self.target_max)
 
 
 def predict_scaled(model, preprocess, features: np.ndarray) -> np.ndarray:
@@ -68,12 +76,14 @@ def build_network(n_features: int, hidden_units: tuple[int, int, int], settings:
     return model
 
 
-def make_preprocess():
+def make_preprocess(n_rows: int = 1000):
+    """Median imputation, then a quantile transform to a normal distribution (bounded, clipped to the training range)."""
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import QuantileTransformer
 
-    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler())
+    quantiles = QuantileTransformer(n_quantiles=max(2, min(1000, n_rows)), output_distribution="normal", subsample=10**9)
+    return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), quantiles)
 
 
 def fit_network(features: np.ndarray, target: np.ndarray, hidden_units, settings: TrainingSettings) -> FittedNetwork:
@@ -81,7 +91,7 @@ def fit_network(features: np.ndarray, target: np.ndarray, hidden_units, settings
     import keras
 
     keras.utils.set_random_seed(settings.seed)
-    preprocess = make_preprocess().fit(features)
+    preprocess = make_preprocess(len(features)).fit(features)
     scaled = preprocess.transform(features).astype("float32")
     mean, std = float(np.mean(target)), float(np.std(target)) or 1.0
     scaled_target = ((target - mean) / std).astype("float32")
@@ -100,7 +110,7 @@ def fit_network(features: np.ndarray, target: np.ndarray, hidden_units, settings
     )
     log = pd.DataFrame(history.history)
     log.insert(0, "epoch", np.arange(1, len(log) + 1))
-    return FittedNetwork(model, preprocess, mean, std, log)
+    return FittedNetwork(model, preprocess, mean, std, log, float(np.min(target)), float(np.max(target)))
 
 
 def sample_candidates(units_choices: list[int], n_candidates: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
@@ -110,34 +120,37 @@ def sample_candidates(units_choices: list[int], n_candidates: int, rng: np.rando
     return [tuple(int(u) for u in grid[i]) for i in picks]
 
 
-def randomized_search(arrays: dict, candidates, settings: TrainingSettings, search_folds: int, log) -> pd.DataFrame:
-    """Cross-validated metrics (and out-of-fold predictions) of each candidate, best (lowest MAE) first.
+def randomized_search(arrays: dict, candidates, settings: TrainingSettings, log) -> pd.DataFrame:
+    """Validation loss of each candidate fitted on the training rows (early-stopping share), best first.
 
-    search_folds > 0 holds out only that many of the stored folds (0: all of them).
+    Selection sees only the training rows' validation share; the chosen candidate's CV figures come from
+    the same k-fold CV as every other model (train_network), not from this search.
     """
     rows = []
     for number, units in enumerate(candidates, start=1):
-
-        def fit_predict(x_fit, y_fit, x_predict, units=units):
-            return fit_network(x_fit, y_fit, units, settings).predict(x_predict)
-
-        predicted = out_of_fold_predictions(
-            fit_predict, arrays["x_train"], arrays["y_train"], arrays["folds"], search_folds
-        )
-        evaluated = np.isfinite(predicted)
-        metrics = regression_metrics(arrays["y_train"][evaluated], predicted[evaluated])
-        log(f"candidate {number}/{len(candidates)} units={units}: cv MAE {metrics['mae']:.3f}")
-        rows.append({"units": list(units), **{f"cv_{k}": v for k, v in metrics.items()}, "out_of_fold": predicted})
-    return pd.DataFrame(rows).sort_values("cv_mae", kind="stable").reset_index(drop=True)
+        fitted = fit_network(arrays["x_train"], arrays["y_train"], units, settings)
+        column = "val_loss" if "val_loss" in fitted.history else "loss"
+        loss = float(fitted.history[column].min())
+        log(f"candidate {number}/{len(candidates)} units={units}: validation loss {loss:.4f}")
+        rows.append({"units": list(units), "validation_loss": loss, "epochs": len(fitted.history)})
+    return pd.DataFrame(rows).sort_values("validation_loss", kind="stable").reset_index(drop=True)
 
 
 def train_network(
     features_table: pd.DataFrame, split: pd.DataFrame, columns: list[str], candidates, settings: TrainingSettings,
-    search_folds: int, log,
+    log,
 ) -> tuple[FittedNetwork, pd.DataFrame, pd.DataFrame]:
-    """(best network refitted on all training rows, search table, evaluation frame (cv + test))."""
+    """(chosen network refitted on all training rows, search table, evaluation frame: k-fold cv + test)."""
     arrays = split_arrays(features_table, split, columns)
-    search = randomized_search(arrays, candidates, settings, search_folds, log)
-    network = fit_network(arrays["x_train"], arrays["y_train"], tuple(search.loc[0, "units"]), settings)
-    evaluation = evaluation_frame(arrays, search.loc[0, "out_of_fold"], network.predict(arrays["x_test"]))
-    return network, search.drop(columns="out_of_fold"), evaluation
+    search = randomized_search(arrays, candidates, settings, log) if len(candidates) > 1 else pd.DataFrame(
+        [{"units": list(candidates[0]), "validation_loss": float("nan"), "epochs": 0}]
+    )
+    units = tuple(search.loc[0, "units"])
+
+    def fit_predict(x_fit, y_fit, x_predict):
+        return fit_network(x_fit, y_fit, units, settings).predict(x_predict)
+
+    out_of_fold = out_of_fold_predictions(fit_predict, arrays["x_train"], arrays["y_train"], arrays["folds"])
+    network = fit_network(arrays["x_train"], arrays["y_train"], units, settings)
+    evaluation = evaluation_frame(arrays, out_of_fold, network.predict(arrays["x_test"]))
+    return network, search, evaluation

@@ -1,4 +1,4 @@
-"""Predictions of both models for the formulas a user lists in candidates.csv."""
+"""Predictions of every model for the formulas a user lists in candidates.csv (id, formula[, working_ion, spacegroup])."""
 
 from __future__ import annotations
 
@@ -7,16 +7,40 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets.electrodes.formulas import FormulaError, discharged_formula
+from assets.electrodes.formulas import RANGE_PATTERN, FormulaError, clean_formula_text, parse_battery_formula, parse_composition
 from resources.datapaths import Rejection
 
 CANDIDATE_COLUMNS = ["id", "formula"]
-OUTPUT_COLUMNS = [*CANDIDATE_COLUMNS, "formula_discharge", "error"]
+OPTIONAL_COLUMNS = ["working_ion", "spacegroup"]
+OUTPUT_COLUMNS = [*CANDIDATE_COLUMNS, "working_ion", "spacegroup", "formula_charge", "formula_discharge", "error"]
+ION_ORDER = ("Li", "Na", "K", "Mg", "Ca", "Zn", "Al")
+
+
+def candidate_battery(formula: str, working_ion: str = "", default_ion: str = ""):
+    """A candidate's BatteryFormula: its range if it has one, else the formula as the discharged end.
+
+    The working ion is the range's (which must agree with a given `working_ion`), else `working_ion`, else
+    `default_ion` (the partition's), else the first of ION_ORDER the formula contains.
+    """
+    text = clean_formula_text(formula)
+    match = RANGE_PATTERN.match(text)
+    if match:
+        return parse_battery_formula(text, working_ion or None)
+    working_ion = working_ion or default_ion
+    if not working_ion:
+        present = {el.symbol for el in parse_composition(text).elements}
+        working_ion = next((ion for ion in ION_ORDER if ion in present), "")
+        if not working_ion:
+            raise FormulaError(f"formula {text!r} contains none of the working ions {list(ION_ORDER)}; add a working_ion column")
+    return parse_battery_formula(text, working_ion)
 EMBEDDED_CANDIDATES = Path(__file__).parent / "data" / "candidates.csv"
 
 
-def read_candidates(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
-    """(id, formula, formula_discharge, error) per row; a bad formula keeps its row with the error text."""
+def read_candidates(path: Path, working_ion: str = "") -> tuple[pd.DataFrame, list[Rejection]]:
+    """OUTPUT_COLUMNS per row; a bad formula keeps its row with the error text.
+
+    `working_ion` (the partition's ion, '' for all) is used for rows that give none.
+    """
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, ValueError, pd.errors.ParserError) as error:
@@ -26,48 +50,66 @@ def read_candidates(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
     if missing:
         reason = f"missing column(s) {missing}; expected a CSV with columns {CANDIDATE_COLUMNS}"
         return pd.DataFrame(columns=OUTPUT_COLUMNS), [Rejection(str(path), None, reason)]
+    for name in OPTIONAL_COLUMNS:
+        if name not in table.columns:
+            table[name] = ""
     rows, rejections = [], []
-    for line, (candidate_id, formula) in enumerate(zip(table["id"], table["formula"]), start=2):
+    for line, row in enumerate(table[[*CANDIDATE_COLUMNS, *OPTIONAL_COLUMNS]].itertuples(index=False), start=2):
+        candidate_id, formula, ion, spacegroup = row
+        entry = {"id": candidate_id, "formula": formula, "working_ion": ion.strip(), "spacegroup": spacegroup,
+                 "formula_charge": "", "formula_discharge": "", "error": ""}
         try:
-            rows.append({"id": candidate_id, "formula": formula, "formula_discharge": discharged_formula(formula), "error": ""})
+            battery = candidate_battery(formula, entry["working_ion"], working_ion)
+            entry.update(working_ion=battery.working_ion, formula_charge=battery.charged, formula_discharge=battery.discharged)
         except FormulaError as error:
-            message = f"formula {formula!r} of candidate {candidate_id!r}: {error}"
-            rows.append({"id": candidate_id, "formula": formula, "formula_discharge": "", "error": message})
-            rejections.append(Rejection(str(path), line, message))
+            entry["error"] = f"formula {formula!r} of candidate {candidate_id!r}: {error}"
+            rejections.append(Rejection(str(path), line, entry["error"]))
+        rows.append(entry)
     return pd.DataFrame(rows, columns=OUTPUT_COLUMNS), rejections
 
 
-def forest_predict(bundle: dict, features_table: pd.DataFrame) -> np.ndarray:
+def model_predict(name: str, bundle: dict, features_table: pd.DataFrame) -> np.ndarray:
+    """Predictions of one stored model bundle (any of MODEL_NAMES), clipped to its training-target range."""
     from assets.electrodes.features import feature_matrix
-
-    return bundle["model"].predict(feature_matrix(features_table, bundle["settings"]["feature_columns"]))
-
-
-def network_predict(bundle: dict, features_table: pd.DataFrame) -> np.ndarray:
-    from assets.electrodes.features import feature_matrix
-    from assets.electrodes.network import predict_scaled
 
     settings = bundle["settings"]
     features = feature_matrix(features_table, settings["feature_columns"])
-    return predict_scaled(bundle["model"], bundle["preprocess"], features) * settings["target_std"] + settings["target_mean"]
+    if name != "network":
+        return bundle["model"].predict(features)
+    from assets.electrodes.network import predict_scaled
+
+    values = predict_scaled(bundle["model"], bundle["preprocess"], features) * settings["target_std"] + settings["target_mean"]
+    return np.clip(values, settings["target_min"], settings["target_max"])
+
+
+def best_model(bundles: dict[str, dict]) -> str:
+    """The model with the lowest cv MAE (the median baseline only when nothing else is given)."""
+    scored = {name: b["settings"]["metrics"].get("cv_mae", np.inf) for name, b in bundles.items() if name != "median"}
+    return min(scored, key=scored.get) if scored else "median"
 
 
 def predict_candidates(
-    candidates: pd.DataFrame, features_table: pd.DataFrame, featurizer_failures: list[str], forest: dict, network: dict
+    candidates: pd.DataFrame, features_table: pd.DataFrame, featurizer_failures: list[str], bundles: dict[str, dict],
 ) -> pd.DataFrame:
-    """Candidates with both predictions and model ids; rows with an error keep NaN predictions.
+    """Candidates with every model's prediction and id, and `prediction` from the best model by cv MAE.
 
-    `features_table` and `featurizer_failures` hold one row per candidate without an error, in order.
+    `features_table` and `featurizer_failures` hold one row per candidate without an error, in order;
+    rows with an error keep NaN predictions.
     """
     result = candidates.copy()
-    result["target"] = forest["settings"]["target"]
+    first = next(iter(bundles.values()))
+    result["target"] = first["settings"]["target"]
     valid = (result["error"] == "").to_numpy()
     result["featurizer_failures"] = ""
     result.loc[valid, "featurizer_failures"] = featurizer_failures
-    for name, bundle, predict in (("forest", forest, forest_predict), ("network", network, network_predict)):
+    chosen = best_model(bundles)
+    for name, bundle in bundles.items():
         values = np.full(len(result), np.nan)
         if valid.any():
-            values[valid] = predict(bundle, features_table)
+            values[valid] = model_predict(name, bundle, features_table)
         result[f"{name}_prediction"] = values
+    result.insert(result.columns.get_loc("error"), "prediction", result[f"{chosen}_prediction"])
+    result.insert(result.columns.get_loc("error"), "model", chosen)
+    for name, bundle in bundles.items():
         result[f"{name}_model_id"] = bundle["model_id"]
     return result

@@ -3,8 +3,10 @@
 Sources, in priority order when a battery id appears twice:
 1. Battery Explorer CSV exports dropped in data/raw/electrodes/*.csv
 2. the Materials Project insertion-electrode API (mp-api), cached in
-   data/raw/electrodes/mp_insertion_electrodes_<ion>.json so a run repeats offline
-3. the embedded curated literature table (data/curated_electrodes.csv)
+   data/cache/electrodes/mp_insertion_electrodes_<ion>.json so a run repeats offline
+   (never under data/raw/, which only the user writes)
+3. the embedded curated literature table (data/curated_electrodes.csv), read from the
+   package, labelled source=embedded, and used only when the user has no records
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from assets.electrodes.formulas import (
     theoretical_capacity_mAh_per_g,
     working_ion_from_battery_id,
 )
-from resources.datapaths import Rejection, atomic_write_bytes, raw_dir
+from resources.datapaths import Rejection, atomic_write_bytes, data_root, raw_dir
 
 PIPELINE = "electrodes"
 EMBEDDED_CSV = Path(__file__).parent / "data" / "curated_electrodes.csv"
@@ -148,8 +150,13 @@ def read_export_csv(path: Path) -> tuple[list[dict], list[Rejection], int]:
     return records, rejections, len(rows)
 
 
+def cache_dir() -> Path:
+    """Where downloaded sources are cached: <root>/cache/electrodes (not raw/: that is the user's)."""
+    return data_root() / "cache" / PIPELINE
+
+
 def mp_cache_path(working_ion: str | None) -> Path:
-    return raw_dir(PIPELINE) / f"mp_insertion_electrodes_{working_ion or 'all'}.json"
+    return cache_dir() / f"mp_insertion_electrodes_{working_ion or 'all'}.json"
 
 
 def _document_dict(document) -> dict:
@@ -205,6 +212,7 @@ class CollectedRecords:
     rejections: list[Rejection] = field(default_factory=list)
     rows_read: int = 0
     rows_per_source: dict[str, int] = field(default_factory=dict)
+    rows_by_source: dict[str, int] = field(default_factory=dict)  # rows read (accepted + rejected) per source
     duplicate_ids: list[str] = field(default_factory=list)
     other_ion_rows: int = 0
     api_status: str = ""
@@ -212,6 +220,12 @@ class CollectedRecords:
     @property
     def rejected_share(self) -> float:
         return len(self.rejections) / self.rows_read if self.rows_read else 0.0
+
+    @property
+    def data_kind(self) -> str:
+        """'embedded' when only the embedded table supplied records, 'user' otherwise ('none' when empty)."""
+        sources = set(self.records["source"]) if len(self.records) else set()
+        return "none" if not sources else "embedded" if sources <= {"embedded"} else "user"
 
 
 def export_files() -> list[Path]:
@@ -263,3 +277,4 @@ def _add_batch(collected, batches, name, records, rejections, rows) -> None:
     collected.rejections.extend(rejections)
     collected.rows_read += rows
     collected.rows_per_source[name] = len(records)
+    collected.rows_by_source[name] = rows

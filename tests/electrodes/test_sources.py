@@ -66,7 +66,7 @@ def test_bad_rows_go_to_quarantine_with_file_row_and_reason(export_dir):
     assert "average_voltage_V is 'about four', expected a number" in rejections[1].reason
     assert "broken-id" in rejections[2].reason
     quarantine = pd.read_csv(write_quarantine("electrodes", rejections))
-    assert len(quarantine) == 3 and set(quarantine["source"]) == {str(path)}
+    assert len(quarantine) == 3 and set(quarantine["source"]) == {"raw/electrodes/battery_explorer.csv"}  # relative to the root
     assert path.read_text(encoding="utf-8").count("\n") == 6  # raw input untouched
 
 
@@ -159,8 +159,9 @@ def test_api_path_queries_once_then_repeats_offline_from_the_cache(data_root, mo
     assert list(collected.records["source"]) == ["materials_project_api"] * 2  # no embedded rows: the API had some
     lifepo4 = collected.records.set_index("battery_id").loc["mp-19017_Li"]
     assert lifepo4["ion_per_host_discharge"] == pytest.approx(1.0) and lifepo4["capacity_grav_mAh_g"] == 170.0
-    cache = data_root / "raw" / "electrodes" / "mp_insertion_electrodes_Li.json"
+    cache = data_root / "cache" / "electrodes" / "mp_insertion_electrodes_Li.json"
     assert len(json.loads(cache.read_text())["documents"]) == 2
+    assert not (data_root / "raw").exists()  # the cache is no user input: nothing is written under raw/
 
     monkeypatch.delenv("MP_API_KEY")
     monkeypatch.setattr(mp_api.client, "MPRester", UnreachableMPRester)
