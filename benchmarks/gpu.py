@@ -851,6 +851,9 @@ def parse_arguments(argv=None):
     parser.add_argument("--json", metavar="PATH", help="write every figure here (default: a temporary file)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--scale-budget", type=float, metavar="SECONDS",
+                        help="device-only scale runs start only when projected to end within this many seconds "
+                             "of the run's start (full GPU default 270; 0: no limit)")
     parser.add_argument("--rehearse", action="store_true",
                         help="run the CUDA-only branches (separate CPU side, scale runs, mixed precision) with the "
                              "CPU as the device and tiny sizes: checks a GPU session's code path without a GPU")
@@ -879,6 +882,8 @@ def main(argv=None) -> int:
         sizes, size_name = QUICK, "quick"
     else:
         sizes, size_name = (GPU_FULL, "gpu full") if device == "cuda" else (CPU_FULL, "cpu full (no CUDA)")
+    if args.scale_budget is not None:
+        sizes = dataclasses.replace(sizes, scale_budget_s=args.scale_budget)
     report = Report()
     ctx = Context(device=device, two_sides=device == "cuda" or args.rehearse, quick=args.quick, sizes=sizes,
                   n_cores=usable_cores(), report=report)
