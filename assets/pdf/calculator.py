@@ -302,7 +302,8 @@ def pair_histogram_numba(crystal: Crystal, settings: PdfSettings, r_cut_A: float
     return histogram, geometry.rho0
 
 
-BATCH_ENTRIES = 1 << 22  # distances (crystals x pairs x translations) the batched kernel holds at once
+BATCH_ENTRIES = 1 << 22  # distances (crystals x pairs x translations) the batched kernel holds at once (CPU)
+DEVICE_BATCH_ENTRIES = 1 << 26  # the same on a GPU (~0.5 GB per float64 temporary): fewer, larger kernels
 
 
 def batched_histograms(crystals: list[Crystal], settings: PdfSettings, backend: ArrayBackend, r_cut_A: float,
@@ -321,11 +322,12 @@ def batched_histograms(crystals: list[Crystal], settings: PdfSettings, backend: 
     box_sizes = np.prod(2 * boxes + 1, axis=1)
     pair_counts = np.array([len(g.weight) for g in geometries])
     order = np.lexsort((pair_counts, box_sizes))
+    budget = BATCH_ENTRIES if str(backend.device).startswith("cpu") else DEVICE_BATCH_ENTRIES
     groups, current = [], []
     for index in order:
         trial = current + [index]
         entries = len(trial) * pair_counts[trial].max() * box_sizes[trial].max()
-        if current and entries > BATCH_ENTRIES:
+        if current and entries > budget:
             groups.append(current)
             trial = [index]
         current = trial
