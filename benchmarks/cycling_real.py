@@ -64,6 +64,7 @@ def main() -> int:
                              "1: every point, about 4x the time)")
     parser.add_argument("--exclude", nargs="*", default=None, help="cell keys scored also without (default: 148-cycle test1 cell)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0, help="the run's seed (encoder init, masking, CV folds)")
     args = parser.parse_args()
     data = args.data.expanduser().resolve()
     folders = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
@@ -92,7 +93,7 @@ def main() -> int:
         assets = [cycling.cycling_synthetic_cells, cycling.cycling_unified, cycling.cycling_split,
                   cycling.cycling_corpus, cycling.cycling_tokenizer, cycling.multiscale_encoder,
                   cycling.cycling_embeddings, cycling.cycle_life_model]
-        resources = {"compute": ComputeResource(device="cpu", seed=0, num_threads=args.threads),
+        resources = {"compute": ComputeResource(device="cpu", seed=args.seed, num_threads=args.threads),
                      "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
         start, cpu_start = time.perf_counter(), time.process_time()
         result = materialize(assets, resources=resources, instance=DagsterInstance.ephemeral(),
@@ -109,6 +110,7 @@ def main() -> int:
     print(f"cells: {unified_meta['n_cells']}")
     print(f"rejected_records: {unified_meta['n_rejected']}")
     print(f"excluded_cells: {','.join(exclude) or 'none'}")
+    print(f"seed: {args.seed}")
     print(f"encoder_steps: {args.steps}")
     print(f"pooling: {args.pooling}")
     print(f"regularisation_warnings: {model_meta['regularisation_warnings']}")
