@@ -92,7 +92,7 @@ def main() -> int:
     print(f"samples_each_device: {args.samples} x {args.epochs} epochs")
     cpu = {}
     for batch in batch_sizes:
-        cpu[batch] = throughput("cpu:0", args.samples, args.epochs, batch)
+        cpu[batch] = throughput("cpu", args.samples, args.epochs, batch)
         print(f"cpu_batch{batch}_train_samples_per_second: {cpu[batch][0]:.1f}")
         print(f"cpu_batch{batch}_predict_samples_per_second: {cpu[batch][1]:.1f}")
     if args.paper_estimate:

@@ -99,7 +99,7 @@ def build_cnn(n_points: int, n_classes: int, l2: float = 1e-5, dropout: float = 
 
 
 def train_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.ndarray, validation_index: np.ndarray,
-              n_classes: int, settings: CnnSettings, device: str = "cpu:0", log_every: int = 5, log=print):
+              n_classes: int, settings: CnnSettings, device: str = "cpu", log_every: int = 5, log=print):
     """Fit the CNN (Adam, categorical cross-entropy, class weights, rate steps, early stopping).
 
     Returns (model, history dict of per-epoch lists).
@@ -130,7 +130,7 @@ def train_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.nda
     return model, {key: [float(v) for v in values] for key, values in history.history.items()}
 
 
-def cnn_probabilities(model, profiles: np.ndarray, device: str = "cpu:0", batch_size: int = 256) -> np.ndarray:
+def cnn_probabilities(model, profiles: np.ndarray, device: str = "cpu", batch_size: int = 256) -> np.ndarray:
     import keras
 
     with keras.device(device):

@@ -30,7 +30,7 @@ from assets.diffraction.experimental import MapError, load_map
 from assets.diffraction.phases import CRYSTAL_MODELS_DIR, PhaseError, available_phases, load_phase
 from assets.diffraction.requests import RequestError, SimulationRequest, read_request
 from assets.eis.circuits import CIRCUITS
-from assets.eis.formats import challenge_frame, read_challenge_csv, read_instrument_file
+from assets.eis.formats import WARBURG_EXPONENT_SCALE, challenge_frame, read_challenge_csv, read_instrument_file
 from assets.electrodes.sources import EMBEDDED_CSV, read_export_csv
 from assets.pdf.measured import gr_text, measured_inputs
 from assets.pdf.structures import read_cif_folder
@@ -124,7 +124,9 @@ def test_eis_challenge_csv_keeps_valid_rows_and_rejects_broken_ones(tmp_path, la
         freq, z, circuit, parameters = spectra[spectrum.row]
         np.testing.assert_array_equal(spectrum.omega_rad_s, freq)
         np.testing.assert_array_equal(spectrum.impedance_ohm, z)
-        assert spectrum.circuit == circuit and spectrum.parameters == parameters
+        # The challenge convention (the reader's default): a stored W1_p is the Warburg exponent x 6.5.
+        stored = {name: value / WARBURG_EXPONENT_SCALE if name == "W1_p" else value for name, value in parameters.items()}
+        assert spectrum.circuit == circuit and spectrum.parameters == stored
         recovered(1)
     if rejections:
         assert_names_file(rejections, path)
@@ -227,7 +229,7 @@ GR_BREAKS = {
        at=st.integers(0, 300), text=st.text(max_size=10), seed=st.integers(0, 2**16))
 def test_gr_folder_keeps_valid_files_and_rejects_broken_ones(tmp_path, layout, breaks, at, text, seed):
     folder, rng = scratch_folder(tmp_path), np.random.default_rng(seed)
-    r = np.round(np.arange(1.0, 20.0, 0.05), 6)
+    r = np.round(np.arange(1.0, 31.0, 0.05), 6)  # measured files must cover the model range 1.5..30 A
     for number, (broken, how) in enumerate(zip(layout, breaks)):
         lines = gr_text(r, rng.normal(size=r.size), "fuzz").splitlines()
         data_start = lines.index("#### start data") + 3
