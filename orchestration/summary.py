@@ -17,7 +17,7 @@ from dagster import DagsterEventType, DagsterInstance
 HEADLINE = re.compile(
     r"(accuracy|f1|top_?\d|mae|mape|rmse|r2|share_beating|converged|rejected_share|n_rejected|n_user_records)", re.I
 )
-EXPORT = re.compile(r"export", re.I)
+EXPORT = re.compile(r"(export|predictions_file|metrics_file)", re.I)
 
 
 def _value(entry):
