@@ -610,7 +610,8 @@ def _labelled_tasks(config: CircuitFitsConfig, spectra: pd.DataFrame, features: 
         if regressor is None or spectrum_id not in feature_table.index:
             starts.append(None)
             continue
-        values = models.predict_parameters(regressor, feature_table.loc[[spectrum_id]].to_numpy(float))[0]
+        columns = regressors.get("feature_columns", list(feature_table.columns))
+        values = models.predict_parameters(regressor, feature_table.loc[[spectrum_id], columns].to_numpy(float))[0]
         starts.append(dict(zip(regressor["parameters"], values)))
     return rows, [[c] for c in rows["circuit"]], starts
 
