@@ -39,12 +39,12 @@ REJECTED_SHARE_CHECK = "rejected_share_within_bound"
 WORKING_IONS = ["Li", "Na", "K", "Mg", "Ca", "Zn", "Al"]
 ALL_IONS = "all"
 ION_PARTITIONS = StaticPartitionsDefinition([ALL_IONS, *WORKING_IONS])
-DEMO_PARTITION = "Li"
+DEMO_PARTITION = "Li"  # what materials_demo trains (orchestration/jobs.py tags its runs with it)
 
 
 def partition_of(context: AssetExecutionContext) -> str:
-    """The run's partition key; DEMO_PARTITION when a job launched these assets without one (materials_demo)."""
-    return context.partition_key if context.has_partition_key else DEMO_PARTITION
+    """The run's partition key (a run of these assets needs one: materials_demo tags its runs with DEMO_PARTITION)."""
+    return context.partition_key
 
 
 def working_ion_of(context: AssetExecutionContext) -> str | None:
@@ -117,8 +117,6 @@ def electrode_records(context: AssetExecutionContext, config: RecordsConfig):
 
     started = time.perf_counter()
     ion = working_ion_of(context)
-    if not context.has_partition_key:
-        context.log.info(f"no partition given: training on working ion {DEMO_PARTITION} (pick one with a partition)")
     collected = collect_records(ion, config.use_api, config.refresh_api_cache, config.use_embedded, context.log.info)
     user = {source: count for source, count in collected.rows_per_source.items() if source != "embedded"}
     summary = report_rejections(context.log, PIPELINE, collected.rejections, user, collected.rows_by_source)
@@ -325,7 +323,10 @@ def _comparison_metadata(bundles: dict) -> dict:
     """The models side by side (same folds, same metrics) as a Dagster table, plus headline numbers."""
     from assets.electrodes.evaluation import comparison_table
 
-    table = comparison_table({name: bundle["evaluation"] for name, bundle in bundles.items()})
+    from assets.electrodes.predict import ensemble_evaluations
+
+    evaluations = {name: bundle["evaluation"] for name, bundle in bundles.items()}
+    table = comparison_table({**evaluations, **ensemble_evaluations(bundles)})
     columns = [c for c in ["model", "cv_rows", "cv_mae", "cv_rmse", "cv_r2", "test_rows", "test_mae", "test_r2"] if c in table]
     records = [
         TableRecord({c: (round_sig(row[c]) if isinstance(row[c], float) else row[c]) for c in columns})
@@ -341,11 +342,11 @@ def electrode_predictions(
     context: AssetExecutionContext, config: PredictionsConfig, dask: DaskResource, electrode_records,
     electrode_forest, electrode_boosting, electrode_network, electrode_baseline,
 ):
-    """Every model's prediction for candidates.csv; `prediction` from the best cv model; exports per partition."""
+    """Every model's (and ensemble's) prediction for candidates.csv; `prediction` from the best by cv MAE; per partition."""
     from pathlib import Path
 
     from assets.electrodes.features import electrode_inputs, featurize_electrodes
-    from assets.electrodes.predict import EMBEDDED_CANDIDATES, best_model, predict_candidates, read_candidates
+    from assets.electrodes.predict import EMBEDDED_CANDIDATES, best_model, cv_maes, predict_candidates, read_candidates
     from resources.datapaths import write_quarantine
 
     ion = working_ion_of(context)
@@ -365,14 +366,14 @@ def electrode_predictions(
     predictions["candidates_source"] = "embedded" if path == EMBEDDED_CANDIDATES else relative_to_root(path)
     export = write_export_csv(predictions, f"electrode_predictions_{partition_of(context)}.csv")
     chosen = best_model(bundles)
-    metrics = {name: bundle["settings"]["metrics"] for name, bundle in bundles.items()}
+    maes = cv_maes(bundles)
     return Output(
         predictions,
         metadata={
             "best_model": chosen,
-            "best_cv_mae_V": MetadataValue.float(round_sig(metrics[chosen]["cv_mae"])),
-            "median_cv_mae_V": MetadataValue.float(round_sig(metrics["median"]["cv_mae"])),
-            **{f"cv_mae_V_{name}": MetadataValue.float(round_sig(m["cv_mae"])) for name, m in metrics.items()},
+            "best_cv_mae_V": MetadataValue.float(round_sig(maes[chosen])),
+            "median_cv_mae_V": MetadataValue.float(round_sig(maes["median"])),
+            **{f"cv_mae_V_{name}": MetadataValue.float(round_sig(mae)) for name, mae in maes.items()},
             **_comparison_metadata(bundles),
             "training_data": data_kind,
             "candidates_file": relative_to_root(path) if path != EMBEDDED_CANDIDATES else "embedded example",

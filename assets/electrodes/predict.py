@@ -82,9 +82,38 @@ def model_predict(name: str, bundle: dict, features_table: pd.DataFrame) -> np.n
     return np.clip(values, settings["target_min"], settings["target_max"])
 
 
+# Averages of models' predictions, scored on the same out-of-fold rows as the models themselves.
+ENSEMBLES = {"trees": ("forest", "boosting"), "ensemble": ("forest", "boosting", "network")}
+
+
+def ensemble_evaluations(bundles: dict[str, dict]) -> dict[str, pd.DataFrame]:
+    """Evaluation frames of ENSEMBLES (mean prediction per row of their members' frames) whose members are given."""
+    frames = {}
+    for name, members in ENSEMBLES.items():
+        if not all(m in bundles for m in members):
+            continue
+        merged = None
+        for member in members:
+            frame = bundles[member]["evaluation"][["battery_id", "subset", "true", "predicted"]].rename(
+                columns={"predicted": member})
+            merged = frame if merged is None else merged.merge(frame, on=["battery_id", "subset", "true"], how="inner")
+        merged["predicted"] = merged[list(members)].mean(axis=1)
+        frames[name] = merged[["battery_id", "subset", "true", "predicted"]]
+    return frames
+
+
+def cv_maes(bundles: dict[str, dict]) -> dict[str, float]:
+    """cv MAE of every model and ensemble (same rows, same folds)."""
+    from assets.electrodes.evaluation import metrics_by_subset
+
+    maes = {name: b["settings"]["metrics"].get("cv_mae", np.inf) for name, b in bundles.items()}
+    maes.update({name: metrics_by_subset(e).get("cv_mae", np.inf) for name, e in ensemble_evaluations(bundles).items()})
+    return maes
+
+
 def best_model(bundles: dict[str, dict]) -> str:
-    """The model with the lowest cv MAE (the median baseline only when nothing else is given)."""
-    scored = {name: b["settings"]["metrics"].get("cv_mae", np.inf) for name, b in bundles.items() if name != "median"}
+    """The model or ensemble with the lowest cv MAE (the median baseline only when nothing else is given)."""
+    scored = {name: mae for name, mae in cv_maes(bundles).items() if name != "median"}
     return min(scored, key=scored.get) if scored else "median"
 
 
@@ -108,6 +137,9 @@ def predict_candidates(
         if valid.any():
             values[valid] = model_predict(name, bundle, features_table)
         result[f"{name}_prediction"] = values
+    for name, members in ENSEMBLES.items():
+        if all(m in bundles for m in members):
+            result[f"{name}_prediction"] = result[[f"{m}_prediction" for m in members]].mean(axis=1, skipna=False)
     result.insert(result.columns.get_loc("error"), "prediction", result[f"{chosen}_prediction"])
     result.insert(result.columns.get_loc("error"), "model", chosen)
     for name, bundle in bundles.items():

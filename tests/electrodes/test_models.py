@@ -125,3 +125,20 @@ def test_median_baseline_and_models_share_the_folds(training_table):
     for fold, rows in cv.groupby("fold"):  # each held-out fold gets the median of the other folds
         others = targets[train.loc[train["fold"] != fold, "battery_id"]]
         assert np.allclose(rows["predicted"], np.median(others))
+
+
+def test_ensembles_average_their_members_on_the_same_rows_and_can_be_chosen():
+    from assets.electrodes.predict import best_model, cv_maes, ensemble_evaluations
+
+    def bundle(predicted, mae):
+        evaluation = pd.DataFrame({"battery_id": ["a", "b", "c"], "subset": ["cv", "cv", "test"], "true": [1.0, 2.0, 3.0],
+                                   "predicted": predicted})
+        return {"evaluation": evaluation, "settings": {"metrics": {"cv_mae": mae}}}
+
+    bundles = {"forest": bundle([0.0, 2.5, 3.0], 0.75), "boosting": bundle([2.0, 1.5, 3.0], 0.75),
+               "network": bundle([1.0, 2.0, 9.0], 0.0 + 0.1), "median": bundle([2.0, 2.0, 2.0], 0.5)}
+    frames = ensemble_evaluations(bundles)
+    assert frames["trees"]["predicted"].tolist() == [1.0, 2.0, 3.0]  # forest and boosting errors cancel
+    assert cv_maes(bundles)["trees"] == 0.0 and best_model(bundles) == "trees"
+    del bundles["network"]
+    assert set(ensemble_evaluations(bundles)) == {"trees"}

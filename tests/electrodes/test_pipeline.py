@@ -79,7 +79,7 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
     assert beats_the_median(meta["forest"]["cv_mae"].value, median)
     assert meta["predictions"]["median_cv_mae_V"].value == median
     assert {row.data["model"] for row in meta["predictions"]["model_comparison"].value.records} == {
-        "forest", "boosting", "network", "median"}
+        "forest", "boosting", "network", "median", "trees", "ensemble"}
 
     predictions = result.output_for_node("electrode_predictions")
     exported = pd.read_csv(data_root / "exports" / "electrode_predictions_Li.csv", keep_default_na=False)
@@ -176,3 +176,23 @@ def test_blocking_check_stops_the_run_when_too_many_user_rows_are_rejected(test_
     again = run([electrode_records, electrode_features], test_resources, ops, raise_on_error=False)
     assert not again.get_asset_check_evaluations()[0].passed
     assert len(pd.read_csv(data_root / "quarantine" / "electrodes.csv")) == 8  # a rerun adds no duplicates
+
+
+def test_the_demo_job_tags_its_runs_with_the_demo_partition(test_resources, data_root, monkeypatch):
+    """materials_demo launches the group without asking for a partition: its tags name DEMO_PARTITION (Li)."""
+    from dagster import Definitions, define_asset_job, in_process_executor
+
+    from assets.electrodes.defs import DEMO_PARTITION
+    from orchestration.definitions import defs as platform
+    from orchestration.jobs import DEMO_TAGS
+
+    assert platform.resolve_job_def("materials_demo").tags.get("dagster/partition") == DEMO_PARTITION
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    job = define_asset_job("demo_like", selection=["electrode_records", "electrode_features"], tags=DEMO_TAGS,
+                           executor_def=in_process_executor)
+    defs = Definitions(assets=[electrode_records, electrode_features], jobs=[job], resources=test_resources)
+    result = defs.resolve_job_def("demo_like").execute_in_process(instance=DagsterInstance.ephemeral())
+    assert result.success
+    records = result.output_for_node("electrode_records")
+    assert set(records["working_ion"]) == {DEMO_PARTITION} and set(records["source"]) == {"embedded"}
+    assert (data_root / "storage" / "electrode_records").exists()
