@@ -64,6 +64,22 @@ def holdout_candidates(holdout: Path | None, destination: Path):
     return truth
 
 
+def print_cv_scores(name: str, evaluation, ions: dict) -> float:
+    """Print one model's 5-fold CV MAE / R2 over all ions and on the Li rows; return the all-ion MAE (V)."""
+    from assets.electrodes.evaluation import regression_metrics
+
+    cv = evaluation.query("subset == 'cv'")
+    li = cv[cv["battery_id"].map(ions) == "Li"]
+    every = regression_metrics(cv["true"], cv["predicted"])
+    print(f"cv_mae_V_{name}: {every['mae']:.3f}")
+    print(f"cv_r2_{name}: {every['r2']:.3f}")
+    if len(li) and len(li) < len(cv):
+        only_li = regression_metrics(li["true"], li["predicted"])
+        print(f"cv_mae_V_Li_{name}: {only_li['mae']:.3f}")
+        print(f"cv_r2_Li_{name}: {only_li['r2']:.3f}")
+    return every["mae"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="a Battery Explorer export CSV or a folder of them")
@@ -124,32 +140,13 @@ def run(args, root: Path) -> int:
     ions = dict(zip(features["battery_id"], features["working_ion"]))
     print(f"records: {len(records)}  features: {features.shape[1] - 8}  ions: "
           + ", ".join(f"{k} {v}" for k, v in records["working_ion"].value_counts().items()))
-    scores = {}
-    for name in ("forest", "boosting", "network", "median"):
-        node = "electrode_baseline" if name == "median" else f"electrode_{name}"
-        cv = result.output_for_node(node)["evaluation"].query("subset == 'cv'")
-        li = cv[cv["battery_id"].map(ions) == "Li"]
-        every = regression_metrics(cv["true"], cv["predicted"])
-        scores[name] = every["mae"]
-        print(f"cv_mae_V_{name}: {every['mae']:.3f}")
-        print(f"cv_r2_{name}: {every['r2']:.3f}")
-        if len(li) and len(li) < len(cv):
-            only_li = regression_metrics(li["true"], li["predicted"])
-            print(f"cv_mae_V_Li_{name}: {only_li['mae']:.3f}")
-            print(f"cv_r2_Li_{name}: {only_li['r2']:.3f}")
     from assets.electrodes.predict import ensemble_evaluations
 
     bundles = {name: result.output_for_node("electrode_baseline" if name == "median" else f"electrode_{name}")
                for name in ("forest", "boosting", "network", "median")}
-    for name, evaluation in ensemble_evaluations(bundles).items():
-        cv = evaluation.query("subset == 'cv'")
-        li = cv[cv["battery_id"].map(ions) == "Li"]
-        every = regression_metrics(cv["true"], cv["predicted"])
-        scores[name] = every["mae"]
-        print(f"cv_mae_V_{name}: {every['mae']:.3f}")
-        print(f"cv_r2_{name}: {every['r2']:.3f}")
-        if len(li) and len(li) < len(cv):
-            print(f"cv_mae_V_Li_{name}: {regression_metrics(li['true'], li['predicted'])['mae']:.3f}")
+    evaluations = {name: bundle["evaluation"] for name, bundle in bundles.items()}
+    scores = {name: print_cv_scores(name, evaluation, ions)
+              for name, evaluation in {**evaluations, **ensemble_evaluations(bundles)}.items()}
     predictions = result.output_for_node("electrode_predictions")
     chosen = predictions["model"].iloc[0]
     scored = predictions[predictions["id"].isin(truth)]
