@@ -170,6 +170,15 @@ class Report:
         self.sections.setdefault(section, {})[name] = value
         print(f"{section}_{name}{f' ({note})' if note else ''}: {_format(value)}", flush=True)
 
+    def one_core_and_device(self, section: str, unit: str, cpu_name: str, cpu_rate: float, cpu_note: str,
+                            device_rate: float, device_note: str, n_cores: int) -> float:
+        """Print the one-core CPU rate, its ideal all-core multiple and the device rate; return the all-core bound."""
+        self.figure(section, f"{cpu_name}_one_core_{unit}_per_s", cpu_rate, cpu_note)
+        self.figure(section, f"{cpu_name}_all_cores_ideal_{unit}_per_s", cpu_rate * n_cores,
+                    f"one core x {n_cores}, an upper bound")
+        self.figure(section, f"device_{unit}_per_s", device_rate, device_note)
+        return cpu_rate * n_cores
+
     def speedup(self, section: str, device_rate: float, cpu_rate: float, note: str) -> None:
         ratio = device_rate / cpu_rate
         self.speedups[section] = ratio
@@ -427,12 +436,8 @@ def section_diffraction(ctx: Context) -> None:
         device_seconds, on_device = timed(lambda: torch_run(arguments, ctx.device, sizes.diffraction_device_batch),
                                           ctx.device)
     numpy_rate, device_rate = n / numpy_seconds, n / device_seconds
-    report.figure(section, "numpy_one_core_patterns_per_s", numpy_rate)
-    report.figure(section, "numpy_all_cores_ideal_patterns_per_s", numpy_rate * ctx.n_cores,
-                  f"one core x {ctx.n_cores}, an upper bound")
-    report.figure(section, "device_patterns_per_s", device_rate,
-                  f"torch on {ctx.device}, batch {sizes.diffraction_device_batch}")
-    best_cpu = numpy_rate * ctx.n_cores
+    best_cpu = report.one_core_and_device(section, "patterns", "numpy", numpy_rate, "", device_rate,
+                                          f"torch on {ctx.device}, batch {sizes.diffraction_device_batch}", ctx.n_cores)
     if ctx.two_sides:
         with cpu_threads(ctx.n_cores):
             warm_seconds, _ = timed(lambda: torch_run(warm, "cpu", 512))
@@ -537,12 +542,9 @@ def section_pdf(ctx: Context) -> None:
         device_seconds, on_device = timed(lambda: pdf_call(work, device, batch_size=sizes.pdf_device_batch),
                                           ctx.device)
     cpu_rate, device_rate = n / cpu_seconds, n / device_seconds
-    report.figure(section, "cpu_one_core_pdfs_per_s", cpu_rate, f"{cpu_kernel} kernel")
-    report.figure(section, "cpu_all_cores_ideal_pdfs_per_s", cpu_rate * ctx.n_cores,
-                  f"one core x {ctx.n_cores}, an upper bound")
-    report.figure(section, "device_pdfs_per_s", device_rate,
-                  f"torch {torch_kernel} on {ctx.device}, batch {sizes.pdf_device_batch}")
-    best_cpu = cpu_rate * ctx.n_cores
+    best_cpu = report.one_core_and_device(section, "pdfs", "cpu", cpu_rate, f"{cpu_kernel} kernel", device_rate,
+                                          f"torch {torch_kernel} on {ctx.device}, batch {sizes.pdf_device_batch}",
+                                          ctx.n_cores)
     if ctx.two_sides:
         cpu_torch = ArrayBackend("torch", "cpu")
         with cpu_threads(ctx.n_cores):
