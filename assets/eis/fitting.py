@@ -133,11 +133,15 @@ class BoundedParameters:
         return torch.logit(fraction)
 
     def impedance(self, u: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
-        # Complex parameters: torch's forward-mode derivative of complex ** real-tensor drops
-        # the imaginary part (torch 2.x), which would corrupt the CPE and Warburg exponent columns.
-        values = self.values(u).to(omega.dtype.to_complex())
-        named = {name: values[:, k : k + 1] for k, name in enumerate(self.circuit.parameters)}
-        return self.circuit.impedance(named, omega, torch)
+        """Z (N, M) at omega (N, M) from u (N, P)."""
+        return self.impedance_of(self.values(u), omega)
+
+    def impedance_of(self, values: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+        """Z (N, M) at omega (N, M) from physical values (N, P), or from values per point (N, M, P)."""
+        # Complex parameters: the formulas are holomorphic in them, which residual_jacobian uses.
+        values = values.to(omega.dtype.to_complex())
+        columns = values.unbind(-1) if values.dim() == 3 else values[:, :, None].unbind(1)
+        return self.circuit.impedance(dict(zip(self.circuit.parameters, columns)), omega, torch)
 
 
 def spectrum_limits(circuit: Circuit, omega: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -276,63 +280,90 @@ def weighted_residual(model: BoundedParameters, u: torch.Tensor, spectra: Padded
 
 
 def residual_jacobian(model: BoundedParameters, u: torch.Tensor, spectra: PaddedSpectra):
-    """(residual (N, 2M), Jacobian (N, 2M, P)) by forward-mode autodiff, one tangent per parameter.
+    """(residual (N, 2M), Jacobian (N, 2M, P)) by one reverse-mode pass over per-point parameter copies.
 
-    Spectra are independent, so tangent k (1 in column k for every spectrum) yields column
-    k of every spectrum's Jacobian in one pass.
+    Point m of spectrum n depends only on spectrum n's parameters and omega[n, m], so with a
+    copy of the (complex) parameters at every point, one backward pass of sum Z gives every
+    point's derivatives. Z is holomorphic in complex parameters c, so torch's gradient
+    conj(dZ/dc) holds both dRe Z/dv and dIm Z/dv at real c = v; the chain rule through the
+    elementwise bounds map v(u) finishes the Jacobian. (Forward mode needs a tangent per
+    parameter and runs products with constants through torch's Python decompositions: several
+    times slower on the CPU, host-bound on a GPU.)
     """
-    basis = torch.eye(u.shape[1], dtype=u.dtype, device=u.device)[:, None, :].expand(-1, u.shape[0], -1)
+    with torch.enable_grad():
+        coordinates = u.detach().requires_grad_(True)
+        values = model.values(coordinates)
+        dv_du = torch.autograd.grad(values.sum(), coordinates)[0]  # the map is elementwise: its diagonal
+        per_point = values.detach().to(spectra.impedance.dtype)[:, None, :].expand(-1, spectra.omega.shape[1], -1)
+        per_point = per_point.clone().requires_grad_(True)
+        z = model.impedance_of(per_point, spectra.omega)
+        dz_dv = torch.autograd.grad(z, per_point, torch.ones_like(z))[0].conj()
+    weight = spectra.weight[..., None]
+    dz_du = dz_dv * (dv_du[:, None, :] * weight)
+    difference = (z.detach() - spectra.impedance) * spectra.weight
+    return torch.cat([difference.real, difference.imag], dim=-1), torch.cat([dz_du.real, dz_du.imag], dim=1)
 
-    def residual(coordinates):
-        return weighted_residual(model, coordinates, spectra)
 
-    def column(tangent):
-        return torch.func.jvp(residual, (u,), (tangent,))
-
-    values, columns = torch.func.vmap(column, out_dims=(None, 0))(basis)
-    return values, columns.permute(1, 2, 0)
+CUDA_CHECK_EVERY = 8  # LM iterations between convergence checks on a GPU (each check waits for the device)
 
 
-def _levenberg_marquardt(model, u, spectra, settings, max_step_tries: int = 6):
-    """Batched LM; returns (u, iterations per spectrum). Converged spectra leave the batch."""
-    n_spectra = u.shape[0]
-    damping = torch.full((n_spectra,), 1e-3, dtype=u.dtype, device=u.device)
-    iterations = torch.zeros(n_spectra, dtype=torch.long, device=u.device)
-    active = torch.arange(n_spectra, device=u.device)
-    for _ in range(settings.max_iterations):
-        if active.numel() == 0:
-            break
-        batch = spectra.subset(active)
-        sub = model.subset(active)
-        u_active, lam = u[active], damping[active]
-        residual, jacobian = residual_jacobian(sub, u_active, batch)
-        cost = (residual**2).sum(-1)
-        gradient = (jacobian.transpose(1, 2) @ residual[..., None])[..., 0]
-        curvature = jacobian.transpose(1, 2) @ jacobian
-        scale = torch.diagonal(curvature, dim1=1, dim2=2).clamp_min(1e-12)
-        accepted = torch.zeros_like(cost, dtype=torch.bool)
-        new_cost = cost.clone()
-        u_next = u_active.clone()
-        for _ in range(max_step_tries):
-            trying = ~accepted
-            system = curvature + torch.diag_embed(lam[:, None] * scale)
-            step = -torch.linalg.solve_ex(system, gradient)[0]  # a singular system gives a non-finite, rejected step
-            trial = u_active + step
-            trial_cost = (weighted_residual(sub, trial, batch) ** 2).sum(-1)
-            better = trying & torch.isfinite(trial_cost) & (trial_cost < cost)
-            u_next = torch.where(better[:, None], trial, u_next)
-            new_cost = torch.where(better, trial_cost, new_cost)
-            accepted |= better
-            lam = torch.where(better, lam / 3, torch.where(trying, lam * 4, lam))
-            if bool(accepted.all()):
+def _levenberg_marquardt(model, u, spectra, settings, max_step_tries: int = 6, check_every: int | None = None):
+    """Batched LM; returns (u, iterations per spectrum).
+
+    A stationary spectrum is masked out (its values stop changing). Every `check_every`
+    iterations masked spectra leave the batch and the loop ends when none is left: each check
+    copies a mask to the host, free on the CPU (every iteration) but a stall on a GPU
+    (CUDA_CHECK_EVERY). Masked or compacted, every spectrum takes the same steps.
+    """
+    if check_every is None:
+        check_every = 1 if u.device.type == "cpu" else CUDA_CHECK_EVERY
+    iterations = torch.zeros(u.shape[0], dtype=torch.long, device=u.device)
+    rows = torch.arange(u.shape[0], device=u.device)  # batch row -> spectrum
+    u_batch, lam = u.clone(), torch.full((u.shape[0],), 1e-3, dtype=u.dtype, device=u.device)
+    iterations_batch, active = iterations.clone(), torch.ones_like(iterations, dtype=torch.bool)
+    batch, sub = spectra, model
+    for iteration in range(settings.max_iterations):
+        if iteration % check_every == 0:
+            keep = active.nonzero()[:, 0]
+            if keep.numel() < rows.numel():
+                u[rows], iterations[rows] = u_batch, iterations_batch
+                rows, u_batch, lam, iterations_batch = rows[keep], u_batch[keep], lam[keep], iterations_batch[keep]
+                active = active[keep]
+                batch, sub = spectra.subset(rows), model.subset(rows)
+            if rows.numel() == 0:
                 break
-        u[active], damping[active] = u_next, lam.clamp(1e-12, 1e12)
-        iterations[active] += 1
-        # Stationary: the accepted step hardly helped, or no step helped even with heavy damping.
-        small_gain = accepted & (cost - new_cost <= settings.cost_tolerance * cost)
-        stuck = ~accepted & (lam >= 1e10)
-        active = active[~(small_gain | stuck)]
+        iterations_batch += active  # the iteration that finds a spectrum stationary counts
+        u_batch, lam, active = _lm_iteration(sub, u_batch, lam, active, batch, settings, max_step_tries, check_every == 1)
+    u[rows], iterations[rows] = u_batch, iterations_batch
     return u, iterations
+
+
+def _lm_iteration(model, u, lam, active, spectra, settings, max_step_tries: int, stop_early: bool):
+    """One damped Gauss-Newton step for every active spectrum: (u, damping, still active)."""
+    residual, jacobian = residual_jacobian(model, u, spectra)
+    cost = (residual**2).sum(-1)
+    gradient = (jacobian.transpose(1, 2) @ residual[..., None])[..., 0]
+    curvature = jacobian.transpose(1, 2) @ jacobian
+    scale = torch.diagonal(curvature, dim1=1, dim2=2).clamp_min(1e-12)
+    accepted = ~active  # masked spectra try no step
+    new_cost, u_next = cost, u
+    for _ in range(max_step_tries):
+        trying = ~accepted
+        system = curvature + torch.diag_embed(lam[:, None] * scale)
+        step = -torch.linalg.solve_ex(system, gradient)[0]  # a singular system gives a non-finite, rejected step
+        trial = u + step
+        trial_cost = (weighted_residual(model, trial, spectra) ** 2).sum(-1)
+        better = trying & torch.isfinite(trial_cost) & (trial_cost < cost)
+        u_next = torch.where(better[:, None], trial, u_next)
+        new_cost = torch.where(better, trial_cost, new_cost)
+        accepted = accepted | better
+        lam = torch.where(better, lam / 3, torch.where(trying, lam * 4, lam))
+        if stop_early and bool(accepted.all()):
+            break
+    # Stationary: the accepted step hardly helped, or no step helped even with heavy damping.
+    small_gain = accepted & (cost - new_cost <= settings.cost_tolerance * cost)
+    stuck = ~accepted & (lam >= 1e10)
+    return u_next, lam.clamp(1e-12, 1e12), active & ~(small_gain | stuck)
 
 
 def _summed_cost(model, u, spectra) -> torch.Tensor:
