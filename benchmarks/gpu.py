@@ -16,7 +16,8 @@ Sections (each prints `<section>_<figure>: value` lines and one `<section>_agree
   cost from the numpy circuit formulas; on CUDA also the converged shares of both sides.
 - diffraction: `radial_profiles_torch` (dense, the GPU path) against the numpy `radial_profiles` (sparse, one core)
   on the default request's four phases with its augmentation (pixel-size jitter, lattice scaling, dropped spots);
-  patterns/s; agreement: max |torch - numpy| / max |numpy|.
+  patterns/s in its default precision on the device (float32 on CUDA, float64 on the CPU) and in the other one;
+  agreement: max |torch - numpy| / max |numpy| and max |float32 - float64| / max |float64|.
 - pdf: `compute_pdfs` on the torch backend (its default kernel there, batched when the calculator has one) against
   the best CPU kernel (numba when installed, else numpy) on one core; PDFs/s; agreement: max |torch - CPU| / max |G|,
   and the torch output against the pure numpy reference kernel on a few crystals.
@@ -423,8 +424,9 @@ def section_diffraction(ctx: Context) -> None:
     def numpy_run(items):
         return np.concatenate([radial_profiles(**a) for a in items])
 
-    def torch_run(items, device, batch):
-        return np.concatenate([radial_profiles_torch(**a, batch_size=batch, device=device) for a in items])
+    def torch_run(items, device, batch, precision="auto"):
+        return np.concatenate([radial_profiles_torch(**a, batch_size=batch, device=device, precision=precision)
+                               for a in items])
 
     report.figure(section, "patterns_each_side", n, f"{len(arguments)} phases, "
                                                     f"{arguments[0]['n_bins']} bins, augmentation on")
@@ -435,9 +437,18 @@ def section_diffraction(ctx: Context) -> None:
         torch_run(warm, ctx.device, sizes.diffraction_device_batch)
         device_seconds, on_device = timed(lambda: torch_run(arguments, ctx.device, sizes.diffraction_device_batch),
                                           ctx.device)
+        # The precision "auto" did not pick (float32 on CUDA, float64 on the CPU), for its rate and the agreement.
+        precision = "float32" if ctx.device == "cuda" else "float64"
+        other = {"float32": "float64", "float64": "float32"}[precision]
+        torch_run(warm, ctx.device, sizes.diffraction_device_batch, other)
+        other_seconds, on_device_other = timed(
+            lambda: torch_run(arguments, ctx.device, sizes.diffraction_device_batch, other), ctx.device)
     numpy_rate, device_rate = n / numpy_seconds, n / device_seconds
     best_cpu = report.one_core_and_device(section, "patterns", "numpy", numpy_rate, "", device_rate,
-                                          f"torch on {ctx.device}, batch {sizes.diffraction_device_batch}", ctx.n_cores)
+                                          f"torch on {ctx.device}, {precision}, batch "
+                                          f"{sizes.diffraction_device_batch}", ctx.n_cores)
+    report.figure(section, "device_precision", precision, "radial_profiles_torch's default on this device")
+    report.figure(section, f"device_{other}_patterns_per_s", n / other_seconds)
     if ctx.two_sides:
         with cpu_threads(ctx.n_cores):
             warm_seconds, _ = timed(lambda: torch_run(warm, "cpu", 512))
@@ -449,8 +460,12 @@ def section_diffraction(ctx: Context) -> None:
     report.figure(section, "speedup_device_over_numpy_one_core", device_rate / numpy_rate)
     report.speedup(section, device_rate, best_cpu, f"{n} patterns each side")
     difference = float(np.abs(on_device - reference).max() / max(np.abs(reference).max(), 1e-300))
-    report.agreement(section, [("max_abs_difference_over_max_device_vs_numpy", difference,
-                                DIFFRACTION_RELATIVE_TOLERANCE)])
+    single, double = (on_device, on_device_other) if precision == "float32" else (on_device_other, on_device)
+    report.agreement(section, [
+        ("max_abs_difference_over_max_device_vs_numpy", difference, DIFFRACTION_RELATIVE_TOLERANCE),
+        ("max_abs_difference_over_max_float32_vs_float64", float(np.abs(single - double).max() / double.max()),
+         DIFFRACTION_RELATIVE_TOLERANCE),
+    ])
 
     def scale():
         big = diffraction_inputs(sizes.diffraction_scale_per_phase, seed=1)

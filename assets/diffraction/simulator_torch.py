@@ -4,13 +4,19 @@ On the CPU, `simulator.excited_spots` first selects the few percent of (pattern,
 reflection) pairs that can be excited and computes only those. On a GPU selecting
 costs more than computing, so here every pair of a batch is evaluated and the
 non-excited ones get zero intensity; the brightest-spot removal is a top-k per
-pattern, the binning a scatter-add and the blur a 1D convolution with the kernel
-scipy's `gaussian_filter1d` uses (truncated at 4 sigma, zero outside). Float64
-throughout, so on the same device it agrees with the numpy path to rounding
-(tests/diffraction/test_simulator.py runs it with device="cpu").
+pattern, the binning a scatter-add along each pattern's row and the blur one matmul with a banded matrix of
+the kernel scipy's `gaussian_filter1d` uses (truncated at 4 sigma, zero outside).
+
+Precision: float64 agrees with the numpy path to rounding. float32 (the default on
+CUDA) keeps the geometry in float64 (excitation errors decide which spots are excited,
+and a float32 radius in pixels is off by ~1e-5 px) and runs intensities, top-k, binning
+and blur in float32: within 1e-5 of the float64 profiles' maximum.
+tests/diffraction/test_simulator.py runs both with device="cpu".
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 
@@ -24,6 +30,7 @@ from assets.diffraction.simulator import (
 )
 
 SCIPY_GAUSSIAN_TRUNCATE = 4.0  # gaussian_filter1d's default kernel half-width, in sigma
+Precision = Literal["auto", "float64", "float32"]
 
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
@@ -34,14 +41,29 @@ def gaussian_kernel(sigma_px: float) -> np.ndarray:
     return weights / weights.sum()
 
 
+def blur_matrix(n_bins: int, sigma_px: float) -> np.ndarray | None:
+    """(n_bins, n_bins) banded matrix B with profile @ B = gaussian_filter1d(profile, sigma_px, mode="constant");
+    None below a thousandth of a pixel, where the numpy path skips the blur."""
+    if sigma_px <= 1e-3:
+        return None
+    kernel = gaussian_kernel(sigma_px)
+    radius = len(kernel) // 2
+    offsets = np.arange(n_bins)[:, None] - np.arange(n_bins)[None, :] + radius
+    inside = (offsets >= 0) & (offsets < len(kernel))
+    return np.where(inside, kernel[np.clip(offsets, 0, len(kernel) - 1)], 0.0)
+
+
 def _spot_intensities(torch, reflections_xyz, reflections_intensity, g_squared, beams, inverse_scale,
                       geometry: Geometry):
-    """(radius 1/A, intensity) of every (pattern, reflection) pair; zero intensity when not excited."""
+    """(radius 1/A, intensity) of every (pattern, reflection) pair; zero intensity when not excited.
+
+    The geometry runs in the inputs' float64; intensities in reflections_intensity's dtype."""
     z = (beams @ reflections_xyz.T) * inverse_scale[:, None]
     radius = torch.sqrt(torch.clamp(g_squared * inverse_scale[:, None] ** 2 - z**2, min=0.0))
     error = excitation_errors(radius, z, geometry.wavelength_A)
     excited = torch.abs(error) < geometry.max_excitation_error_inv_A
-    intensity = reflections_intensity * relrod_factor(error, geometry.relrod_length_inv_A)
+    shape_factor = relrod_factor(error.to(reflections_intensity.dtype), geometry.relrod_length_inv_A)
+    intensity = reflections_intensity * shape_factor
     return radius, torch.where(excited, intensity, torch.zeros_like(intensity))
 
 
@@ -56,24 +78,19 @@ def _drop_brightest(torch, intensity, drop_counts):
     return intensity.scatter(1, brightest, torch.where(dropped, 0.0, intensity.gather(1, brightest)))
 
 
-def _binned_profiles(torch, radius_px, intensity, n_bins: int, sigma_px: float):
-    """Spots split linearly between their two neighbouring radial bins, then blurred; (b, n_bins)."""
-    count = radius_px.shape[0]
+def _binned_profiles(torch, radius_px, intensity, n_bins: int, blur):
+    """Spots split linearly between their two neighbouring radial bins (a scatter-add per side), then blurred by
+    the banded matrix `blur` (None: no blur); (b, n_bins) in intensity's dtype."""
     lower = torch.floor(radius_px)
-    fraction = radius_px - lower
+    fraction = (radius_px - lower).to(intensity.dtype)
     inside = lower + 1 < n_bins
     lower = torch.where(inside, lower, torch.zeros_like(lower)).long()
     intensity = torch.where(inside, intensity, torch.zeros_like(intensity))
-    rows = torch.arange(count, device=radius_px.device)[:, None] * n_bins
-    profile = torch.zeros(count * n_bins, dtype=intensity.dtype, device=intensity.device)
-    profile.index_add_(0, (rows + lower).reshape(-1), (intensity * (1.0 - fraction)).reshape(-1))
-    profile.index_add_(0, (rows + lower + 1).reshape(-1), (intensity * fraction).reshape(-1))
-    profile = profile.reshape(count, n_bins)
-    if sigma_px <= 1e-3:  # as the numpy path: below a thousandth of a pixel the blur is the identity
-        return profile
-    kernel = torch.as_tensor(gaussian_kernel(sigma_px), dtype=profile.dtype, device=profile.device)
-    blurred = torch.nn.functional.conv1d(profile[:, None, :], kernel[None, None, :], padding=len(kernel) // 2)
-    return blurred[:, 0, :]
+    upper_share = intensity * fraction
+    profile = torch.zeros(len(radius_px), n_bins, dtype=intensity.dtype, device=intensity.device)
+    profile.scatter_add_(1, lower, intensity - upper_share).scatter_add_(1, lower + 1, upper_share)
+    # A matmul, not conv1d: cuDNN may run float32 convolutions as TF32 (torch's default), matmuls not.
+    return profile if blur is None else profile @ blur
 
 
 def radial_profiles_torch(
@@ -87,8 +104,11 @@ def radial_profiles_torch(
     drop_counts: np.ndarray | None = None,
     batch_size: int = 512,
     device: str = "cuda",
+    precision: Precision = "auto",
 ) -> np.ndarray:
-    """simulator.radial_profiles on torch: (r, n_bins), bin k centred on radius k pixels."""
+    """simulator.radial_profiles on torch: (r, n_bins), bin k centred on radius k pixels.
+
+    precision "auto": float32 on CUDA, float64 elsewhere (see the module docstring)."""
     import torch
 
     def as_tensor(values, dtype=torch.float64):
@@ -99,8 +119,12 @@ def radial_profiles_torch(
     pixel_size, inverse_scale = as_tensor(pixel_size), 1.0 / as_tensor(lattice_scale)
     drops = as_tensor(drop_counts, torch.int64)
     beams = as_tensor(rotation_matrices(quaternions)[:, 2, :])
-    xyz, spot_intensity = as_tensor(reflections.xyz_inv_A), as_tensor(reflections.intensity)
+    single = precision == "float32" or (precision == "auto" and torch.device(device).type == "cuda")
+    working = torch.float32 if single else torch.float64
+    xyz, spot_intensity = as_tensor(reflections.xyz_inv_A), as_tensor(reflections.intensity, working)
     g_squared = as_tensor(reflections.g_squared)
+    blur = blur_matrix(n_bins, sigma_px)
+    blur = None if blur is None else as_tensor(blur, working)
     profiles = []
     for start in range(0, count, batch_size):
         batch = slice(start, start + batch_size)
@@ -108,5 +132,5 @@ def radial_profiles_torch(
                                               inverse_scale[batch], geometry)
         intensity = _drop_brightest(torch, intensity, drops[batch])
         radius_px = radius / pixel_size[batch][:, None]
-        profiles.append(_binned_profiles(torch, radius_px, intensity, n_bins, sigma_px).cpu().numpy())
+        profiles.append(_binned_profiles(torch, radius_px, intensity, n_bins, blur).cpu().double().numpy())
     return np.concatenate(profiles) if profiles else np.zeros((0, n_bins))

@@ -85,8 +85,9 @@ def test_unreadable_cif_names_the_file(tmp_path, monkeypatch, data_root):
 
 
 @pytest.mark.parametrize("name", ["CsPbI3_cubic", "PbI2", "Pb", "CsI"])
-def test_torch_path_matches_the_numpy_path(phases, name):
-    """Dense torch evaluation (the GPU path, here on the CPU) against the sparse numpy one, augmentation included."""
+def test_torch_path_matches_the_numpy_path_and_float32_the_float64_one(phases, name):
+    """Dense torch evaluation (the GPU path, here on the CPU) against the sparse numpy one, augmentation included;
+    float32 (the CUDA default) within 1e-5 of the float64 profiles' maximum (issue 16)."""
     pytest.importorskip("torch")
     from assets.diffraction.simulator_torch import radial_profiles_torch
 
@@ -105,8 +106,11 @@ def test_torch_path_matches_the_numpy_path(phases, name):
     )
     reference = simulator.radial_profiles(**arguments)
     on_torch = radial_profiles_torch(**arguments, device="cpu")
+    single = radial_profiles_torch(**arguments, device="cpu", precision="float32")
     assert reference.sum() > 0
     np.testing.assert_allclose(on_torch, reference, rtol=1e-9, atol=1e-9 * reference.max())
+    assert np.abs(single - on_torch).max() <= 1e-5 * on_torch.max()
+    assert np.abs(single - on_torch).max() > 0  # float32 did run
 
 
 def test_torch_blur_kernel_is_scipys():
@@ -120,3 +124,15 @@ def test_torch_blur_kernel_is_scipys():
         kernel = gaussian_kernel(sigma)
         np.testing.assert_allclose(gaussian_filter1d(impulse, sigma, mode="constant")[20 - len(kernel) // 2:][:len(kernel)],
                                    kernel, rtol=1e-12)
+
+
+def test_blur_matrix_is_scipys_constant_mode_filter():
+    from scipy.ndimage import gaussian_filter1d
+
+    from assets.diffraction.simulator_torch import blur_matrix
+
+    profile = np.random.default_rng(0).random((3, 50))
+    for sigma in (0.7, 1.5, 3.2):
+        np.testing.assert_allclose(profile @ blur_matrix(50, sigma), gaussian_filter1d(profile, sigma, mode="constant"),
+                                   rtol=1e-12, atol=1e-15)
+    assert blur_matrix(50, 1e-4) is None

@@ -21,7 +21,8 @@ EXPECTED = {
     "eis": ["spectra_each_side", "device_spectra_per_s", "device_converged_share",
             "cost_max_relative_difference_torch_vs_numpy"],
     "diffraction": ["patterns_each_side", "numpy_one_core_patterns_per_s", "device_patterns_per_s",
-                    "speedup_device_over_best_cpu", "max_abs_difference_over_max_device_vs_numpy"],
+                    "device_float32_patterns_per_s", "speedup_device_over_best_cpu",
+                    "max_abs_difference_over_max_device_vs_numpy", "max_abs_difference_over_max_float32_vs_float64"],
     "pdf": ["crystals_each_side", "cpu_one_core_pdfs_per_s", "device_pdfs_per_s", "speedup_device_over_best_cpu",
             "max_abs_difference_over_max_device_vs_cpu"],
     "pdf_cnn": ["keras_backend", "device_train_samples_per_s_batch_32", "device_train_samples_per_s_batch_64",
@@ -70,5 +71,6 @@ def test_quick_run_json_holds_every_sections_figures_and_the_machine(quick_run):
         numbers = [value for value in figures.values() if isinstance(value, (int, float)) and not isinstance(value, bool)]
         assert numbers and all(value == value for value in numbers)  # no NaN
     assert document["sections"]["pdf_cnn"]["keras_backend"] == "torch"
+    assert document["sections"]["diffraction"]["device_precision"] == "float64"  # float32 is the CUDA default
     assert set(document["speedups_device_over_best_cpu"]) == {"diffraction", "pdf"}
     assert document["speedup_geomean"] > 0
