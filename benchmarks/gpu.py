@@ -23,10 +23,12 @@ Sections (each prints `<section>_<figure>: value` lines and one `<section>_agree
   and the torch output against the pure numpy reference kernel on a few crystals.
 - pdf_cnn, diffraction_cnn: Keras training (`assets.pdf.classifiers.build_cnn`, `assets.diffraction.cnn.
   build_phase_cnn`) on the torch backend, in a subprocess (KERAS_BACKEND must be set before keras loads); samples/s
-  per batch size on both sides; on CUDA also at scale in float32 and mixed_bfloat16. Agreement: the CPU-trained
+  per batch size on both sides, the device side under the trainers' policy (mixed_bfloat16 on CUDA, figure
+  device_mixed_precision); on CUDA also at scale in float32 and mixed_bfloat16. Agreement: the CPU-trained
   weights predict the same probabilities on the device; training losses finite.
 - encoder: masked-token pretraining of the cycling `MultiscaleEncoder` (`assets.cycling.encoder.pretrain`);
-  non-padding tokens/s per batch size; agreement: logits of the same weights on the device and the CPU.
+  non-padding tokens/s per batch size (bfloat16 autocast on CUDA, figure device_mixed_precision); agreement:
+  logits of the same weights on the device and the CPU.
 
 Fair comparisons: every ratio has equal work on both sides (the same inputs, the same sizes, the same batch
 sizes) and a warm-up on both sides; the numpy/numba paths run on one core (threadpoolctl), and their
@@ -629,6 +631,8 @@ def keras_figures(name: str, spec: dict) -> dict:
     import keras
     import torch
 
+    from resources.devices import is_gpu, keras_mixed_precision
+
     build, n_points, n_classes, sparse = keras_model(name)
     rng = np.random.default_rng(0)
     total = max(spec["samples"], spec["scale_samples"])
@@ -639,12 +643,15 @@ def keras_figures(name: str, spec: dict) -> dict:
     devices = {"device": KERAS_DEVICES[spec["device"]], "cpu": KERAS_DEVICES["cpu"]}
     torch_devices = {"device": spec["device"], "cpu": "cpu"}
     sides = ["device", "cpu"] if two_sides else ["device"]
-    figures: dict = {"n_points": n_points, "n_classes": n_classes, "samples_each_side": spec["samples"]}
+    figures: dict = {"n_points": n_points, "n_classes": n_classes, "samples_each_side": spec["samples"],
+                     "device_mixed_precision": is_gpu(devices["device"])}  # as the trainers build on the device
     trained = {}
 
-    def train_rate(side: str, batch: int, samples: int) -> tuple[float, float, object]:
+    def train_rate(side: str, batch: int, samples: int, trainers_policy: bool = True) -> tuple[float, float, object]:
+        """trainers_policy: build under the trainers' policy for the side (mixed_bfloat16 on a GPU), else the global one."""
         with keras.device(devices[side]):
-            model = build()
+            with keras_mixed_precision(devices[side]) if trainers_policy else contextlib.nullcontext():
+                model = build()
             model.fit(x[:2 * batch], y[:2 * batch], batch_size=batch, epochs=1, verbose=0)  # warm-up
             synchronize(torch_devices[side])
             started = time.perf_counter()
@@ -667,7 +674,7 @@ def keras_figures(name: str, spec: dict) -> dict:
             keras.mixed_precision.set_global_policy(policy)
             try:
                 for batch in spec["batches"]:
-                    rate, loss, _ = train_rate("device", batch, spec["scale_samples"])
+                    rate, loss, _ = train_rate("device", batch, spec["scale_samples"], trainers_policy=False)
                     figures[f"scale_{policy}_batch_{batch}_device_train_samples_per_s"] = rate
                     figures[f"scale_{policy}_batch_{batch}_device_train_loss"] = loss
             finally:
@@ -730,7 +737,9 @@ def section_keras(ctx: Context, names: list[str]) -> None:
             report.error(name, figures["error"])
             print(figures.get("traceback", ""), file=sys.stderr)
             continue
-        for key in ("keras_backend", "keras_version", "n_points", "n_classes", "samples_each_side"):
+        mixed = figures["device_mixed_precision"]
+        for key in ("keras_backend", "keras_version", "n_points", "n_classes", "samples_each_side",
+                    "device_mixed_precision"):
             report.figure(name, key, figures.pop(key))
         bound_keys = ("probability_max_abs_difference_device_vs_cpu", "all_training_losses_finite")
         for key, value in figures.items():
@@ -740,7 +749,8 @@ def section_keras(ctx: Context, names: list[str]) -> None:
             batch = max(sizes.cnn_batches)
             device_rate = figures[f"device_train_samples_per_s_batch_{batch}"]
             report.speedup(name, device_rate, figures[f"cpu_train_samples_per_s_batch_{batch}"],
-                           f"batch {batch}, {sizes.cnn_samples} samples each side, float32")
+                           f"batch {batch}, {sizes.cnn_samples} samples each side, device "
+                           f"{'mixed_bfloat16' if mixed else 'float32'}, CPU float32")
         report.agreement(name, [
             ("probability_max_abs_difference_device_vs_cpu", figures["probability_max_abs_difference_device_vs_cpu"],
              CNN_PROBABILITY_TOLERANCE),
@@ -775,9 +785,10 @@ def encoder_rate(shape, vocab, ids, mask, device: str, batch: int, steps: int) -
     torch.manual_seed(0)
     model = encoder.MultiscaleEncoder(shape)
     validation = (ids[:1], mask[:1])
-    warm = encoder.TrainingSettings(steps=2, batch_size=batch, eval_every=10**9)
+    # cuda_batch_size 0: the named batch on both sides (pretrain's bfloat16 autocast stays on where it would be)
+    warm = encoder.TrainingSettings(steps=2, batch_size=batch, eval_every=10**9, cuda_batch_size=0)
     encoder.pretrain(model, (ids, mask), validation, vocab, warm, torch.device(device), **quiet)
-    settings = encoder.TrainingSettings(steps=steps, batch_size=batch, eval_every=10**9)
+    settings = encoder.TrainingSettings(steps=steps, batch_size=batch, eval_every=10**9, cuda_batch_size=0)
     synchronize(device)
     history = encoder.pretrain(model, (ids, mask), validation, vocab, settings, torch.device(device), **quiet)
     synchronize(device)
@@ -790,6 +801,7 @@ def section_encoder(ctx: Context) -> None:
     import torch
 
     from assets.cycling import encoder
+    from resources.devices import is_gpu
 
     report, sizes, section = ctx.report, ctx.sizes, "encoder"
     largest = max(sizes.encoder_batches + ((sizes.encoder_scale_batch,) if ctx.two_sides else ()))
@@ -799,6 +811,7 @@ def section_encoder(ctx: Context) -> None:
     report.figure(section, "parameters", parameters, f"hidden {shape.hidden_size}, windows {shape.max_windows} x "
                                                      f"{shape.window_tokens} tokens")
     report.figure(section, "steps_each_side", sizes.encoder_steps, "same batches, after 2 warm-up steps")
+    report.figure(section, "device_mixed_precision", is_gpu(ctx.device), "pretrain's bfloat16 autocast; CPU float32")
     rates = {}
     with cpu_threads(ctx.n_cores):
         for batch in sizes.encoder_batches:

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from transformers import BertConfig, BertModel
 
+from resources.devices import is_gpu, training_batch_size
 from resources.datapaths import atomic_write_bytes
 
 
@@ -52,6 +53,7 @@ class TrainingSettings:
     number_loss_weight: float = 0.1  # 0: cross-entropy only
     eval_every: int = 20  # steps between validation losses and checkpoints
     seed: int = 0
+    cuda_batch_size: int = 256  # at least this batch on a GPU (a small model leaves it idle otherwise); 0: batch_size
 
 
 def _bert(shape: EncoderShape, layers: int, positions: int, vocab_size: int, pad_token_id: int) -> BertModel:
@@ -202,12 +204,17 @@ def masked_lm_losses(model: MultiscaleEncoder, ids: torch.Tensor, mask: torch.Te
             "cross_entropy": cross_entropy, "number_loss": number}
 
 
+def mixed_precision(device: torch.device):
+    """bfloat16 autocast on a GPU (no loss scaling needed; softmax and losses stay float32); off on the CPU."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=is_gpu(device))
+
+
 def validation_loss(model, ids, mask, vocab, settings, device) -> float:
     """Mean masked-LM loss over the validation documents, with fixed masks (seeded per call)."""
     model.eval()
     generator = torch.Generator(device=device).manual_seed(settings.seed + 1)
     losses = []
-    with torch.no_grad():
+    with torch.no_grad(), mixed_precision(device):
         for start in range(0, len(ids), settings.batch_size):
             batch = slice(start, start + settings.batch_size)
             losses.append(float(masked_lm_losses(model, ids[batch].to(device), mask[batch].to(device), vocab,
@@ -220,18 +227,21 @@ def pretrain(model: MultiscaleEncoder, train: tuple[np.ndarray, np.ndarray], val
              vocab: Vocabulary, settings: TrainingSettings, device: torch.device,
              on_checkpoint: Callable[[int, float], None] | None = None,
              log: Callable[[str], None] = print) -> pd.DataFrame:
-    """Masked-token pretraining; one history row per step (validation loss every eval_every steps)."""
+    """Masked-token pretraining; one history row per step (validation loss every eval_every steps).
+    On a GPU: bfloat16 autocast and batches of at least settings.cuda_batch_size documents."""
     model.to(device).train()
     train_ids, train_mask = (torch.from_numpy(a) for a in train)
     val_ids, val_mask = (torch.from_numpy(a) for a in validation)
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate)
     order_rng = np.random.default_rng(settings.seed)
     generator = torch.Generator(device=device).manual_seed(settings.seed)
+    batch_size = min(training_batch_size(settings.batch_size, device, settings.cuda_batch_size), len(train_ids))
     rows, tokens_seen, start = [], 0, time.perf_counter()
     for step in range(1, settings.steps + 1):
-        batch = order_rng.choice(len(train_ids), size=min(settings.batch_size, len(train_ids)), replace=False)
+        batch = order_rng.choice(len(train_ids), size=batch_size, replace=False)
         ids, mask = train_ids[batch].to(device), train_mask[batch].to(device)
-        losses = masked_lm_losses(model, ids, mask, vocab, settings, generator)
+        with mixed_precision(device):
+            losses = masked_lm_losses(model, ids, mask, vocab, settings, generator)
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()

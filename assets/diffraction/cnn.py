@@ -22,7 +22,7 @@ def build_phase_cnn(n_points: int, n_phases: int):
         keras.layers.Flatten(),
         keras.layers.Dropout(0.5),
         keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dense(n_phases, activation="softmax"),
+        keras.layers.Dense(n_phases, activation="softmax", dtype="float32"),  # float32 softmax under a mixed policy
     ]
     model = keras.Sequential(layers, name="phase_cnn")
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -45,10 +45,22 @@ def as_cnn_input(profiles: np.ndarray):
     return keras.ops.expand_dims(keras.ops.convert_to_tensor(normalise_max(np.asarray(profiles, float)), "float32"), -1)
 
 
-def train_phase_cnn(profiles: np.ndarray, labels: np.ndarray, n_phases: int, epochs: int, batch_size: int):
-    """Fit a fresh CNN; returns (model, per-epoch history dict)."""
-    model = build_phase_cnn(profiles.shape[1], n_phases)
-    history = model.fit(as_cnn_input(profiles), labels, epochs=epochs, batch_size=batch_size, verbose=0, shuffle=True)
+CUDA_BATCH_SIZE = 1024  # at least this batch on a GPU, where small batches leave it idle
+
+
+def train_phase_cnn(profiles: np.ndarray, labels: np.ndarray, n_phases: int, epochs: int, batch_size: int,
+                    device: str = "cpu", cuda_batch_size: int = CUDA_BATCH_SIZE):
+    """Fit a fresh CNN in the caller's keras.device scope (`device`, as ComputeResource.keras_device names it);
+    returns (model, per-epoch history dict). On a GPU it trains under mixed_bfloat16 at batch >= cuda_batch_size
+    (0: batch_size) and returns a float32 copy; on the CPU exactly as asked."""
+    from resources.devices import is_gpu, keras_float32_copy, keras_mixed_precision, training_batch_size
+
+    with keras_mixed_precision(device):
+        model = build_phase_cnn(profiles.shape[1], n_phases)
+    history = model.fit(as_cnn_input(profiles), labels, epochs=epochs, verbose=0, shuffle=True,
+                        batch_size=training_batch_size(batch_size, device, cuda_batch_size))
+    if is_gpu(device):
+        model = keras_float32_copy(model, lambda: build_phase_cnn(profiles.shape[1], n_phases))
     return model, {name: [float(v) for v in values] for name, values in history.history.items()}
 
 

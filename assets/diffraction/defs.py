@@ -163,7 +163,8 @@ def phase_cnn(context: AssetExecutionContext, config: PhaseCnnConfig, diffractio
     train, test = (split["split"] == "train").to_numpy(), (split["split"] == "test").to_numpy()
     started = time.perf_counter()
     with keras.device(compute.keras_device()):
-        model, history = train_phase_cnn(x[train], y[train], len(phases), config.epochs, config.batch_size)
+        model, history = train_phase_cnn(x[train], y[train], len(phases), config.epochs, config.batch_size,
+                                         compute.keras_device())
         predicted = predict_probabilities(model, x[test]).argmax(axis=1)
     training_s = time.perf_counter() - started
     matrix = confusion_matrix(y[test], predicted, len(phases))

@@ -72,5 +72,7 @@ def test_quick_run_json_holds_every_sections_figures_and_the_machine(quick_run):
         assert numbers and all(value == value for value in numbers)  # no NaN
     assert document["sections"]["pdf_cnn"]["keras_backend"] == "torch"
     assert document["sections"]["diffraction"]["device_precision"] == "float64"  # float32 is the CUDA default
+    for section in ("pdf_cnn", "diffraction_cnn", "encoder"):  # mixed precision only on CUDA
+        assert document["sections"][section]["device_mixed_precision"] is False
     assert set(document["speedups_device_over_best_cpu"]) == {"diffraction", "pdf"}
     assert document["speedup_geomean"] > 0
