@@ -18,6 +18,7 @@ from assets.eis.fitting import (
     fit_spectra,
     naive_start,
     pad_spectra,
+    relative_residual,
     residual_jacobian,
     weighted_residual,
 )
@@ -139,6 +140,16 @@ def test_masked_and_compacted_batches_take_the_same_steps(monkeypatch):
     masked = simulated_fits(monkeypatch, residual_jacobian, check_every=CUDA_CHECK_EVERY, names=("RCPE-RCPE-RCPE",), per_class=6)
     np.testing.assert_array_equal(masked["iterations"], compacted["iterations"])
     np.testing.assert_allclose(masked["parameters"], compacted["parameters"], rtol=1e-8)  # batch make-up moves rounding
+
+
+def test_relative_residual_of_ragged_spectra_is_each_spectrums_own():
+    circuit = CIRCUITS["RC-G-G"]
+    rng = np.random.default_rng(8)
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 3, 0.01, rng)
+    omegas, impedances = [o[: 30 + 10 * k] for k, o in enumerate(omegas)], [z[: 30 + 10 * k] for k, z in enumerate(impedances)]
+    parameters = np.array([[WELL_IDENTIFIED[circuit.name][p] * (1 + 0.1 * k) for p in circuit.parameters] for k in range(3)])
+    expected = [np.linalg.norm(circuit_impedance(circuit, v, o) - z) / np.linalg.norm(z) for v, o, z in zip(parameters, omegas, impedances)]
+    np.testing.assert_allclose(relative_residual(circuit, parameters, omegas, impedances), expected, rtol=1e-12)
 
 
 def test_bounded_parameters_stay_inside_bounds_and_round_trip():
