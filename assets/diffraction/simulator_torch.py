@@ -31,6 +31,8 @@ from assets.diffraction.simulator import (
 
 SCIPY_GAUSSIAN_TRUNCATE = 4.0  # gaussian_filter1d's default kernel half-width, in sigma
 Precision = Literal["auto", "float64", "float32"]
+CUDA_BATCH_SIZE = 8192  # patterns per block on a GPU (H200, float64: 441k patterns/s at 2048, 604k at 8192)
+CPU_BATCH_SIZE = 512
 
 
 def gaussian_kernel(sigma_px: float) -> np.ndarray:
@@ -102,13 +104,14 @@ def radial_profiles_torch(
     sigma_px: float,
     lattice_scale: np.ndarray | None = None,
     drop_counts: np.ndarray | None = None,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     device: str = "cuda",
     precision: Precision = "auto",
 ) -> np.ndarray:
     """simulator.radial_profiles on torch: (r, n_bins), bin k centred on radius k pixels.
 
-    precision "auto": float32 on CUDA, float64 elsewhere (see the module docstring)."""
+    batch_size None: CUDA_BATCH_SIZE patterns per block on CUDA, CPU_BATCH_SIZE elsewhere; precision "auto":
+    float32 on CUDA, float64 elsewhere (see the module docstring)."""
     import torch
 
     def as_tensor(values, dtype=torch.float64):
@@ -119,7 +122,9 @@ def radial_profiles_torch(
     pixel_size, inverse_scale = as_tensor(pixel_size), 1.0 / as_tensor(lattice_scale)
     drops = as_tensor(drop_counts, torch.int64)
     beams = as_tensor(rotation_matrices(quaternions)[:, 2, :])
-    single = precision == "float32" or (precision == "auto" and torch.device(device).type == "cuda")
+    on_cuda = torch.device(device).type == "cuda"
+    batch_size = batch_size or (CUDA_BATCH_SIZE if on_cuda else CPU_BATCH_SIZE)
+    single = precision == "float32" or (precision == "auto" and on_cuda)
     working = torch.float32 if single else torch.float64
     xyz, spot_intensity = as_tensor(reflections.xyz_inv_A), as_tensor(reflections.intensity, working)
     g_squared = as_tensor(reflections.g_squared)
