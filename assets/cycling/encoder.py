@@ -245,7 +245,7 @@ def pretrain(model: MultiscaleEncoder, train: tuple[np.ndarray, np.ndarray], val
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
-        tokens_seen += int(mask.sum())
+        tokens_seen += int(train_mask[batch].sum())  # counted on the host copy: no wait for the device
         row = {"step": step, **{k: float(v.detach()) for k, v in losses.items()}, "validation_loss": float("nan"),
                "tokens_seen": tokens_seen, "elapsed_s": time.perf_counter() - start}
         if step % settings.eval_every == 0 or step == settings.steps:
