@@ -48,6 +48,7 @@ def run_config(args, extra: dict, assets=None) -> dict:
     ops = {
         "eis_simulated_spectra": {"config": {"spectra_per_class": args.simulated_per_class, "unlabelled_examples": 0}},
         "eis_spectra": {"config": {"include_simulated": args.include_simulated}},
+        "eis_label_fitted_spectra": {"config": {"spectra_per_class": args.label_fitted_per_class}},
         "eis_features": {"config": {"max_features": args.max_features}},
         "eis_circuit_classifier": {"config": {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth}},
         "eis_parameter_regressors": {"config": {"n_estimators": 30}},
@@ -68,6 +69,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--include-simulated", default="never", choices=["auto", "always", "never"])
     parser.add_argument("--simulated-per-class", type=int, default=50)
+    parser.add_argument("--label-fitted-per-class", type=int, default=1000, help="eis_label_fitted_spectra's spectra_per_class (0: off)")
     parser.add_argument("--max-features", type=int, default=40)
     parser.add_argument("--n-estimators", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.15)
@@ -102,8 +104,8 @@ def main() -> int:
         "dask": DaskResource(synchronous=True),
         "io_manager": MaterialsStorage(root=str(root)),
     }
-    assets = [eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split, eis.eis_features,
-              eis.eis_circuit_classifier, eis.eis_parameter_regressors, eis.eis_predictions]
+    assets = [eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split, eis.eis_label_fitted_spectra,
+              eis.eis_features, eis.eis_circuit_classifier, eis.eis_parameter_regressors, eis.eis_predictions]
     instance = DagsterInstance.ephemeral()
     print(f"date_utc: {time.strftime('%Y-%m-%d %H:%M', time.gmtime())}")
     print(f"data_files: {len(files)}")
@@ -117,8 +119,8 @@ def main() -> int:
     print(f"spectra_on_grid: {len(interpolated['spectra'])}")
     scores: dict[str, list[dict]] = {}
     for fold in range(0 if args.skip_cv else args.folds):
-        config = run_config(args, {"eis_split": {"cv_folds": args.folds, "cv_fold": fold}}, assets[3:6])
-        fold_result = materialize(assets[:6], selection=assets[3:6], resources=resources, instance=instance, run_config=config)
+        config = run_config(args, {"eis_split": {"cv_folds": args.folds, "cv_fold": fold}}, assets[3:7])
+        fold_result = materialize(assets[:7], selection=assets[3:7], resources=resources, instance=instance, run_config=config)
         for name, metrics in fold_result.output_for_node("eis_circuit_classifier")["metrics"].items():
             scores.setdefault(name, []).append(metrics)
         print(f"fold {fold + 1}/{args.folds}: " + ", ".join(f"{n} {m[-1]['accuracy']:.3f}" for n, m in scores.items()), file=sys.stderr, flush=True)

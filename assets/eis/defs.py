@@ -1,6 +1,6 @@
 """Dagster wiring of the `eis` pipeline (science lives in the sibling modules).
 
-eis_simulated_spectra -> eis_spectra -> eis_interpolated -> eis_split -> eis_features
+eis_simulated_spectra -> eis_spectra -> eis_interpolated -> eis_split -> eis_label_fitted_spectra -> eis_features
 -> eis_circuit_classifier, eis_parameter_regressors -> eis_predictions -> eis_circuit_fits
 """
 
@@ -276,6 +276,56 @@ def eis_split(context: dg.AssetExecutionContext, config: SplitConfig, compute: C
     return split
 
 
+class LabelFittedConfig(dg.Config):
+    # Spectra simulated per class like the user's labelled training spectra (simulate.LabelFittedSettings);
+    # they join every classifier's training rows, never the test split. 0 turns this off.
+    spectra_per_class: int = 1000
+    jitter_decades: float = 0.3  # log10 jitter of resistances, capacitances, CPE Q, L, times
+    exponent_jitter: float = 0.03  # CPE and Warburg exponents
+    noise_relative_std: float = 0.0  # of |Z|; the challenge spectra are noise-free
+
+
+@dg.asset(group_name=PIPELINE)
+def eis_label_fitted_spectra(
+    context: dg.AssetExecutionContext, config: LabelFittedConfig, compute: ComputeResource, eis_spectra: pd.DataFrame,
+    eis_interpolated: dict, eis_split: pd.DataFrame,
+) -> dict:
+    """Extra training spectra from a simulator fitted to the training split's labelled user spectra:
+    each class's parameters drawn from its training values (jittered, drawn independently), on the
+    training spectra's own frequency grids, interpolated onto the common grid. Empty without user
+    labelled spectra (the demo): our default simulator's spectra are then the training data already."""
+    from assets.eis import simulate
+    from assets.eis.circuits import CIRCUITS
+    from assets.eis.features import interpolate_spectrum
+    from assets.eis.models import parameter_matrix
+    from assets.eis.report import nyquist_markdown
+
+    settings = simulate.LabelFittedSettings(config.spectra_per_class, config.jitter_decades, config.exponent_jitter, config.noise_relative_std)
+    train_ids = set(eis_split.loc[(eis_split["split"] == "train") & (eis_split["origin"] == "user"), "spectrum_id"])
+    training = eis_spectra[eis_spectra["spectrum_id"].isin(train_ids) & eis_spectra["parameters"].notna()]
+    grid = eis_interpolated["grid_rad_s"]
+    rng = compute.rng(offset=3)
+    circuits, rows, examples = [], [], {}
+    for name, group in ([] if config.spectra_per_class <= 0 else sorted(training.groupby("circuit"))):
+        grids = [np.asarray(omega) for omega in group["omega_rad_s"]]
+        batch = simulate.simulate_like_labels(CIRCUITS[name], parameter_matrix(group["parameters"], name), grids, settings, rng)
+        for i, n in enumerate(batch.n_points):
+            rows.append(interpolate_spectrum(batch.omega[i, :n], batch.impedance[i, :n], grid))
+        circuits += [name] * len(batch.n_points)
+        examples[f"label_fitted ({name})"] = rows[-1]
+    spectra = pd.DataFrame({"spectrum_id": [f"label_fitted#{k}" for k in range(len(circuits))], "circuit": circuits})
+    context.add_output_metadata(
+        {
+            "n_spectra": len(spectra),
+            "n_training_user_spectra_fitted": len(training),
+            "per_class": dg.MetadataValue.json(spectra["circuit"].value_counts().sort_index().to_dict()),
+            "nyquist": dg.MetadataValue.md(nyquist_markdown(examples, "one label-fitted spectrum per class (on the grid)")) if examples else "none",
+        }
+    )
+    z = np.array(rows) if rows else np.zeros((0, len(grid)), dtype=complex)
+    return {"spectra": spectra, "z": z}
+
+
 class FeaturesConfig(dg.Config):
     fc_preset: Literal["minimal", "compact", "efficient", "comprehensive"] = "compact"
     fdr_level: float = 0.05
@@ -284,9 +334,11 @@ class FeaturesConfig(dg.Config):
 
 @dg.asset(group_name=PIPELINE)
 def eis_features(
-    context: dg.AssetExecutionContext, config: FeaturesConfig, compute: ComputeResource, eis_interpolated: dict, eis_split: pd.DataFrame
+    context: dg.AssetExecutionContext, config: FeaturesConfig, compute: ComputeResource, eis_interpolated: dict, eis_split: pd.DataFrame,
+    eis_label_fitted_spectra: dict,
 ) -> dict:
-    """tsfresh features; selection fitted on the training split, its settings stored for prediction."""
+    """tsfresh features (selection fitted on the training split's spectra, its settings stored for
+    prediction) and shape features, of every spectrum and of the label-fitted training spectra."""
     from assets.eis import features
 
     ids = eis_interpolated["spectra"]["spectrum_id"].tolist()
@@ -301,13 +353,15 @@ def eis_features(
     columns, n_relevant = features.select_relevant(train_full, train["circuit"].tolist(), jobs, config.fdr_level, config.max_features)
     kind_to_fc = features.settings_for_columns(columns)
     started = time.perf_counter()
-    selected = features.extract(ids, eis_interpolated["z"], jobs, kind_to_fc_parameters=kind_to_fc)
+    table = _feature_table(features, ids, eis_interpolated["z"], jobs, kind_to_fc, columns)
     selected_s = time.perf_counter() - started
-    table = pd.concat([selected.reset_index(drop=True), features.shape_features(eis_interpolated["z"])], axis=1)
-    table.insert(0, "spectrum_id", ids)
+    extra = eis_label_fitted_spectra["spectra"]
+    label_fitted = _feature_table(features, extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"], jobs, kind_to_fc, columns)
+    label_fitted.insert(1, "circuit", extra["circuit"].to_numpy())
     context.add_output_metadata(
         {
             "n_spectra": len(table),
+            "n_label_fitted_spectra": len(label_fitted),
             "n_candidate_features": train_full.shape[1],
             "n_relevant_on_train": n_relevant,
             "n_selected": len(columns),
@@ -319,11 +373,20 @@ def eis_features(
     )
     return {
         "features": table,
+        "label_fitted": label_fitted,
         "tsfresh_columns": columns,
         "kind_to_fc_parameters": kind_to_fc,
         "grid_rad_s": eis_interpolated["grid_rad_s"],
         "selection": {"fc_preset": config.fc_preset, "fdr_level": config.fdr_level, "max_features": config.max_features},
     }
+
+
+def _feature_table(features, ids: list[str], z_on_grid: np.ndarray, jobs: int, kind_to_fc: dict, columns: list[str]) -> pd.DataFrame:
+    """spectrum_id, the selected tsfresh features (in `columns` order), the shape features: one row per id."""
+    selected = features.extract(ids, z_on_grid, jobs, kind_to_fc_parameters=kind_to_fc)[columns] if ids else pd.DataFrame(columns=columns, dtype=float)
+    table = pd.concat([selected.reset_index(drop=True), features.shape_features(z_on_grid)], axis=1)
+    table.insert(0, "spectrum_id", ids)
+    return table
 
 
 # ---- 5. classifier -------------------------------------------------------------------------
@@ -381,23 +444,29 @@ def eis_circuit_classifier(
     eis_features: dict,
     eis_split: pd.DataFrame,
     eis_interpolated: dict,
+    eis_label_fitted_spectra: dict,
 ) -> dict:
     """XGBoost circuit classifier on the chosen feature set; the other feature sets and a raw-grid
-    baseline (Re, Im at the grid points) scored beside it on the same split. Test metrics are on the
-    test split only (user spectra when there are any), with per-source accuracy."""
+    baseline (Re, Im at the grid points) scored beside it on the same split, each trained on the
+    training split plus the label-fitted spectra. Test metrics are on the test split only (user
+    spectra when there are any), with per-source accuracy."""
     from assets.eis.features import raw_grid_table
     from assets.eis.models import per_source_accuracy, side_by_side
 
-    feature_table = eis_features["features"]
+    feature_table, label_fitted = eis_features["features"], eis_features["label_fitted"]
     classes = sorted(eis_split["circuit"].unique())
     raw = raw_grid_table(eis_interpolated["spectra"]["spectrum_id"].tolist(), eis_interpolated["z"])
+    extra = eis_label_fitted_spectra["spectra"]
+    raw_extra = raw_grid_table(extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"])
     names = ("tsfresh", "shape", "tsfresh+shape") if config.compare_feature_sets else (config.feature_set,)
-    candidates = {f"{name}_xgboost": (feature_table, feature_columns(eis_features, name)) for name in names}
-    candidates["raw_grid_xgboost"] = (raw, list(raw.columns[1:]))
+    candidates = {f"{name}_xgboost": (feature_table, label_fitted, feature_columns(eis_features, name)) for name in names}
+    candidates["raw_grid_xgboost"] = (raw, raw_extra, list(raw.columns[1:]))
     chosen = f"{config.feature_set}_xgboost"
     results, model, predicted_test = {}, None, None
-    for name, (table, columns) in candidates.items():
+    for name, (table, extra_table, columns) in candidates.items():
         x_train, x_test, y_train, y_test, test_rows = _train_test(table, eis_split, columns)
+        x_train = np.vstack([x_train, extra_table[columns].to_numpy(dtype=float)])
+        y_train = y_train + extra["circuit"].tolist()
         fitted, metrics, predicted = _fit_and_score(x_train, x_test, y_train, y_test, classes, config, compute)
         results[name] = metrics
         if name == chosen:
@@ -416,6 +485,7 @@ def eis_circuit_classifier(
             "model_id": model_id,
             "feature_set": config.feature_set,
             "n_test": len(test_ids),
+            "n_label_fitted_training": len(extra),
             **{name: round_sig(metrics[name]) for name in HEADLINE},
             "baseline_accuracy": round_sig(baseline["accuracy"]),
             "baseline_macro_f1": round_sig(baseline["macro_f1"]),
@@ -691,6 +761,7 @@ defs = dg.Definitions(
         eis_spectra,
         eis_interpolated,
         eis_split,
+        eis_label_fitted_spectra,
         eis_features,
         eis_circuit_classifier,
         eis_parameter_regressors,

@@ -121,3 +121,53 @@ def as_challenge_frame(batches: list[SimulatedClass], labelled: bool = True, war
             circuits.append(batch.circuit.name)
             params.append({name: values[i] * (warburg_exponent_scale if name == "W1_p" else 1.0) for name, values in batch.parameters.items()})
     return challenge_frame(freq_rows, z_rows, circuits if labelled else None, params if labelled else None)
+
+
+@dataclass(frozen=True)
+class LabelFittedSettings:
+    """A simulator fitted to a user's labelled spectra (their training split only).
+
+    Each parameter is drawn from its class's training values independently of the others (so new
+    combinations appear), then jittered: log-scaled parameters by a normal jitter of `jitter_decades`
+    in log10, clipped to the training range widened by the jitter; exponents by `exponent_jitter`,
+    clipped to the training range. Frequency grids are the training spectra's own. No noise by
+    default: the challenge spectra are noise-free (their stored parameters reproduce Z to 0.1 %).
+    """
+
+    spectra_per_class: int = 1000
+    jitter_decades: float = 0.3
+    exponent_jitter: float = 0.03
+    noise_relative_std: float = 0.0
+
+
+def sample_like(circuit: Circuit, observed: np.ndarray, n: int, settings: LabelFittedSettings, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """n parameter sets (name -> (n,)) drawn from the observed (K, P) values of one class."""
+    params = {}
+    for j, (name, log_scaled) in enumerate(zip(circuit.parameters, circuit.log_scaled)):
+        values = observed[:, j]
+        drawn = values[rng.integers(0, len(values), n)]
+        if log_scaled:
+            low, high = np.log10(values.min()) - settings.jitter_decades, np.log10(values.max()) + settings.jitter_decades
+            params[name] = 10 ** np.clip(np.log10(drawn) + rng.normal(0.0, settings.jitter_decades, n), low, high)
+        else:
+            params[name] = np.clip(drawn + rng.normal(0.0, settings.exponent_jitter, n), values.min(), values.max())
+    return params
+
+
+def padded_grids(grids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Grids of different lengths as one (N, M) array, each padded with its last frequency, and their lengths."""
+    n_points = np.array([len(g) for g in grids])
+    padded = np.array([np.pad(g, (0, n_points.max() - len(g)), mode="edge") for g in grids])
+    return padded, n_points
+
+
+def simulate_like_labels(
+    circuit: Circuit, observed: np.ndarray, grids: list[np.ndarray], settings: LabelFittedSettings, rng: np.random.Generator
+) -> SimulatedClass:
+    """One class's spectra from parameters like `observed` (K, P) on grids drawn from `grids` (rad/s, ascending)."""
+    n = settings.spectra_per_class
+    params = canonical_block_order(circuit, sample_like(circuit, observed, n, settings, rng))
+    omega, n_points = padded_grids([grids[i] for i in rng.integers(0, len(grids), n)])
+    clean = circuit.impedance({k: v[:, None] for k, v in params.items()}, omega)
+    noise = SimulationSettings(noise_relative_std=settings.noise_relative_std)
+    return SimulatedClass(circuit, omega, add_noise(clean, noise, rng) if settings.noise_relative_std > 0 else clean, n_points, params)

@@ -90,3 +90,27 @@ def test_simulated_blocks_are_numbered_by_time_constant_and_swapping_them_keeps_
     z_ordered = circuit.impedance({k: v[:, None] for k, v in ordered.items()}, OMEGA)
     z_drawn = circuit.impedance({k: v[:, None] for k, v in drawn.items()}, OMEGA)
     np.testing.assert_allclose(z_ordered, z_drawn, rtol=1e-12)
+
+
+def test_label_fitted_simulator_stays_near_the_observed_values_on_the_observed_grids():
+    from assets.eis.simulate import LabelFittedSettings, simulate_like_labels
+
+    circuit = CIRCUITS["L-R-RCPE"]  # L1, R1, R2, CPE1_t, CPE1_C
+    observed = np.array([[1e-7, 2.0, 100.0, 0.6, 1e-6], [1e-6, 20.0, 1000.0, 0.9, 1e-4], [3e-7, 5.0, 300.0, 0.7, 1e-5]])
+    grids = [np.logspace(0, 5, 30), np.logspace(-1, 6, 45)]
+    settings = LabelFittedSettings(spectra_per_class=400, jitter_decades=0.2, exponent_jitter=0.05)
+    batch = simulate_like_labels(circuit, observed, grids, settings, np.random.default_rng(0))
+    for j, name in enumerate(circuit.parameters):
+        values = batch.parameters[name]
+        if circuit.log_scaled[j]:
+            assert values.min() >= observed[:, j].min() * 10**-0.2 * (1 - 1e-12)
+            assert values.max() <= observed[:, j].max() * 10**0.2 * (1 + 1e-12)
+            assert not np.isin(values, observed[:, j]).any()  # jittered, not copies (clipping may repeat a bound)
+        else:
+            assert observed[:, j].min() <= values.min() and values.max() <= observed[:, j].max()
+    assert set(batch.n_points) == {30, 45}
+    for i in (0, 1, 2):
+        n = batch.n_points[i]
+        assert any(len(g) == n and np.array_equal(batch.omega[i, :n], g) for g in grids)
+        params = {name: batch.parameters[name][i] for name in circuit.parameters}
+        np.testing.assert_allclose(batch.impedance[i, :n], circuit.impedance(params, batch.omega[i, :n]), rtol=1e-12)

@@ -24,6 +24,7 @@ ALL_ASSETS = [
     eis.eis_spectra,
     eis.eis_interpolated,
     eis.eis_split,
+    eis.eis_label_fitted_spectra,
     eis.eis_features,
     eis.eis_circuit_classifier,
     eis.eis_parameter_regressors,
@@ -164,15 +165,22 @@ def test_with_user_labelled_spectra_the_test_split_holds_only_theirs(data_root, 
     as_challenge_frame(batches).rename(columns={"": "index"}).to_csv(data_root / "lab.csv", index=False)
     (data_root / "raw" / "eis").mkdir(parents=True)
     (data_root / "lab.csv").rename(data_root / "raw" / "eis" / "lab.csv")
-    ops = {"eis_simulated_spectra": {"config": {"spectra_per_class": 6, "unlabelled_examples": 0}}}
+    ops = {"eis_simulated_spectra": {"config": {"spectra_per_class": 6, "unlabelled_examples": 0}},
+           "eis_label_fitted_spectra": {"config": {"spectra_per_class": 5}}}
     for option, simulated in (("auto", 0), ("always", 54), ("never", 0)):
         ops["eis_spectra"] = {"config": {"include_simulated": option}}
-        result = materialize([eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split],
+        result = materialize([eis.eis_simulated_spectra, eis.eis_spectra, eis.eis_interpolated, eis.eis_split, eis.eis_label_fitted_spectra],
                              resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": ops})
         split = result.output_for_node("eis_split")
         assert (split["origin"] == "synthetic").sum() == simulated, option
         assert set(split.loc[split["split"] == "test", "origin"]) == {"user"}, option
         assert (split.loc[split["origin"] == "synthetic", "split"] == "train").all()
+        # The label-fitted spectra: 5 per class of the user's training spectra, never in the split.
+        label_fitted = result.output_for_node("eis_label_fitted_spectra")
+        user_train = split[(split["origin"] == "user") & (split["split"] == "train")]
+        assert label_fitted["spectra"]["circuit"].value_counts().to_dict() == {c: 5 for c in user_train["circuit"].unique()}
+        assert not set(label_fitted["spectra"]["spectrum_id"]) & set(split["spectrum_id"])
+        assert label_fitted["z"].shape == (len(label_fitted["spectra"]), 40) and np.isfinite(label_fitted["z"]).all()
 
 
 def test_paper_scale_run_config_is_valid_for_eis_job():
