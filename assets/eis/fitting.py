@@ -12,8 +12,8 @@ The objective per spectrum is the mean squared weighted complex residual
 usual choice without measured variances) or w = 1 ("unit"). Three optimisers:
 
 - "lm": batched Levenberg-Marquardt. Each spectrum has its own damping; the Jacobian
-  comes from forward-mode autodiff (one tangent per parameter, all spectra at once) and
-  the P x P normal equations of all spectra are solved in one batched call.
+  comes from one reverse-mode pass over all spectra and points (residual_jacobian) and
+  the P x P normal equations of all spectra are solved in one batched call, on the device.
 - "adam": torch.optim.Adam on the summed objective (Adam is elementwise, so the
   spectra do not interact).
 - "lbfgs": torch.optim.LBFGS with strong-Wolfe line search on the summed objective.
