@@ -4,8 +4,10 @@
 
 Runs the pipeline's own assets in process on a fresh data root (a temporary folder; DIR's labelled
 CSVs are copied into its raw/eis/), with `include_simulated: never` (use --include-simulated to
-change it): eis_spectra -> eis_interpolated once, then eis_split -> eis_features ->
-eis_circuit_classifier once per fold of a stratified K-fold (eis_split's `cv_folds`/`cv_fold`).
+change it): eis_spectra -> eis_interpolated once, then eis_split -> eis_label_fitted_spectra ->
+eis_features -> eis_circuit_classifier once per fold of a stratified K-fold (eis_split's
+`cv_folds`/`cv_fold`). eis_label_fitted_spectra simulates --label-fitted-per-class spectra per class
+like the fold's training spectra (0 turns it off); they join training only.
 Prints, per model the classifier asset scores (tsfresh+XGBoost, the scale-invariant shape features,
 both, and the raw-grid baseline), the mean over folds of accuracy, balanced accuracy and macro-F1.
 With --holdout FILE: trains on all of DIR and scores FILE's labelled spectra (the file is dropped
@@ -50,7 +52,8 @@ def run_config(args, extra: dict, assets=None) -> dict:
         "eis_spectra": {"config": {"include_simulated": args.include_simulated}},
         "eis_label_fitted_spectra": {"config": {"spectra_per_class": args.label_fitted_per_class}},
         "eis_features": {"config": {"max_features": args.max_features}},
-        "eis_circuit_classifier": {"config": {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth}},
+        "eis_circuit_classifier": {"config": {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
+                                              "subsample": args.subsample, "colsample_bytree": args.colsample_bytree}},
         "eis_parameter_regressors": {"config": {"n_estimators": 30}},
     }
     for key, config in extra.items():
@@ -74,6 +77,8 @@ def main() -> int:
     parser.add_argument("--n-estimators", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.15)
     parser.add_argument("--max-depth", type=int, default=4)
+    parser.add_argument("--subsample", type=float, default=1.0)
+    parser.add_argument("--colsample-bytree", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-fitting", action="store_true")
     parser.add_argument("--skip-cv", action="store_true", help="only read the data and compare the fitters")

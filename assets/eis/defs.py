@@ -399,6 +399,8 @@ class BoostConfig(dg.Config):
     n_estimators: int = 60
     max_depth: int = 4
     learning_rate: float = 0.15
+    subsample: float = 1.0  # share of training rows per tree
+    colsample_bytree: float = 1.0  # share of features per tree (0.3 suits many label-fitted spectra)
     # tsfresh: the selected tsfresh features; shape: the scale-invariant features (features.shape_features);
     # tsfresh+shape: both. The others are scored beside the chosen one.
     feature_set: FeatureSet = "tsfresh+shape"
@@ -407,7 +409,7 @@ class BoostConfig(dg.Config):
     def settings(self):
         from assets.eis.models import BoostSettings
 
-        return BoostSettings(self.n_estimators, self.max_depth, self.learning_rate)
+        return BoostSettings(self.n_estimators, self.max_depth, self.learning_rate, self.subsample, self.colsample_bytree)
 
 
 def feature_columns(bundle: dict, feature_set: str) -> list[str]:

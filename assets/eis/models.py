@@ -23,6 +23,8 @@ class BoostSettings:
     n_estimators: int = 60
     max_depth: int = 4
     learning_rate: float = 0.15
+    subsample: float = 1.0  # share of rows per tree
+    colsample_bytree: float = 1.0  # share of features per tree
 
 
 def boost_arguments(settings: BoostSettings, device: str, n_jobs: int, seed: int) -> dict:
@@ -30,6 +32,8 @@ def boost_arguments(settings: BoostSettings, device: str, n_jobs: int, seed: int
         "n_estimators": settings.n_estimators,
         "max_depth": settings.max_depth,
         "learning_rate": settings.learning_rate,
+        "subsample": settings.subsample,
+        "colsample_bytree": settings.colsample_bytree,
         "tree_method": "hist",
         "device": device,
         "n_jobs": n_jobs,
