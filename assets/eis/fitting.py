@@ -144,51 +144,67 @@ class BoundedParameters:
         return self.circuit.impedance(dict(zip(self.circuit.parameters, columns)), omega, torch)
 
 
-def spectrum_limits(circuit: Circuit, omega: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """(P, 2) bounds of one spectrum's parameters from its |Z| and frequency span (rad/s)."""
-    z_max = float(np.max(np.abs(z)))
-    w_min, w_max = float(np.min(omega)), float(np.max(omega))
+def spectra_limits(circuit: Circuit, omega: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """(N, P, 2) bounds of each spectrum's parameters from its |Z| and frequency span (rad/s).
+
+    omega, z: (N, M), one spectrum a row; shorter rows padded by repeating one of their points
+    (pad_edge), which moves no extreme."""
+    z_max = np.max(np.abs(z), axis=1)
+    w_min, w_max = np.min(omega, axis=1), np.max(omega, axis=1)
     r_low, r_high = R_SPAN[0] * z_max, R_SPAN[1] * z_max
     tau_low, tau_high = TAU_SPAN[0] / w_max, TAU_SPAN[1] / w_min
     t_low, t_high = EXPONENT_BOUNDS["cpe_exponent"]
-    q_candidates = [tau**t / r for tau in (tau_low, tau_high) for t in (t_low, t_high) for r in (r_low, r_high)]
+    q_candidates = np.stack([tau**t / r for tau in (tau_low, tau_high) for t in (t_low, t_high) for r in (r_low, r_high)])
     limits = {
         "resistance": (r_low, r_high),
         "capacitance": (tau_low / r_high, tau_high / r_low),
-        "cpe_q": (min(q_candidates), max(q_candidates)),
+        "cpe_q": (q_candidates.min(axis=0), q_candidates.max(axis=0)),
         "inductance": (1e-9 * z_max / w_max, 10 * z_max / w_max),
         "gerischer_time": (tau_low, tau_high),
         "warburg_time": (tau_low, tau_high),
         **EXPONENT_BOUNDS,
     }
-    return np.array([limits[kind] for kind in circuit.kinds], dtype=float)
+    out = np.empty((len(z_max), len(circuit.kinds), 2))
+    for k, kind in enumerate(circuit.kinds):
+        out[:, k, 0], out[:, k, 1] = limits[kind]
+    return out
 
 
-def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False) -> np.ndarray:
-    """A naive start read off the spectrum (no regressor, no truth): the series resistance from Re Z
-    at the highest frequency, the rest of Re Z at the lowest frequency shared equally by the blocks,
-    block time constants spread evenly in log over the measured span (fastest first), exponents
-    `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|."""
+def data_starts(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False) -> np.ndarray:
+    """(N, P) naive starts read off each spectrum (no regressor, no truth): the series resistance from
+    Re Z at the highest frequency, the rest of Re Z at the lowest frequency shared equally by the blocks,
+    block time constants spread evenly in log over the measured span (fastest first; `reverse`: slowest
+    first), exponents `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|.
+
+    omega, z: (N, M) as in spectra_limits, frequencies in any order (of tied extreme frequencies, the first listed)."""
     omega, z = np.asarray(omega, float), np.asarray(z, complex)
-    order = np.argsort(omega)
-    omega, z = omega[order], z[order]
-    z_max = float(np.max(np.abs(z)))
-    r_series = max(float(z[-1].real), 1e-4 * z_max)
-    r_total = max(float(z[0].real) - (r_series if "L1" in circuit.parameters or circuit.name == "Rs_Ws" else 0.0), 1e-3 * z_max)
+    rows = np.arange(len(omega))
+    lowest, highest = np.argmin(omega, axis=1), np.argmax(omega, axis=1)
+    w_low, w_high = omega[rows, lowest], omega[rows, highest]
+    z_max = np.max(np.abs(z), axis=1)
+
+    def at_least(value, floor):  # Python's max(value, floor), NaN included
+        return np.where(floor > value, floor, value)
+
+    series_in_total = "L1" in circuit.parameters or circuit.name == "Rs_Ws"
+    r_series = at_least(z[rows, highest].real, 1e-4 * z_max)
+    r_total = at_least(z[rows, lowest].real - (r_series if series_in_total else 0.0), 1e-3 * z_max)
     kinds = dict(zip(circuit.parameters, circuit.kinds))
-    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and not (p == "R1" and ("L1" in kinds or circuit.name == "Rs_Ws"))]
+    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and not (p == "R1" and series_in_total)]
     n_blocks = max(len(block_resistors), 1)
-    log_taus = np.linspace(np.log10(1 / omega[-1]), np.log10(1 / omega[0]), n_blocks + 2)[1:-1]
+    # The interior points of np.linspace(log10(1/w_high), log10(1/w_low), n_blocks + 2), its arithmetic per row.
+    first, last = np.log10(1 / w_high), np.log10(1 / w_low)
+    log_taus = first[:, None] + np.arange(1, n_blocks + 1) * ((last - first) / (n_blocks + 1))[:, None]
     if reverse:
-        log_taus = log_taus[::-1]
-    tau_of = {name: 10 ** log_taus[k] for k, name in enumerate(block_resistors)}
+        log_taus = log_taus[:, ::-1]
+    tau_of = {name: 10 ** log_taus[:, k] for k, name in enumerate(block_resistors)}
     values = {}
     for name in circuit.parameters:
         kind = kinds[name]
         if kind == "resistance":
             values[name] = r_series if name not in tau_of else r_total / n_blocks
         elif kind == "inductance":
-            values[name] = 1e-3 * z_max / omega[-1]
+            values[name] = 1e-3 * z_max / w_high
         elif kind == "cpe_exponent":
             values[name] = exponent
         elif kind == "warburg_exponent":
@@ -196,7 +212,7 @@ def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: flo
     # Time-constant kinds: pair each with its block's resistor (the circuit's block groups, or by number).
     for block in _blocks(circuit):
         resistor = block[0]
-        tau = tau_of.get(resistor, 10 ** np.mean(log_taus))
+        tau = tau_of.get(resistor, 10 ** np.mean(log_taus, axis=1))
         for name in block[1:]:
             kind = kinds[name]
             if kind == "capacitance":
@@ -206,7 +222,12 @@ def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: flo
                 values[name] = tau**t / values[resistor]
             elif kind in ("gerischer_time", "warburg_time"):
                 values[name] = tau
-    return np.array([values[name] for name in circuit.parameters], dtype=float)
+    return np.stack([np.broadcast_to(values[name], rows.shape) for name in circuit.parameters], axis=1).astype(float)
+
+
+def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False) -> np.ndarray:
+    """data_starts of one spectrum, (P,)."""
+    return data_starts(circuit, np.asarray(omega, float)[None], np.asarray(z, complex)[None], exponent, reverse)[0]
 
 
 def _blocks(circuit: Circuit) -> list[tuple[str, ...]]:
@@ -450,18 +471,20 @@ def fit_circuit(circuit: Circuit, omegas, impedances, initial: np.ndarray, setti
     """Fit one circuit to N spectra (lists of omega in rad/s and complex Z) from initial (N, P).
 
     Rows of `initial` with missing values take the naive start; with bounds_mode "data" that is read
-    off each spectrum (data_start) and, with n_starts > 1, the fit of such rows is repeated from
+    off each spectrum (data_starts) and, with n_starts > 1, the fit of such rows is repeated from
     other naive variants (exponents, time-constant order) and the lowest cost kept."""
     initial = np.asarray(initial, dtype=float).reshape(len(omegas), len(circuit.parameters))
     if settings.bounds_mode != "data":
         return _fit_once(circuit, omegas, impedances, with_naive_gaps(circuit, initial), settings, device, None)
-    limits = np.stack([spectrum_limits(circuit, o, z) for o, z in zip(omegas, impedances)])
+    omega, _ = pad_edge([np.asarray(o, float) for o in omegas])
+    z, _ = pad_edge([np.asarray(zz, complex) for zz in impedances])
+    limits = spectra_limits(circuit, omega, z)
     naive_rows = ~np.all(np.isfinite(initial) & (initial > 0), axis=1)
     best = None
     for k, (exponent, reverse) in enumerate(NAIVE_VARIANTS[: max(settings.n_starts, 1)]):
         if k > 0 and not naive_rows.any():
             break
-        starts = np.stack([data_start(circuit, o, z, exponent, reverse) for o, z in zip(omegas, impedances)])
+        starts = data_starts(circuit, omega, z, exponent, reverse)
         filled = np.where(np.isfinite(initial) & (initial > 0), initial, starts)
         rows = np.arange(len(omegas)) if k == 0 else np.flatnonzero(naive_rows)
         result = _fit_once(circuit, [omegas[i] for i in rows], [impedances[i] for i in rows], filled[rows], settings, device, limits[rows])

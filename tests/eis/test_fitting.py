@@ -164,6 +164,130 @@ def test_bounded_parameters_stay_inside_bounds_and_round_trip():
     assert np.allclose(model.values(model.unbounded(inside)).numpy(), inside, rtol=1e-10)
 
 
+# ---- naive starts and per-spectrum bounds, batched ----------------------------------------------------------
+
+
+def per_spectrum_limits(circuit, omega, z):
+    """fitting.spectrum_limits as it was before batching (issue 16): one spectrum, Python scalars. The reference."""
+    z_max = float(np.max(np.abs(z)))
+    w_min, w_max = float(np.min(omega)), float(np.max(omega))
+    r_low, r_high = fitting.R_SPAN[0] * z_max, fitting.R_SPAN[1] * z_max
+    tau_low, tau_high = fitting.TAU_SPAN[0] / w_max, fitting.TAU_SPAN[1] / w_min
+    t_low, t_high = fitting.EXPONENT_BOUNDS["cpe_exponent"]
+    q_candidates = [tau**t / r for tau in (tau_low, tau_high) for t in (t_low, t_high) for r in (r_low, r_high)]
+    limits = {
+        "resistance": (r_low, r_high),
+        "capacitance": (tau_low / r_high, tau_high / r_low),
+        "cpe_q": (min(q_candidates), max(q_candidates)),
+        "inductance": (1e-9 * z_max / w_max, 10 * z_max / w_max),
+        "gerischer_time": (tau_low, tau_high),
+        "warburg_time": (tau_low, tau_high),
+        **fitting.EXPONENT_BOUNDS,
+    }
+    return np.array([limits[kind] for kind in circuit.kinds], dtype=float)
+
+
+def per_spectrum_start(circuit, omega, z, exponent=0.8, reverse=False):
+    """fitting.data_start as it was before batching (issue 16): one spectrum, Python scalars. The reference."""
+    omega, z = np.asarray(omega, float), np.asarray(z, complex)
+    order = np.argsort(omega)
+    omega, z = omega[order], z[order]
+    z_max = float(np.max(np.abs(z)))
+    r_series = max(float(z[-1].real), 1e-4 * z_max)
+    r_total = max(float(z[0].real) - (r_series if "L1" in circuit.parameters or circuit.name == "Rs_Ws" else 0.0), 1e-3 * z_max)
+    kinds = dict(zip(circuit.parameters, circuit.kinds))
+    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and not (p == "R1" and ("L1" in kinds or circuit.name == "Rs_Ws"))]
+    n_blocks = max(len(block_resistors), 1)
+    log_taus = np.linspace(np.log10(1 / omega[-1]), np.log10(1 / omega[0]), n_blocks + 2)[1:-1]
+    if reverse:
+        log_taus = log_taus[::-1]
+    tau_of = {name: 10 ** log_taus[k] for k, name in enumerate(block_resistors)}
+    values = {}
+    for name in circuit.parameters:
+        kind = kinds[name]
+        if kind == "resistance":
+            values[name] = r_series if name not in tau_of else r_total / n_blocks
+        elif kind == "inductance":
+            values[name] = 1e-3 * z_max / omega[-1]
+        elif kind == "cpe_exponent":
+            values[name] = exponent
+        elif kind == "warburg_exponent":
+            values[name] = 0.5
+    for block in fitting._blocks(circuit):
+        resistor = block[0]
+        tau = tau_of.get(resistor, 10 ** np.mean(log_taus))
+        for name in block[1:]:
+            kind = kinds[name]
+            if kind == "capacitance":
+                values[name] = tau / values[resistor]
+            elif kind == "cpe_q":
+                t = values[[n for n in block if kinds[n] == "cpe_exponent"][0]]
+                values[name] = tau**t / values[resistor]
+            elif kind in ("gerischer_time", "warburg_time"):
+                values[name] = tau
+    return np.array([values[name] for name in circuit.parameters], dtype=float)
+
+
+def start_and_limit_spectra():
+    """Simulated spectra of all nine classes (two simulators: default and wider point counts and spans), some
+    listed high to low or shuffled, and edge cases: inductive high-frequency tails (one with Re Z < 0 at the top),
+    Re Z at the lowest frequency below the series resistance, 3 points, 2 points."""
+    from assets.eis.simulate import simulate_all
+
+    rng = np.random.default_rng(11)
+    wide = SimulationSettings(spectra_per_class=2, points_min=4, points_max=150, freq_min_range=(1e-3, 1e2), freq_max_range=(1e3, 1e7))
+    omegas, impedances = [], []
+    for settings in (SimulationSettings(spectra_per_class=3), wide):
+        for batch in simulate_all(settings, rng):
+            omegas += [batch.omega[i, :n] for i, n in enumerate(batch.n_points)]
+            impedances += [batch.impedance[i, :n] for i, n in enumerate(batch.n_points)]
+    for i in range(0, len(omegas), 3):  # high to low, as many measured files list them
+        omegas[i], impedances[i] = omegas[i][::-1], impedances[i][::-1]
+    for i in range(1, len(omegas), 7):
+        order = rng.permutation(len(omegas[i]))
+        omegas[i], impedances[i] = omegas[i][order], impedances[i][order]
+    inductive = {**WELL_IDENTIFIED["L-R-RCPE"], "L1": 1e-4}
+    tail = circuit_impedance(CIRCUITS["L-R-RCPE"], np.array([inductive[p] for p in CIRCUITS["L-R-RCPE"].parameters]), OMEGA)
+    assert tail[-1].imag > 0  # the high-frequency end is inductive
+    omegas += [OMEGA, OMEGA[::-1], OMEGA, OMEGA[20:23], OMEGA[[50, 10]]]
+    impedances += [tail, tail[::-1], tail - 0.6, tail[20:23], tail[[50, 10]] + 1.0]
+    low_below_series = impedances[4].copy()
+    low_below_series[np.argmin(omegas[4])] = 0.1 * low_below_series[np.argmax(omegas[4])].real
+    omegas.append(omegas[4])
+    impedances.append(low_below_series)
+    return omegas, impedances
+
+
+START_VARIANTS = (*fitting.NAIVE_VARIANTS, (0.7, True), (0.9, False))
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_batched_starts_and_limits_reproduce_the_per_spectrum_ones(name):
+    """One call over a ragged batch (edge-padded, as fit_circuit builds it) = the per-spectrum functions before
+    batching, for every spectrum (each circuit's functions take any spectrum), every naive variant and exponent."""
+    circuit = CIRCUITS[name]
+    omegas, impedances = start_and_limit_spectra()
+    omega, _ = fitting.pad_edge(omegas)
+    z, _ = fitting.pad_edge(impedances)
+    expected = np.stack([per_spectrum_limits(circuit, o, zz) for o, zz in zip(omegas, impedances)])
+    np.testing.assert_allclose(fitting.spectra_limits(circuit, omega, z), expected, rtol=1e-12, atol=0)
+    for exponent, reverse in START_VARIANTS:
+        expected = np.stack([per_spectrum_start(circuit, o, zz, exponent, reverse) for o, zz in zip(omegas, impedances)])
+        np.testing.assert_allclose(fitting.data_starts(circuit, omega, z, exponent, reverse), expected, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(fitting.data_start(circuit, omegas[0], impedances[0]), per_spectrum_start(circuit, omegas[0], impedances[0]), rtol=1e-12, atol=0)
+
+
+def test_fit_circuit_reads_starts_and_limits_off_all_spectra_in_one_call(monkeypatch):
+    calls = []
+    for function in ("spectra_limits", "data_starts"):
+        original = getattr(fitting, function)
+        monkeypatch.setattr(fitting, function, lambda *args, _f=original, _name=function: calls.append((_name, len(args[1]))) or _f(*args))
+    circuit = CIRCUITS["RCPE-RCPE"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 5, 1e-3, np.random.default_rng(12))
+    fit_circuit(circuit, omegas, impedances, np.full((5, len(circuit.parameters)), np.nan), FitSettings(max_iterations=1, n_starts=2))
+    assert calls == [("spectra_limits", 5), ("data_starts", 5), ("data_starts", 5)]
+
+
 @pytest.mark.parametrize("name", sorted(CIRCUITS))
 def test_fit_recovers_parameters_from_a_perturbed_start(name):
     circuit, truth = CIRCUITS[name], WELL_IDENTIFIED[name]
