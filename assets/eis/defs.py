@@ -279,7 +279,7 @@ def eis_split(context: dg.AssetExecutionContext, config: SplitConfig, compute: C
 class LabelFittedConfig(dg.Config):
     # Spectra simulated per class like the user's labelled training spectra (simulate.LabelFittedSettings);
     # they join every classifier's training rows, never the test split. 0 turns this off.
-    spectra_per_class: int = 1000
+    spectra_per_class: int = 300
     jitter_decades: float = 0.3  # log10 jitter of resistances, capacitances, CPE Q, L, times
     exponent_jitter: float = 0.03  # CPE and Warburg exponents
     noise_relative_std: float = 0.0  # of |Z|; the challenge spectra are noise-free
@@ -305,12 +305,14 @@ def eis_label_fitted_spectra(
     training = eis_spectra[eis_spectra["spectrum_id"].isin(train_ids) & eis_spectra["parameters"].notna()]
     grid = eis_interpolated["grid_rad_s"]
     rng = compute.rng(offset=3)
-    circuits, rows, examples = [], [], {}
+    circuits, rows, raw_omegas, raw_z, examples = [], [], [], [], {}
     for name, group in ([] if config.spectra_per_class <= 0 else sorted(training.groupby("circuit"))):
         grids = [np.asarray(omega) for omega in group["omega_rad_s"]]
         batch = simulate.simulate_like_labels(CIRCUITS[name], parameter_matrix(group["parameters"], name), grids, settings, rng)
         for i, n in enumerate(batch.n_points):
-            rows.append(interpolate_spectrum(batch.omega[i, :n], batch.impedance[i, :n], grid))
+            raw_omegas.append(batch.omega[i, :n])
+            raw_z.append(batch.impedance[i, :n])
+            rows.append(interpolate_spectrum(raw_omegas[-1], raw_z[-1], grid))
         circuits += [name] * len(batch.n_points)
         examples[f"label_fitted ({name})"] = rows[-1]
     spectra = pd.DataFrame({"spectrum_id": [f"label_fitted#{k}" for k in range(len(circuits))], "circuit": circuits})
@@ -323,22 +325,25 @@ def eis_label_fitted_spectra(
         }
     )
     z = np.array(rows) if rows else np.zeros((0, len(grid)), dtype=complex)
-    return {"spectra": spectra, "z": z}
+    return {"spectra": spectra, "z": z, "omega_rad_s": raw_omegas, "z_raw": raw_z}
 
 
 class FeaturesConfig(dg.Config):
     fc_preset: Literal["minimal", "compact", "efficient", "comprehensive"] = "compact"
     fdr_level: float = 0.05
     max_features: int = 40  # best relevant features kept (by smallest p-value over classes)
+    # Fit all nine circuits to every spectrum and give the classifier each fit's quality (evidence.py).
+    circuit_evidence: bool = True
 
 
 @dg.asset(group_name=PIPELINE)
 def eis_features(
-    context: dg.AssetExecutionContext, config: FeaturesConfig, compute: ComputeResource, eis_interpolated: dict, eis_split: pd.DataFrame,
-    eis_label_fitted_spectra: dict,
+    context: dg.AssetExecutionContext, config: FeaturesConfig, compute: ComputeResource, eis_spectra: pd.DataFrame,
+    eis_interpolated: dict, eis_split: pd.DataFrame, eis_label_fitted_spectra: dict,
 ) -> dict:
     """tsfresh features (selection fitted on the training split's spectra, its settings stored for
-    prediction) and shape features, of every spectrum and of the label-fitted training spectra."""
+    prediction), shape features and the circuit-fit evidence, of every spectrum and of the
+    label-fitted training spectra."""
     from assets.eis import features
 
     ids = eis_interpolated["spectra"]["spectrum_id"].tolist()
@@ -358,6 +363,18 @@ def eis_features(
     extra = eis_label_fitted_spectra["spectra"]
     label_fitted = _feature_table(features, extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"], jobs, kind_to_fc, columns)
     label_fitted.insert(1, "circuit", extra["circuit"].to_numpy())
+    evidence_s = 0.0
+    if config.circuit_evidence:
+        from assets.eis.evidence import circuit_evidence
+
+        started = time.perf_counter()
+        raw = eis_spectra.set_index("spectrum_id").loc[ids]
+        omegas = [np.asarray(o) for o in raw["omega_rad_s"]]
+        impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
+        device = compute.torch_device()
+        table = pd.concat([table, circuit_evidence(omegas, impedances, device)], axis=1)
+        label_fitted = pd.concat([label_fitted, circuit_evidence(eis_label_fitted_spectra["omega_rad_s"], eis_label_fitted_spectra["z_raw"], device)], axis=1)
+        evidence_s = time.perf_counter() - started
     context.add_output_metadata(
         {
             "n_spectra": len(table),
@@ -368,6 +385,7 @@ def eis_features(
             "n_shape_features": table.shape[1] - 1 - len(columns),
             "candidate_extraction_seconds_train": round_sig(full_s),
             "selected_extraction_seconds_all": round_sig(selected_s),
+            "circuit_evidence_seconds": round_sig(evidence_s),
             "selected": dg.MetadataValue.md("\n".join(f"- `{c}`" for c in columns)),
         }
     )
@@ -378,6 +396,7 @@ def eis_features(
         "kind_to_fc_parameters": kind_to_fc,
         "grid_rad_s": eis_interpolated["grid_rad_s"],
         "selection": {"fc_preset": config.fc_preset, "fdr_level": config.fdr_level, "max_features": config.max_features},
+        "circuit_evidence": config.circuit_evidence,
     }
 
 
@@ -392,7 +411,7 @@ def _feature_table(features, ids: list[str], z_on_grid: np.ndarray, jobs: int, k
 # ---- 5. classifier -------------------------------------------------------------------------
 
 
-FeatureSet = Literal["tsfresh", "shape", "tsfresh+shape"]
+FeatureSet = Literal["tsfresh", "shape", "evidence", "tsfresh+shape", "shape+evidence"]
 
 
 class BoostConfig(dg.Config):
@@ -402,8 +421,9 @@ class BoostConfig(dg.Config):
     subsample: float = 1.0  # share of training rows per tree
     colsample_bytree: float = 1.0  # share of features per tree (0.3 suits many label-fitted spectra)
     # tsfresh: the selected tsfresh features; shape: the scale-invariant features (features.shape_features);
-    # tsfresh+shape: both. The others are scored beside the chosen one.
-    feature_set: FeatureSet = "tsfresh+shape"
+    # evidence: every circuit's fit quality (evidence.py; needs eis_features' circuit_evidence); "+": both.
+    # The others are scored beside the chosen one.
+    feature_set: FeatureSet = "shape+evidence"
     compare_feature_sets: bool = True  # also score the other feature sets beside the chosen one and the baseline
 
     def settings(self):
@@ -413,10 +433,18 @@ class BoostConfig(dg.Config):
 
 
 def feature_columns(bundle: dict, feature_set: str) -> list[str]:
+    from assets.eis.evidence import PREFIX
+
     table_columns = list(bundle["features"].columns[1:])
-    tsfresh = bundle.get("tsfresh_columns", [c for c in table_columns if not c.startswith("shape__")])
+    tsfresh = bundle.get("tsfresh_columns", [c for c in table_columns if not c.startswith(("shape__", PREFIX))])
     shape = [c for c in table_columns if c.startswith("shape__")]
-    return {"tsfresh": tsfresh, "shape": shape, "tsfresh+shape": tsfresh + shape}[feature_set]
+    evidence = [c for c in table_columns if c.startswith(PREFIX)]
+    return {"tsfresh": tsfresh, "shape": shape, "evidence": evidence, "tsfresh+shape": tsfresh + shape, "shape+evidence": shape + evidence}[feature_set]
+
+
+def available_feature_sets(bundle: dict) -> tuple[str, ...]:
+    """The feature sets this bundle can give (evidence only when eis_features fitted the circuits)."""
+    return ("tsfresh", "shape", "tsfresh+shape") + (("evidence", "shape+evidence") if bundle.get("circuit_evidence") else ())
 
 
 def _train_test(table: pd.DataFrame, split: pd.DataFrame, columns: list[str]):
@@ -460,7 +488,9 @@ def eis_circuit_classifier(
     raw = raw_grid_table(eis_interpolated["spectra"]["spectrum_id"].tolist(), eis_interpolated["z"])
     extra = eis_label_fitted_spectra["spectra"]
     raw_extra = raw_grid_table(extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"])
-    names = ("tsfresh", "shape", "tsfresh+shape") if config.compare_feature_sets else (config.feature_set,)
+    if config.feature_set not in available_feature_sets(eis_features):
+        raise dg.Failure(f"feature_set {config.feature_set!r} needs eis_features' circuit_evidence: true")
+    names = available_feature_sets(eis_features) if config.compare_feature_sets else (config.feature_set,)
     candidates = {f"{name}_xgboost": (feature_table, label_fitted, feature_columns(eis_features, name)) for name in names}
     candidates["raw_grid_xgboost"] = (raw, raw_extra, list(raw.columns[1:]))
     chosen = f"{config.feature_set}_xgboost"
@@ -602,7 +632,8 @@ def eis_predictions(
             accepted[source] = accepted.get(source, 0) + 1
         expected = {r.source: 1 for r in rejections if r.row is None}
         summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
-    predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS)
+    evidence = _evidence_of(kept, table, compute) if eis_features.get("circuit_evidence") and len(kept) else None
+    predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS, evidence)
     path = write_export_csv(predict.export_view(predictions), "eis_predictions.csv")
     context.log.info(f"eis: {len(predictions)} spectra predicted ({'embedded synthetic examples' if examples else f'{len(files)} user files'}) -> {relative_to_root(path)}")
     context.add_output_metadata(
@@ -618,6 +649,15 @@ def eis_predictions(
         }
     )
     return predictions
+
+
+def _evidence_of(kept: pd.DataFrame, table: pd.DataFrame, compute: ComputeResource) -> pd.DataFrame:
+    """Circuit evidence of the kept spectra, from their measured points in `table` (rows as kept)."""
+    from assets.eis.evidence import circuit_evidence
+
+    raw = table.set_index("spectrum_id").loc[kept["spectrum_id"]]
+    impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
+    return circuit_evidence([np.asarray(o) for o in raw["omega_rad_s"]], impedances, compute.torch_device())
 
 
 # ---- batched circuit fitting -------------------------------------------------------

@@ -27,28 +27,28 @@ def grid_table(table: pd.DataFrame, grid_rad_s: np.ndarray):
     return kept, z_on_grid, rejections
 
 
-def classifier_inputs(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, classifier: dict, n_jobs: int) -> np.ndarray:
-    """The classifier's feature matrix for spectra on the grid (tsfresh with the stored settings, plus
-    the scale-invariant shape features when the classifier uses them)."""
-    table = feature_table(ids, z_on_grid, feature_bundle, n_jobs)
-    return table.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
-
-
-def feature_table(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, n_jobs: int) -> pd.DataFrame:
+def feature_table(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, n_jobs: int, evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+    """tsfresh (the stored settings), shape features and, when given, the circuit evidence (rows as ids)."""
     extracted = features.extract(ids, z_on_grid, n_jobs, kind_to_fc_parameters=feature_bundle["kind_to_fc_parameters"])
-    shape = features.shape_features(z_on_grid).set_index(extracted.index)
-    return pd.concat([extracted, shape], axis=1)
+    parts = [extracted, features.shape_features(z_on_grid).set_index(extracted.index)]
+    if evidence is not None:
+        parts.append(evidence.set_index(extracted.index))
+    return pd.concat(parts, axis=1)
 
 
-def predict_spectra(kept: pd.DataFrame, z_on_grid: np.ndarray, feature_bundle: dict, classifier: dict, regressors: dict, n_jobs: int) -> pd.DataFrame:
+def predict_spectra(
+    kept: pd.DataFrame, z_on_grid: np.ndarray, feature_bundle: dict, classifier: dict, regressors: dict, n_jobs: int,
+    evidence: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """One row per spectrum: id, source, row, circuit, p_<class>, one column per parameter (with unit),
-    model ids; plus `parameters` (challenge-format text, for fitting starts; not exported)."""
+    model ids; plus `parameters` (challenge-format text, for fitting starts; not exported). evidence:
+    the spectra's circuit evidence (rows as kept), needed when the classifier uses it."""
     columns = ["spectrum_id", "source", "row", "origin", "predicted_circuit", "parameters", "classifier_model_id", "regressor_model_id"]
     classes = classifier["classes"]
     if kept.empty:
         return pd.DataFrame(columns=columns + [f"p_{c}" for c in classes])
     ids = kept["spectrum_id"].tolist()
-    table_x = feature_table(ids, z_on_grid, feature_bundle, n_jobs)
+    table_x = feature_table(ids, z_on_grid, feature_bundle, n_jobs, evidence)
     x = table_x.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
     probabilities = classifier["model"].predict_proba(x)
     predicted = [classes[i] for i in probabilities.argmax(axis=1)]
