@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from assets.eis.circuits import CIRCUIT_NAMES
+from assets.eis.circuits import CIRCUIT_NAMES, CIRCUITS
 from assets.eis.evidence import circuit_evidence, evidence_columns
 from assets.eis.simulate import SimulationSettings, simulate_all
 
@@ -36,4 +36,14 @@ def test_the_true_circuit_fits_noise_free_spectra_and_far_simpler_ones_do_not():
 def test_no_spectra_give_an_empty_table_with_the_columns():
     empty = circuit_evidence([], [])
     assert list(empty.columns) == evidence_columns() and empty.empty
-    assert len(evidence_columns()) == 2 * len(CIRCUIT_NAMES)
+    n_parameters = sum(len(CIRCUITS[name].parameters) for name in CIRCUIT_NAMES)
+    assert len(evidence_columns()) == 2 * len(CIRCUIT_NAMES) + n_parameters
+
+
+def test_fitted_resistances_are_scaled_by_the_largest_modulus_and_exponents_kept():
+    from assets.eis.evidence import scaled_parameters
+
+    circuit = CIRCUITS["RCPE-RCPE"]  # R1, R2, CPE1_t, CPE1_C, CPE2_t, CPE2_C
+    values = np.array([[10.0, 1000.0, 0.8, 1e-6, 0.6, 1e-3]])
+    scaled = scaled_parameters(circuit, values, np.array([1000.0]))
+    np.testing.assert_allclose(scaled, [[-2.0, 0.0, 0.8, -6.0, 0.6, -3.0]])
