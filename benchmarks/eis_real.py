@@ -9,7 +9,8 @@ eis_features -> eis_circuit_classifier once per fold of a stratified K-fold (eis
 `cv_folds`/`cv_fold`). eis_label_fitted_spectra simulates --label-fitted-per-class spectra per class
 like the fold's training spectra (0 turns it off); they join training only.
 Prints, per model the classifier asset scores (tsfresh+XGBoost, the scale-invariant shape features,
-both, and the raw-grid baseline), the mean over folds of accuracy, balanced accuracy and macro-F1.
+the circuit-fit evidence, their pairs, and the raw-grid baseline), the mean over folds of accuracy,
+balanced accuracy and macro-F1.
 With --holdout FILE: trains on all of DIR and scores FILE's labelled spectra (the file is dropped
 into raw/eis/unlabelled/ and predicted by eis_predictions; its labels are read by this script).
 
@@ -39,7 +40,6 @@ import pandas as pd
 
 PUBLISHED_ACCURACY = 0.502
 PUBLISHED_MACRO_F1 = 0.523
-MODELS = ("tsfresh_xgboost", "shape_xgboost", "tsfresh+shape_xgboost", "raw_grid_xgboost")
 
 
 def labelled_csvs(data: Path) -> list[Path]:
