@@ -358,22 +358,18 @@ def eis_features(
     columns, n_relevant = features.select_relevant(train_full, train["circuit"].tolist(), jobs, config.fdr_level, config.max_features)
     kind_to_fc = features.settings_for_columns(columns)
     started = time.perf_counter()
-    table = _feature_table(features, ids, eis_interpolated["z"], jobs, kind_to_fc, columns)
+    table = _feature_table(ids, eis_interpolated["z"], jobs, kind_to_fc, columns)
     selected_s = time.perf_counter() - started
     extra = eis_label_fitted_spectra["spectra"]
-    label_fitted = _feature_table(features, extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"], jobs, kind_to_fc, columns)
+    label_fitted = _feature_table(extra["spectrum_id"].tolist(), eis_label_fitted_spectra["z"], jobs, kind_to_fc, columns)
     label_fitted.insert(1, "circuit", extra["circuit"].to_numpy())
     evidence_s = 0.0
     if config.circuit_evidence:
         from assets.eis.evidence import circuit_evidence
 
         started = time.perf_counter()
-        raw = eis_spectra.set_index("spectrum_id").loc[ids]
-        omegas = [np.asarray(o) for o in raw["omega_rad_s"]]
-        impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
-        device = compute.torch_device()
-        table = pd.concat([table, circuit_evidence(omegas, impedances, device)], axis=1)
-        label_fitted = pd.concat([label_fitted, circuit_evidence(eis_label_fitted_spectra["omega_rad_s"], eis_label_fitted_spectra["z_raw"], device)], axis=1)
+        table = pd.concat([table, _evidence_of(ids, eis_spectra, compute)], axis=1)
+        label_fitted = pd.concat([label_fitted, circuit_evidence(eis_label_fitted_spectra["omega_rad_s"], eis_label_fitted_spectra["z_raw"], compute.torch_device())], axis=1)
         evidence_s = time.perf_counter() - started
     context.add_output_metadata(
         {
@@ -400,12 +396,26 @@ def eis_features(
     }
 
 
-def _feature_table(features, ids: list[str], z_on_grid: np.ndarray, jobs: int, kind_to_fc: dict, columns: list[str]) -> pd.DataFrame:
-    """spectrum_id, the selected tsfresh features (in `columns` order), the shape features: one row per id."""
-    selected = features.extract(ids, z_on_grid, jobs, kind_to_fc_parameters=kind_to_fc)[columns] if ids else pd.DataFrame(columns=columns, dtype=float)
-    table = pd.concat([selected.reset_index(drop=True), features.shape_features(z_on_grid)], axis=1)
+def _feature_table(ids: list[str], z_on_grid: np.ndarray, jobs: int, kind_to_fc: dict, columns: list[str]) -> pd.DataFrame:
+    """spectrum_id, then the selected tsfresh features (`columns`) and the shape features: one row per id."""
+    from assets.eis.features import shape_feature_columns
+    from assets.eis.predict import feature_table
+
+    if ids:
+        table = feature_table(ids, z_on_grid, kind_to_fc, jobs).reset_index(drop=True)
+    else:
+        table = pd.DataFrame(columns=columns + shape_feature_columns(z_on_grid.shape[1]), dtype=float)
     table.insert(0, "spectrum_id", ids)
     return table
+
+
+def _evidence_of(ids: list[str], spectra: pd.DataFrame, compute: ComputeResource) -> pd.DataFrame:
+    """Circuit evidence of these spectra (rows as ids), from their measured points in `spectra`."""
+    from assets.eis.evidence import circuit_evidence
+
+    raw = spectra.set_index("spectrum_id").loc[ids]
+    impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
+    return circuit_evidence([np.asarray(o) for o in raw["omega_rad_s"]], impedances, compute.torch_device())
 
 
 # ---- 5. classifier -------------------------------------------------------------------------
@@ -632,7 +642,7 @@ def eis_predictions(
             accepted[source] = accepted.get(source, 0) + 1
         expected = {r.source: 1 for r in rejections if r.row is None}
         summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
-    evidence = _evidence_of(kept, table, compute) if eis_features.get("circuit_evidence") and len(kept) else None
+    evidence = _evidence_of(kept["spectrum_id"].tolist(), table, compute) if eis_features.get("circuit_evidence") and len(kept) else None
     predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS, evidence)
     path = write_export_csv(predict.export_view(predictions), "eis_predictions.csv")
     context.log.info(f"eis: {len(predictions)} spectra predicted ({'embedded synthetic examples' if examples else f'{len(files)} user files'}) -> {relative_to_root(path)}")
@@ -649,15 +659,6 @@ def eis_predictions(
         }
     )
     return predictions
-
-
-def _evidence_of(kept: pd.DataFrame, table: pd.DataFrame, compute: ComputeResource) -> pd.DataFrame:
-    """Circuit evidence of the kept spectra, from their measured points in `table` (rows as kept)."""
-    from assets.eis.evidence import circuit_evidence
-
-    raw = table.set_index("spectrum_id").loc[kept["spectrum_id"]]
-    impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
-    return circuit_evidence([np.asarray(o) for o in raw["omega_rad_s"]], impedances, compute.torch_device())
 
 
 # ---- batched circuit fitting -------------------------------------------------------

@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from assets.eis.circuits import CIRCUITS, LOG_UNIFORM_KINDS, Circuit
-from assets.eis.simulate import DEFAULT_RANGES
+from assets.eis.simulate import DEFAULT_RANGES, pad_edge
 
 # Fit bounds per parameter kind (physical units, as in simulate.DEFAULT_RANGES): log-scaled
 # kinds get three decades beyond the simulated ranges on each side; exponents their
@@ -274,15 +274,6 @@ class PaddedSpectra:
 
     def subset(self, index: torch.Tensor) -> PaddedSpectra:
         return PaddedSpectra(self.omega[index], self.impedance[index], self.weight[index], self.n_points[index.cpu().numpy()])
-
-
-def pad_edge(arrays) -> tuple[np.ndarray, np.ndarray]:
-    """1-D arrays stacked to (N, longest), each continued by repeating its last value; and their lengths (N,).
-    One gather, not a np.pad per row: on a GPU the host-side loops bound the whole fit."""
-    n_points = np.array([len(a) for a in arrays])
-    starts = np.cumsum(n_points) - n_points
-    index = starts[:, None] + np.minimum(np.arange(n_points.max()), n_points[:, None] - 1)
-    return np.concatenate(arrays)[index], n_points
 
 
 def pad_spectra(omegas, impedances, weighting: Weighting, dtype, device) -> PaddedSpectra:

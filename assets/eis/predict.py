@@ -27,9 +27,9 @@ def grid_table(table: pd.DataFrame, grid_rad_s: np.ndarray):
     return kept, z_on_grid, rejections
 
 
-def feature_table(ids: list[str], z_on_grid: np.ndarray, feature_bundle: dict, n_jobs: int, evidence: pd.DataFrame | None = None) -> pd.DataFrame:
-    """tsfresh (the stored settings), shape features and, when given, the circuit evidence (rows as ids)."""
-    extracted = features.extract(ids, z_on_grid, n_jobs, kind_to_fc_parameters=feature_bundle["kind_to_fc_parameters"])
+def feature_table(ids: list[str], z_on_grid: np.ndarray, kind_to_fc: dict, n_jobs: int, evidence: pd.DataFrame | None = None) -> pd.DataFrame:
+    """tsfresh (the selected settings `kind_to_fc`), shape features and, when given, the circuit evidence (rows as ids)."""
+    extracted = features.extract(ids, z_on_grid, n_jobs, kind_to_fc_parameters=kind_to_fc)
     parts = [extracted, features.shape_features(z_on_grid).set_index(extracted.index)]
     if evidence is not None:
         parts.append(evidence.set_index(extracted.index))
@@ -48,7 +48,7 @@ def predict_spectra(
     if kept.empty:
         return pd.DataFrame(columns=columns + [f"p_{c}" for c in classes])
     ids = kept["spectrum_id"].tolist()
-    table_x = feature_table(ids, z_on_grid, feature_bundle, n_jobs, evidence)
+    table_x = feature_table(ids, z_on_grid, feature_bundle["kind_to_fc_parameters"], n_jobs, evidence)
     x = table_x.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
     probabilities = classifier["model"].predict_proba(x)
     predicted = [classes[i] for i in probabilities.argmax(axis=1)]

@@ -154,11 +154,13 @@ def sample_like(circuit: Circuit, observed: np.ndarray, n: int, settings: LabelF
     return params
 
 
-def padded_grids(grids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Grids of different lengths as one (N, M) array, each padded with its last frequency, and their lengths."""
-    n_points = np.array([len(g) for g in grids])
-    padded = np.array([np.pad(g, (0, n_points.max() - len(g)), mode="edge") for g in grids])
-    return padded, n_points
+def pad_edge(arrays) -> tuple[np.ndarray, np.ndarray]:
+    """1-D arrays stacked to (N, longest), each continued by repeating its last value; and their lengths (N,).
+    One gather, not a np.pad per row: on a GPU the host-side loops bound the whole fit."""
+    n_points = np.array([len(a) for a in arrays])
+    starts = np.cumsum(n_points) - n_points
+    index = starts[:, None] + np.minimum(np.arange(n_points.max()), n_points[:, None] - 1)
+    return np.concatenate(arrays)[index], n_points
 
 
 def simulate_like_labels(
@@ -167,7 +169,7 @@ def simulate_like_labels(
     """One class's spectra from parameters like `observed` (K, P) on grids drawn from `grids` (rad/s, ascending)."""
     n = settings.spectra_per_class
     params = canonical_block_order(circuit, sample_like(circuit, observed, n, settings, rng))
-    omega, n_points = padded_grids([grids[i] for i in rng.integers(0, len(grids), n)])
+    omega, n_points = pad_edge([np.asarray(grids[i], float) for i in rng.integers(0, len(grids), n)])
     clean = circuit.impedance({k: v[:, None] for k, v in params.items()}, omega)
     noise = SimulationSettings(noise_relative_std=settings.noise_relative_std)
     return SimulatedClass(circuit, omega, add_noise(clean, noise, rng) if settings.noise_relative_std > 0 else clean, n_points, params)
