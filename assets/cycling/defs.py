@@ -328,6 +328,10 @@ def cycling_embeddings(context: dg.AssetExecutionContext, config: EmbeddingsConf
     return table
 
 
+UNKNOWN_LIFE_COLUMNS = ["cell_key", "split", "predicted_cycle_life", "lower80_cycles", "upper80_cycles",
+                        "lower95_cycles", "upper95_cycles"]  # shown in cycle_life_model's metadata
+
+
 class LifeModelConfig(dg.Config):
     first_cycles: int = 100  # embeddings of windows ending at or before this cycle
     early_cycle: int = 10  # Severson dQ = Qdlin(late) - Qdlin(early)
@@ -341,7 +345,8 @@ class LifeModelConfig(dg.Config):
 def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig, compute: ComputeResource,
                      cycling_embeddings, cycling_unified, cycling_split) -> dict:
     """Encoder-based regressors vs Severson's variance, discharge and full models and a constant, fitted on the
-    training cells (CV inside them), scored on every held-out set."""
+    labelled training cells (CV inside them); one selected by that CV, with conformal 80 % and 95 % intervals
+    from its out-of-fold residuals; every held-out set scored; cells whose life is unknown predicted."""
     from assets.cycling import lifemodel
     from assets.cycling.split import held_out_sets
     from resources.plots import parity_markdown
@@ -362,38 +367,55 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     targets = (cycling_unified.groupby("cell_key", as_index=False).agg(cycle_life=("cycle_life", "first"),
                                                                       source=("source", "first"))
                .merge(cycling_split))
-    cells, rejections = lifemodel.scored_cells(targets, feature_sets, "cycle_life_model")
+    cells, rejections = lifemodel.modelled_cells(targets, feature_sets, "cycle_life_model")
     if rejections:
-        context.log.warning(f"{PIPELINE}: {len(rejections)} cells left out of cycle-life scoring, e.g. "
+        context.log.warning(f"{PIPELINE}: {len(rejections)} cells left out of cycle-life modelling, e.g. "
                             + "; ".join(f"{r.row}: {r.reason}" for r in rejections[:3]))
-    n_train = int(cells["split"].eq("train").sum())
+    n_train = int((cells["split"].eq("train") & cells["cycle_life"].notna()).sum())
     if n_train < 3:
-        raise dg.Failure(f"{n_train} scorable training cells; need at least 3 for cross-validation "
-                         f"({len(rejections)} cells left out: {[r.row for r in rejections[:5]]})")
+        raise dg.Failure(f"{n_train} training cells with a known life and features; need at least 3 for "
+                         f"cross-validation ({len(rejections)} cells left out: {[r.row for r in rejections[:5]]})")
     result = lifemodel.fit_and_score(cells, feature_sets, methods, config.exclude_cells, config.cv_folds,
                                      compute.seed)
     for name, warning in result["warnings"].items():
         context.log.warning(f"{PIPELINE}: {name}: {warning}")
     model_id = str(uuid.uuid4())
-    predictions = result["predictions"].assign(model_id=model_id,
-                                               encoder_model_id=cycling_embeddings["model_id"].iloc[0])
-    predictions_path = write_export_csv(predictions, "cycling_cycle_life_predictions.csv")
+    ids = {"model_id": model_id, "encoder_model_id": cycling_embeddings["model_id"].iloc[0]}
+    every_model = result["predictions"].assign(**ids)
+    selected_name = result["selected_model"]
+    selected = lifemodel.selected_predictions(every_model, selected_name)
+    predictions_path = write_export_csv(selected, "cycling_cycle_life_predictions.csv")
+    every_model_path = write_export_csv(every_model, "cycling_cycle_life_model_predictions.csv")
     synthetic_share = float((cells["source"] == unified.SYNTHETIC_SOURCE).mean())
     data_source = "synthetic" if synthetic_share == 1 else "user" if synthetic_share == 0 else "user+synthetic"
-    metrics_path = write_export_csv(result["metrics"].assign(source=data_source), "cycling_cycle_life_metrics.csv")
+    metrics = result["metrics"].assign(selected=result["metrics"]["model"] == selected_name)
+    metrics_path = write_export_csv(metrics.assign(source=data_source), "cycling_cycle_life_metrics.csv")
     sets = held_out_sets(cycling_split)
-    shown = next((s for s in sets if s in set(predictions["split"])), "train")
+    scored = metrics.loc[~metrics["split"].isin(["train", "train_cv"])]
+    shown = next((s for s in sets if s in set(scored["split"])), "train")
     parity = "\n\n".join(f"**{name}** ({shown})\n\n" + parity_markdown(group["cycle_life"].to_numpy(),
                                                                        group["predicted_cycle_life"].to_numpy(),
                                                                        "cycle life")
-                         for name, group in predictions.loc[predictions["split"] == shown].groupby("model", sort=False)
-                         if name in ("variance", f"encoder_variance_{config.encoder_method}"))
+                         for name, group in every_model.loc[(every_model["split"] == shown) & ~every_model["life_unknown"]]
+                         .groupby("model", sort=False)
+                         if name in (selected_name, "variance", f"encoder_variance_{config.encoder_method}"))
     headline = {f"{row.split}_{metric}_{row.model}": round_sig(getattr(row, metric))
-                for row in result["metrics"].itertuples() if row.split != "train"
-                for metric in ("mape_percent", "rmse_cycles")}
+                for row in scored.itertuples() for metric in ("mape_percent", "rmse_cycles")}
+    selected_scores = {f"{row.split}_{metric}_selected": round_sig(getattr(row, metric))
+                       for row in scored.loc[scored["selected"]].itertuples()
+                       for metric in ("mape_percent", "rmse_cycles", "coverage80", "coverage95")}
+    unknown = selected.loc[selected["life_unknown"]]
     context.add_output_metadata({
         "model_id": model_id,
-        "n_cells_scored": len(cells),
+        "selected_model": selected_name,
+        "selection": "lowest out-of-fold MAPE of a K-fold CV inside the labelled training cells",
+        "cv_metrics": dg.MetadataValue.md(table_markdown(result["cv_metrics"].reset_index())),
+        "interval_half_width_log10": dg.MetadataValue.json(
+            {level: round_sig(h) for level, h in result["half_widths_log10"][selected_name].items()}),
+        "n_cells_modelled": len(cells),
+        "n_cells_predicted": len(unknown),
+        **{f"n_cells_predicted_{name}": int(n) for name, n in unknown["split"].value_counts().items()},
+        "unknown_life_predictions": dg.MetadataValue.md(table_markdown(unknown[UNKNOWN_LIFE_COLUMNS], rows=30)),
         "data_source": data_source,
         "n_cells_left_out": len(rejections),
         "held_out_sets": ", ".join(sets),
@@ -401,14 +423,17 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
                                                       for kk, v in c.items()} for k, c in result["choices"].items()}),
         "n_regularisation_warnings": len(result["warnings"]),
         "regularisation_warnings": "; ".join(f"{k}: {v}" for k, v in result["warnings"].items()) or "none",
-        "metrics": dg.MetadataValue.md(table_markdown(result["metrics"])),
+        "metrics": dg.MetadataValue.md(table_markdown(metrics)),
+        **selected_scores,
         **headline,
         "predictions_file": dg.MetadataValue.path(str(predictions_path)),
+        "model_predictions_file": dg.MetadataValue.path(str(every_model_path)),
         "metrics_file": dg.MetadataValue.path(str(metrics_path)),
         f"parity_{shown}": dg.MetadataValue.md(parity),
     })
     return {**{f"{name}_model": model for name, model in result["models"].items()},
-            "model_id": model_id, "metrics": result["metrics"], "predictions": predictions,
+            "model_id": model_id, "selected_model": selected_name, "metrics": metrics, "predictions": selected,
+            "half_widths_log10": result["half_widths_log10"],
             "settings": {"choices": result["choices"], **config.model_dump()}}
 
 

@@ -195,49 +195,107 @@ def life_metrics(true_cycles: np.ndarray, predicted_cycles: np.ndarray) -> dict[
     }
 
 
-def scored_cells(targets: pd.DataFrame, feature_sets: dict[str, pd.DataFrame],
-                 source: str) -> tuple[pd.DataFrame, list[Rejection]]:
-    """Cells (cell_key, split, cycle_life) that every model can be fitted and scored on, and rejections
-    naming what each left-out cell lacks (so all models are compared on the same cells)."""
+def modelled_cells(targets: pd.DataFrame, feature_sets: dict[str, pd.DataFrame],
+                   source: str) -> tuple[pd.DataFrame, list[Rejection]]:
+    """Cells (cell_key, split, cycle_life) that every model has features for, and rejections naming what
+    each left-out cell lacks (so all models are compared on the same cells). A cell whose cycle_life is
+    NaN is kept: it is predicted, never fitted nor scored."""
     rejections, keep = [], []
     for row in targets.itertuples(index=False):
-        lacking = [] if np.isfinite(row.cycle_life) else ["cycle_life"]
-        lacking += [name for name, features in feature_sets.items()
-                    if row.cell_key not in features.index or not np.isfinite(features.loc[row.cell_key]).all()]
+        lacking = [name for name, features in feature_sets.items()
+                   if row.cell_key not in features.index or not np.isfinite(features.loc[row.cell_key]).all()]
         if lacking:
-            rejections.append(Rejection(source, row.cell_key, f"left out of cycle-life scoring: no {', '.join(lacking)}"))
+            rejections.append(Rejection(source, row.cell_key, f"left out of cycle-life modelling: no {', '.join(lacking)}"))
         else:
             keep.append(row.cell_key)
     return targets.loc[targets["cell_key"].isin(keep)].reset_index(drop=True), rejections
 
 
+def out_of_fold_log10_life(x_train: np.ndarray, life_train: np.ndarray, method: str, n_folds: int = 5,
+                           seed: int = 0) -> np.ndarray:
+    """log10 life of each training cell predicted by a regressor fitted without its fold (hyperparameters
+    by CV inside the other folds): out-of-sample predictions for model selection and interval calibration."""
+    predicted = np.full(len(life_train), np.nan)
+    for fit, held in _folds(len(life_train), n_folds, seed).split(x_train):
+        model, _ = fit_life_regressor(x_train[fit], life_train[fit], method, n_folds, seed)
+        predicted[held] = model.predict(x_train[held])
+    return predicted
+
+
+def select_model(cv_metrics: pd.DataFrame) -> str:
+    """The model (index of `cv_metrics`) with the lowest cross-validated MAPE inside the training cells;
+    the first listed on a tie."""
+    return str(cv_metrics["mape_percent"].idxmin())
+
+
+def _score_masks(cells: pd.DataFrame, labelled: np.ndarray, exclude_cells) -> dict[str, np.ndarray]:
+    """{set name: labelled cells of the set}: train, validation, test, the other sets by name, and
+    `<set>_excl` (without exclude_cells) for a set that holds an excluded cell. Sets with no labelled
+    cell are not scored."""
+    from assets.cycling.split import TRAIN
+
+    names = [n for n in (TRAIN, "validation", "test") if n in set(cells["split"])]
+    names += sorted(set(cells["split"]) - {TRAIN, "validation", "test"})
+    excluded = cells["cell_key"].isin(list(exclude_cells)).to_numpy()
+    masks = {}
+    for name in names:
+        mask = (cells["split"] == name).to_numpy() & labelled
+        if mask.any() or name == TRAIN:
+            masks[name] = mask
+        if name != TRAIN and (mask & excluded).any():
+            masks[f"{name}_excl"] = mask & ~excluded
+    return masks
+
+
+def _set_metrics(life: np.ndarray, table: pd.DataFrame, mask: np.ndarray) -> dict[str, float]:
+    """life_metrics plus the coverage of each interval level, over the cells of `mask`."""
+    from assets.cycling.intervals import LEVELS_PERCENT, coverage
+
+    return {**life_metrics(life[mask], table["predicted_cycle_life"].to_numpy()[mask]),
+            **{f"coverage{level}": coverage(life[mask], table[f"lower{level}_cycles"].to_numpy()[mask],
+                                            table[f"upper{level}_cycles"].to_numpy()[mask])
+               for level in LEVELS_PERCENT}}
+
+
 def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], methods: dict[str, str],
                   exclude_cells: list[str] = (), n_folds: int = 5, seed: int = 0) -> dict:
-    """Fit one regressor per feature set on the `train` cells (hyperparameters by CV inside them); score
-    the training cells (in-sample) and every other set. Sets that hold cells of `exclude_cells` are
-    scored twice: all cells, and without them as `<set>_excl`."""
+    """Fit one regressor per feature set on the labelled `train` cells (hyperparameters by CV inside
+    them), with conformal intervals from its K-fold out-of-fold residuals on those cells; select one model
+    by that CV; predict every cell (those with NaN cycle_life included: life_unknown) and score every set's
+    labelled cells. Metrics rows: `train` (in-sample), `train_cv` (out-of-fold), each held-out set, and
+    `<set>_excl` for a set holding a cell of `exclude_cells`."""
+    from assets.cycling.intervals import LEVELS_PERCENT, conformal_half_width, interval_columns
     from assets.cycling.split import TRAIN
 
     life = cells["cycle_life"].to_numpy(dtype=float)
-    train = (cells["split"] == TRAIN).to_numpy()
-    held_out = [n for n in ("validation", "test") if n in set(cells["split"])]
-    held_out += sorted(set(cells["split"]) - {TRAIN, *held_out})
-    excluded = cells["cell_key"].isin(list(exclude_cells)).to_numpy()
-    masks = {TRAIN: train}
-    for name in held_out:
-        masks[name] = (cells["split"] == name).to_numpy()
-        if (masks[name] & excluded).any():
-            masks[f"{name}_excl"] = masks[name] & ~excluded
-    models, choices, predictions, metrics = {}, {}, [], []
+    labelled = np.isfinite(life)
+    train = (cells["split"] == TRAIN).to_numpy() & labelled
+    masks = _score_masks(cells, labelled, exclude_cells)
+    models, choices, half_widths, predictions, metrics, cv = {}, {}, {}, [], [], {}
     for name, features in feature_sets.items():
         x = features.loc[cells["cell_key"]].to_numpy(dtype=float)
         models[name], choices[name] = fit_life_regressor(x[train], life[train], methods[name], n_folds, seed)
-        predicted = predict_life(models[name], x) if len(x) else np.zeros(0)
-        predictions.append(cells.assign(model=name, predicted_cycle_life=predicted))
-        metrics += [{"model": name, "split": split, **life_metrics(life[mask], predicted[mask])}
-                    for split, mask in masks.items()]
+        out_of_fold = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed)
+        residuals = np.log10(life[train]) - out_of_fold
+        half_widths[name] = {level: conformal_half_width(residuals, level / 100) for level in LEVELS_PERCENT}
+        predicted = models[name].predict(x) if len(x) else np.zeros(0)
+        table = pd.concat([cells.assign(model=name, life_unknown=~labelled, predicted_cycle_life=10**predicted),
+                           interval_columns(predicted, half_widths[name])], axis=1)
+        predictions.append(table)
+        cv[name] = {**life_metrics(life[train], 10**out_of_fold), "rmse_log10": float(np.sqrt(np.mean(residuals**2)))}
+        rows = [{"model": name, "split": split, **_set_metrics(life, table, mask)} for split, mask in masks.items()]
+        metrics += rows[:1] + [{"model": name, "split": f"{TRAIN}_cv", **cv[name]}] + rows[1:]  # train first
+    cv_metrics = pd.DataFrame.from_dict(cv, orient="index").rename_axis("model")
     return {"models": models, "choices": choices, "predictions": pd.concat(predictions, ignore_index=True),
-            "metrics": pd.DataFrame(metrics), "warnings": {n: c["warning"] for n, c in choices.items() if c["warning"]}}
+            "metrics": pd.DataFrame(metrics), "cv_metrics": cv_metrics, "selected_model": select_model(cv_metrics),
+            "half_widths_log10": half_widths,
+            "warnings": {n: c["warning"] for n, c in choices.items() if c["warning"]}}
+
+
+def selected_predictions(predictions: pd.DataFrame, selected_model: str) -> pd.DataFrame:
+    """One row per cell: the selected model's prediction and intervals, named in `selected_model`."""
+    rows = predictions.loc[predictions["model"] == selected_model].drop(columns="model")
+    return rows.assign(selected_model=selected_model).reset_index(drop=True)
 
 
 def cycle_targets(unified: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,8 @@ you trust (data/raw/cycling is the user's own drop folder).
 The Qdlin-matrix layout (Attia et al., J. Electrochem. Soc. 168, 090547 (2021)):
     <folder>/<split>/cellN.csv                 no header; 1000 rows (voltage linspace(3.6, 2.0, 1000))
                                                x one column per cycle (2, 3, ..., 100): Qdlin in Ah
-    <folder>/cycle_lives/<split>_cycle_lives.csv  one cycle life per line, line N for cellN.csv
+    <folder>/cycle_lives/<split>_cycle_lives.csv  one cycle life per line, line N for cellN.csv; a split
+                                               without this file is a set whose lives are unknown (predicted)
 """
 
 from __future__ import annotations
@@ -217,12 +218,12 @@ def qdlin_cell_files(split_folder: Path) -> list[Path]:
 def read_cycle_lives(folder: Path, split: str) -> tuple[dict[int, float], list[Rejection]]:
     """{N: cycle life} from `folder/cycle_lives/<split>_cycle_lives.csv` (line N for cellN.csv).
 
-    A missing file or a line that is not a positive number is a rejection; those cells keep a NaN life.
+    A missing file means the set's lives are unknown (a set to predict, not to score): no life and no
+    rejection. A line that is not a positive number is a rejection; that cell keeps a NaN life.
     """
     path = Path(folder) / LIVES_FOLDER / f"{split}_cycle_lives.csv"
     if not path.is_file():
-        return {}, [Rejection(str(path), None, f"no cycle-life file for split '{split}' (expected "
-                                                 f"{LIVES_FOLDER}/{split}_cycle_lives.csv, one life per line)")]
+        return {}, []
     lives, rejections = {}, []
     for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         text = line.strip().strip(",").strip()

@@ -101,20 +101,31 @@ def test_nothing_is_written_under_raw_and_synthetic_cells_stay_labelled(demo_run
 def test_predictions_carry_model_ids_and_reuse_the_stored_split(demo_run):
     root, result = demo_run
     predictions = pd.read_csv(root / "exports" / "cycling_cycle_life_predictions.csv")
+    every_model = pd.read_csv(root / "exports" / "cycling_cycle_life_model_predictions.csv")
     model = metadata(result, "cycle_life_model")
     encoder = metadata(result, "multiscale_encoder")
-    assert set(predictions["model_id"]) == {model["model_id"]}
+    assert set(predictions["model_id"]) == set(every_model["model_id"]) == {model["model_id"]}
     assert set(predictions["encoder_model_id"]) == {encoder["model_id"]}
     split = pd.read_parquet(root / "storage" / "cycling_split.parquet")
     joined = predictions.merge(split, on="cell_key", suffixes=("", "_stored"))
     assert (joined["split"] == joined["split_stored"]).all()
-    assert set(predictions["model"]) == {"constant", "variance", "discharge", "full", "encoder_ridge",
+    assert set(every_model["model"]) == {"constant", "variance", "discharge", "full", "encoder_ridge",
                                          "encoder_variance_ridge"}
     assert set(predictions["source"]) == {"synthetic", "user.pkl"}  # synthetic cells are labelled as such
+    # One row per cell: the selected model's, named, the same numbers as that model's rows of the comparison.
+    assert predictions["cell_key"].is_unique and set(predictions["selected_model"]) == {model["selected_model"]}
+    chosen = every_model.loc[every_model["model"] == model["selected_model"]].set_index("cell_key")
+    np.testing.assert_allclose(predictions.set_index("cell_key")["predicted_cycle_life"],
+                               chosen.loc[predictions["cell_key"], "predicted_cycle_life"])
     metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
-    assert set(metrics.columns) >= {"mae_cycles", "mape_percent", "rmse_cycles", "r2"}
-    assert len(metrics) == 18  # 6 models x (train, validation, test)
-    assert isinstance(model["test_mape_percent_variance"], float)
+    assert set(metrics.columns) >= {"mae_cycles", "mape_percent", "rmse_cycles", "r2", "coverage80", "coverage95"}
+    assert len(metrics) == 24  # 6 models x (train, train_cv, validation, test)
+    # The headline in the metadata is the test set's MAPE of the variance model, recomputed from the export.
+    test = every_model.loc[(every_model["model"] == "variance") & (every_model["split"] == "test")]
+    recomputed = 100 * np.mean(np.abs(test["predicted_cycle_life"] - test["cycle_life"]) / test["cycle_life"])
+    assert model["test_mape_percent_variance"] == pytest.approx(recomputed, rel=1e-3)
+    assert model["test_coverage80_selected"] == pytest.approx(
+        metrics.query("split == 'test' and selected")["coverage80"].iloc[0], abs=1e-3)
 
 
 def test_encoder_metadata_has_checkpoints_and_a_loss_curve(demo_run):
@@ -169,7 +180,7 @@ def synthetic_demo_cells():
                     "discharge": severson[lifemodel.DISCHARGE_FEATURES], "full": lifemodel.full_model_features(severson)}
     cells = split.split_by_ratio(sorted(table["cell_key"].unique()), (0.6, 0.2, 0.2), seed=0)
     cells["cycle_life"] = cells["cell_key"].map(table.groupby("cell_key")["cycle_life"].first())
-    cells, _ = lifemodel.scored_cells(cells, feature_sets, "test")
+    cells, _ = lifemodel.modelled_cells(cells, feature_sets, "test")
     return cells, feature_sets
 
 

@@ -65,12 +65,12 @@ def test_a_feature_equal_to_log_life_is_recovered_and_unscorable_cells_are_named
     targets = life_cells()
     exact = pd.DataFrame({"x": np.log10(targets["cycle_life"].to_numpy())}, index=targets["cell_key"])
     partial = exact.drop(index="c49")
-    scored, rejections = lifemodel.scored_cells(targets, {"exact": exact, "partial": partial}, "t")
-    assert [(r.row, r.reason) for r in rejections] == [("c49", "left out of cycle-life scoring: no partial")]
+    scored, rejections = lifemodel.modelled_cells(targets, {"exact": exact, "partial": partial}, "t")
+    assert [(r.row, r.reason) for r in rejections] == [("c49", "left out of cycle-life modelling: no partial")]
     result = lifemodel.fit_and_score(scored, {"exact": exact, "const": exact},
                                      {"exact": "least_squares", "const": "constant"})
     metrics = result["metrics"].set_index(["model", "split"])
-    assert list(dict.fromkeys(result["metrics"]["split"])) == ["train", "test1", "test2"]
+    assert list(dict.fromkeys(result["metrics"]["split"])) == ["train", "train_cv", "test1", "test2"]
     assert metrics.loc[("exact", "test1"), "n_cells"] == 10 and metrics.loc[("exact", "test2"), "n_cells"] == 9
     assert metrics.loc[("exact", "test1"), "mape_percent"] < 1e-6
     assert metrics.loc[("const", "test1"), "mape_percent"] > 30
@@ -110,7 +110,7 @@ def test_excluded_cells_are_scored_both_ways():
     exact = pd.DataFrame({"x": np.log10(cells["cycle_life"].to_numpy())}, index=cells["cell_key"])
     result = lifemodel.fit_and_score(cells, {"c": exact}, {"c": "constant"}, exclude_cells=["c31"])
     metrics = result["metrics"].set_index("split")
-    assert list(metrics.index) == ["train", "test1", "test1_excl", "test2"]
+    assert list(metrics.index) == ["train", "train_cv", "test1", "test1_excl", "test2"]
     assert metrics.loc["test1", "n_cells"] == 10 and metrics.loc["test1_excl", "n_cells"] == 9
 
 

@@ -99,7 +99,7 @@ def test_bad_files_lives_and_cycles_are_rejected_with_reasons(tmp_path):
     table, invalid = unified.unify(frames, min_cycles=4)
     reasons = {(str(pd.io.common.stringify_path(r.source)).split("/")[-1], r.row): r.reason
                for r in rejections + invalid}
-    assert "no cycle-life file for split 'test1'" in reasons[("test1_cycle_lives.csv", None)]
+    assert not any(name == "test1_cycle_lives.csv" for name, _ in reasons)  # no lives file: a set to predict
     assert reasons[("train_cycle_lives.csv", 2)] == "cycle life 'abc' is not a positive number"
     assert "expected 1000 rows" in reasons[("cell3.csv", None)] and "found 999 rows" in reasons[("cell3.csv", None)]
     assert "not a numeric Qdlin matrix" in reasons[("cell4.csv", None)]
