@@ -5,11 +5,13 @@
 Copies the export(s) into raw/electrodes/ of a fresh temporary data root, materializes
 the `electrodes` assets in process for one partition (default `all`: every working
 ion) with every row in a 5-fold CV (test_fraction 0), and prints per model (forest,
-boosting, network, median baseline) the CV MAE / R2 over all ions and over the Li
-rows. With --holdout FILE (same export format) the holdout rows become the
-candidates of `electrode_predictions`, so the models trained on all of --data score
-them exactly as a user's predictions are made: `holdout_mae_V_<model>` and
-`holdout_mae_V` (the model the pipeline predicts with, the best by CV MAE).
+boosting, network, the torch composition model, median baseline) and ensemble the CV
+MAE / R2 over all ions and over the Li rows. With --holdout FILE (same export format)
+the holdout rows become the candidates of `electrode_predictions`, so the models
+trained on all of --data score them exactly as a user's predictions are made:
+`holdout_mae_V_<model>`, `holdout_mae_V` (the model the pipeline predicts with, the
+best by CV MAE) and `holdout_coverage80` / `holdout_coverage95`, the share of holdout
+rows inside the pipeline's 80 % / 95 % conformal intervals (calibrated on --data only).
 
 The published anchor (Magpie features + working-ion one-hot, random forest, 5-fold
 CV over the whole 3.2k-row export): MAE 0.41 V (R2 0.81); predicting the median 1.08 V.
@@ -27,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+MODELS = ("forest", "boosting", "network", "composition", "median")
 ANCHOR = {"anchor_magpie_forest_cv_mae_V": 0.41, "anchor_magpie_forest_cv_r2": 0.81, "anchor_median_cv_mae_V": 1.08}
 # Known electrodes (experimental average voltages, V vs the metal) printed beside the predictions.
 SANITY = [
@@ -55,10 +58,10 @@ def holdout_candidates(holdout: Path | None, destination: Path):
         for _, row in table.iterrows():
             ion = row["Battid"].rsplit("_", 1)[-1]
             rows.append({"id": row["Battid"], "formula": row["Reduced Cell Formula"], "working_ion": ion,
-                         "spacegroup": row.get("Spacegroup", "")})
+                         "spacegroup": row.get("Spacegroup", ""), "type": row.get("Type", "")})
             truth[row["Battid"]] = float(row["Average Voltage"])
     for name, formula, ion, _ in SANITY:
-        rows.append({"id": f"sanity-{name}", "formula": formula, "working_ion": ion, "spacegroup": ""})
+        rows.append({"id": f"sanity-{name}", "formula": formula, "working_ion": ion, "spacegroup": "", "type": ""})
     destination.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows).to_csv(destination, index=False)
     return truth
@@ -114,11 +117,13 @@ def run(args, root: Path) -> int:
         shutil.copy(path, raw / path.name)
     truth = holdout_candidates(args.holdout, root / "candidates" / "candidates.csv")
     network = {"epochs": 150, "patience": 20} if args.full else {}
+    composition = {"epochs": 80, "d_model": 96} if args.full else {}
     ops = {
         "electrode_records": {"config": {"use_api": False, "use_embedded": "never"}},
         "electrode_split": {"config": {"test_fraction": 0.0, "n_folds": 5}},
         "electrode_forest": {"config": {"n_estimators": 500 if args.full else 200}},
         "electrode_network": {"config": network},
+        "electrode_composition": {"config": composition},
         "electrode_predictions": {"config": {"candidates_file": str(root / "candidates" / "candidates.csv")}},
     }
     resources = {
@@ -140,10 +145,11 @@ def run(args, root: Path) -> int:
     ions = dict(zip(features["battery_id"], features["working_ion"]))
     print(f"records: {len(records)}  features: {features.shape[1] - 8}  ions: "
           + ", ".join(f"{k} {v}" for k, v in records["working_ion"].value_counts().items()))
-    from assets.electrodes.predict import ensemble_evaluations
+    from assets.electrodes.intervals import LEVELS, coverage
+    from assets.electrodes.predict import ENSEMBLES, ensemble_evaluations
 
     bundles = {name: result.output_for_node("electrode_baseline" if name == "median" else f"electrode_{name}")
-               for name in ("forest", "boosting", "network", "median")}
+               for name in MODELS}
     evaluations = {name: bundle["evaluation"] for name, bundle in bundles.items()}
     scores = {name: print_cv_scores(name, evaluation, ions)
               for name, evaluation in {**evaluations, **ensemble_evaluations(bundles)}.items()}
@@ -152,21 +158,23 @@ def run(args, root: Path) -> int:
     scored = predictions[predictions["id"].isin(truth)]
     if truth:
         true = scored["id"].map(truth).to_numpy(float)
-        for name in ("forest", "boosting", "network", "median", "trees", "ensemble"):
-            if f"{name}_prediction" not in scored:
-                continue
+        for name in (*MODELS, *ENSEMBLES):
             predicted = scored[f"{name}_prediction"].to_numpy(float)
             ok = np.isfinite(predicted)
             print(f"holdout_mae_V_{name}: {np.mean(np.abs(predicted[ok] - true[ok])):.3f}")
         ok = np.isfinite(scored["prediction"].to_numpy(float))
         print(f"holdout_rows: {int(ok.sum())} of {len(truth)}")
         print(f"holdout_mae_V: {np.mean(np.abs(scored['prediction'].to_numpy(float)[ok] - true[ok])):.3f}")
+        for level in LEVELS:
+            print(f"holdout_coverage{round(100 * level)}: {coverage(true[ok], scored[ok], level):.3f}")
     low, high = records["average_voltage_V"].min(), records["average_voltage_V"].max()
-    inside = predictions[[f"{n}_prediction" for n in ("forest", "boosting", "network")]].stack()
+    inside = predictions[[f"{n}_prediction" for n in MODELS if n != "median"]].stack()
     print(f"training_target_range_V: {low:.2f} to {high:.2f}; predictions outside it: {int(((inside < low) | (inside > high)).sum())}")
     sanity = predictions[predictions["id"].str.startswith("sanity-")].set_index("id")
     for name, _, _, known in SANITY:
-        print(f"sanity_{name}_V: {sanity.loc[f'sanity-{name}', 'prediction']:.2f} (known about {known})")
+        row = sanity.loc[f"sanity-{name}"]
+        print(f"sanity_{name}_V: {row['prediction']:.2f} (80 %: {row['lower_80_V']:.2f} to {row['upper_80_V']:.2f}; "
+              f"known about {known})")
     for key, value in ANCHOR.items():
         print(f"{key}: {value}")
     print(f"pipeline_model: {chosen}")

@@ -1,6 +1,7 @@
 """Dagster wiring of the `electrodes` pipeline, one partition per working ion (plus `all`):
 
-records -> features -> split -> forest + boosting + network + median baseline -> predictions
+records -> features -> split -> forest + boosting + network + composition model + median baseline
+        -> predictions with conformal intervals
 
 Thin on purpose: each asset reads its Config, calls the science in this package
 and returns the value with metadata. Heavy libraries load inside asset bodies.
@@ -98,6 +99,17 @@ class NetworkConfig(Config):
     patience: int = 10  # early stopping on the validation share's loss
     validation_fraction: float = 0.15
     min_rows_per_epoch: int = 256  # small tables are repeated within an epoch (Keras' per-epoch cost)
+
+
+class CompositionConfig(Config):
+    d_model: int = 64  # width of the element tokens
+    n_layers: int = 2  # self-attention layers over the elements of a formula
+    n_heads: int = 4
+    dropout: float = 0.1
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 3e-3  # peak of the one-cycle schedule
+    weight_decay: float = 1e-4
 
 
 class PredictionsConfig(Config):
@@ -217,24 +229,26 @@ def _bundle(model, model_id: str, columns, target: str, config, evaluation, **ex
     return {"model": model, "model_id": model_id, "settings": settings, "evaluation": evaluation, **extra}
 
 
-def _sklearn_model(context, name: str, make, config, electrode_features, electrode_split):
-    """Fit and score one scikit-learn-shaped model with the shared folds; the bundle and its metadata."""
+def _sklearn_model(context, name: str, make, config, electrode_features, electrode_split, columns=None, **extra):
+    """Fit and score one scikit-learn-shaped model with the shared folds (on `columns`, default every feature
+    column); the bundle (with `extra` settings) and its metadata."""
     from assets.electrodes.evaluation import importance_markdown
     from assets.electrodes.features import feature_columns
     from assets.electrodes.models import importances, train_estimator
 
     started = time.perf_counter()
-    columns = feature_columns(electrode_features)
+    columns = columns or feature_columns(electrode_features)
     target = electrode_features["target_name"].iloc[0]
     model, evaluation = train_estimator(make, electrode_features, electrode_split, columns)
     model_id = str(uuid.uuid4())
     metadata = _model_metadata(evaluation, target, model_id, time.perf_counter() - started)
     ranked = importances(model, columns)
-    if name != "median":
+    if name in ("forest", "boosting"):
         metadata["feature_importance"] = MetadataValue.md(importance_markdown(ranked))
     context.log.info(f"{name}: cv MAE {metadata['cv_mae'].value} over {metadata['cv_rows']} rows")
     bundle = _bundle(model, model_id, columns, target, config, evaluation,
                      importances=ranked.rename_axis("feature").reset_index())
+    bundle["settings"].update(extra)
     return Output(bundle, metadata=metadata)
 
 
@@ -262,6 +276,25 @@ def electrode_boosting(
         return make_boosting(**config.model_dump(), seed=compute.seed, n_jobs=compute.n_jobs(), device=compute.xgboost_device())
 
     return _sklearn_model(context, "boosting", make, config, electrode_features, electrode_split)
+
+
+@asset(group_name=PIPELINE, partitions_def=ION_PARTITIONS)
+def electrode_composition(
+    context: AssetExecutionContext, config: CompositionConfig, compute: ComputeResource, electrode_features,
+    electrode_split,
+):
+    """Attention over the elements of each formula (weighted by fraction) plus host information, in torch; same folds."""
+    from assets.electrodes.composition_model import CompositionAttentionRegressor, host_columns, slot_columns, with_compositions
+    from assets.electrodes.models import ClippedRegressor
+
+    def make():
+        return ClippedRegressor(CompositionAttentionRegressor(
+            **config.model_dump(), seed=compute.seed, num_threads=max(1, compute.n_jobs())))
+
+    table = with_compositions(electrode_features)
+    columns = slot_columns() + host_columns(electrode_features)
+    return _sklearn_model(context, "composition", make, config, table, electrode_split, columns,
+                          encodes_compositions=True)
 
 
 @asset(group_name=PIPELINE, partitions_def=ION_PARTITIONS)
@@ -337,16 +370,41 @@ def _comparison_metadata(bundles: dict) -> dict:
     return {"model_comparison": MetadataValue.table(records, schema=schema)}
 
 
+def _interval_metadata(bundles: dict, chosen: str, calibration: dict) -> dict:
+    """Calibration quantiles, coverage of the test rows (when the split has any) and parity plots with intervals."""
+    from assets.electrodes.intervals import coverage, interval_parity_markdown, intervals
+    from assets.electrodes.predict import evaluations_with_spread
+
+    frame = evaluations_with_spread(bundles, chosen)
+    target = next(iter(bundles.values()))["settings"]["target"]
+    metadata = {"interval_calibration": MetadataValue.json(
+        {**calibration, "quantiles": {ion: {str(level): round_sig(q) for level, q in by_level.items()}
+                                      for ion, by_level in calibration["quantiles"].items()}})}
+    plots = []
+    for subset, rows in frame.groupby("subset"):
+        bounds = intervals(rows["predicted"], rows["spread"], rows["working_ion"], calibration)
+        title = "test rows" if subset == "test" else "cv rows (the calibration rows themselves)"
+        plots.append(interval_parity_markdown(rows["true"].to_numpy(), rows["predicted"].to_numpy(), bounds, target, title))
+        if subset == "test":
+            metadata.update({f"test_coverage{round(100 * level)}": MetadataValue.float(
+                round_sig(coverage(rows["true"], bounds, level))) for level in calibration["levels"]})
+    metadata["parity_with_intervals"] = MetadataValue.md("\n\n".join(plots))
+    return metadata
+
+
 @asset(group_name=PIPELINE, partitions_def=ION_PARTITIONS)
 def electrode_predictions(
     context: AssetExecutionContext, config: PredictionsConfig, dask: DaskResource, electrode_records,
-    electrode_forest, electrode_boosting, electrode_network, electrode_baseline,
+    electrode_forest, electrode_boosting, electrode_network, electrode_composition, electrode_baseline,
 ):
-    """Every model's (and ensemble's) prediction for candidates.csv; `prediction` from the best by cv MAE; per partition."""
+    """Every model's (and ensemble's) prediction for candidates.csv; `prediction` from the best by cv MAE, with its
+    80 % and 95 % conformal interval calibrated on the out-of-fold training rows; per partition."""
     from pathlib import Path
 
     from assets.electrodes.features import electrode_inputs, featurize_electrodes
-    from assets.electrodes.predict import EMBEDDED_CANDIDATES, best_model, cv_maes, predict_candidates, read_candidates
+    from assets.electrodes.predict import (
+        EMBEDDED_CANDIDATES, best_model, calibrate_intervals, cv_maes, predict_candidates, read_candidates,
+    )
     from resources.datapaths import write_quarantine
 
     ion = working_ion_of(context)
@@ -358,14 +416,15 @@ def electrode_predictions(
     valid = candidates[candidates["error"] == ""]
     features, failures = featurize_electrodes(electrode_inputs(valid), dask.map, config.rows_per_chunk)
     bundles = {"forest": electrode_forest, "boosting": electrode_boosting, "network": electrode_network,
-               "median": electrode_baseline}
-    predictions = predict_candidates(candidates, features, failures, bundles)
+               "composition": electrode_composition, "median": electrode_baseline}
+    chosen = best_model(bundles)
+    calibration = calibrate_intervals(bundles, chosen)
+    predictions = predict_candidates(candidates, features, failures, bundles, calibration)
     data_kind = "embedded" if set(electrode_records["source"]) <= {"embedded"} else "user"
     predictions.insert(0, "partition", partition_of(context))
     predictions["training_data"] = data_kind
     predictions["candidates_source"] = "embedded" if path == EMBEDDED_CANDIDATES else relative_to_root(path)
     export = write_export_csv(predictions, f"electrode_predictions_{partition_of(context)}.csv")
-    chosen = best_model(bundles)
     maes = cv_maes(bundles)
     return Output(
         predictions,
@@ -375,6 +434,7 @@ def electrode_predictions(
             "median_cv_mae_V": MetadataValue.float(round_sig(maes["median"])),
             **{f"cv_mae_V_{name}": MetadataValue.float(round_sig(mae)) for name, mae in maes.items()},
             **_comparison_metadata(bundles),
+            **_interval_metadata(bundles, chosen, calibration),
             "training_data": data_kind,
             "candidates_file": relative_to_root(path) if path != EMBEDDED_CANDIDATES else "embedded example",
             "candidates": len(candidates),
@@ -383,14 +443,15 @@ def electrode_predictions(
             "export": MetadataValue.path(relative_to_root(export)),
             **{f"{name}_model_id": bundle["model_id"] for name, bundle in bundles.items()},
             "predictions": MetadataValue.md(table_markdown(
-                predictions[["id", "formula", "working_ion", "prediction", "model", "forest_prediction",
-                             "boosting_prediction", "network_prediction", "error"]], rows=20)),
+                predictions[["id", "formula", "working_ion", "prediction", "lower_80_V", "upper_80_V", "lower_95_V",
+                             "upper_95_V", "model", "forest_prediction", "boosting_prediction", "network_prediction",
+                             "composition_prediction", "error"]], rows=20)),
         },
     )
 
 
 ASSETS = [
     electrode_records, electrode_features, electrode_split, electrode_forest, electrode_boosting, electrode_network,
-    electrode_baseline, electrode_predictions,
+    electrode_composition, electrode_baseline, electrode_predictions,
 ]
 defs = Definitions(assets=ASSETS)

@@ -13,6 +13,8 @@ Feature columns are named `<group>:<label>`; the groups (FEATURE_GROUPS) are
     redox       ion per host at both ends and their difference, ion atomic fraction, the formula's capacity,
                 mean oxidation state of the host cations at both ends by charge balance (never NaN)
     structure   space-group number and crystal system (one-hot) when the row has a space group
+    host        lattice centring of the space group (one-hot: P, base A/B/C, I, F, R) and whether the export
+                calls the electrode a conversion rather than an intercalation one (NaN when not given)
 
 A featurizer that fails on a formula leaves NaN in its columns and a line in the
 row's failure list; it never stops the others. Oxidation-state featurizers fall
@@ -35,12 +37,15 @@ import pandas as pd
 # pymatgen's enumeration gets slow and the fixed-anion balance is used instead.
 MAX_OXIDATION_GUESS_SITES = 40
 OXIDATION_FEATURIZERS = ("OxidationStates", "ElectronegativityDiff", "ElectronAffinity", "IonProperty")
-FEATURE_GROUPS = ("discharged", "charged", "delta", "ion", "redox", "structure")
+FEATURE_GROUPS = ("discharged", "charged", "delta", "ion", "redox", "structure", "host")
 WORKING_IONS = ("Li", "Na", "K", "Mg", "Ca", "Zn", "Al")
 ION_VALENCE = {"Li": 1, "Na": 1, "K": 1, "Rb": 1, "Cs": 1, "Mg": 2, "Ca": 2, "Zn": 2, "Y": 3, "Al": 3}
 # Anions in charge balance: element -> oxidation state (the most electronegative first wins the electrons).
 ANION_STATES = {"F": -1, "O": -2, "Cl": -1, "N": -3, "Br": -1, "S": -2, "I": -1, "Se": -2, "Te": -2}
 CRYSTAL_SYSTEMS = ("triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic")
+# Lattice centrings (A, B and C are one base-centred kind: which face is a choice of axes).
+CENTRINGS = ("P", "base", "I", "F", "R")
+ELECTRODE_TYPES = ("intercalation", "conversion")
 # Columns of the feature table that are not features.
 META_COLUMNS = [
     "battery_id", "working_ion", "formula_charge", "formula_discharge", "spacegroup_number", "target_name", "target",
@@ -220,6 +225,28 @@ def structure_features(number: int | None) -> dict:
     return values
 
 
+@functools.lru_cache(maxsize=1)
+def _centring_by_number() -> dict[int, str]:
+    """Space-group number -> lattice centring of its standard setting (first letter of the H-M symbol)."""
+    import spglib
+
+    centrings = {}
+    for hall_number in range(1, 531):
+        entry = spglib.get_spacegroup_type(hall_number)
+        letter = entry.international_short[0]
+        centrings.setdefault(entry.number, "base" if letter in "ABC" else letter)
+    return centrings
+
+
+def host_features(number: int | None, electrode_type: str) -> dict:
+    """Lattice centring one-hot (NaN without a space group) and is_conversion (NaN unless the type is known)."""
+    centring = _centring_by_number()[number] if number else None
+    values = {f"centring_{name}": (float(centring == name) if centring else np.nan) for name in CENTRINGS}
+    kind = str(electrode_type or "").strip().lower()
+    values["is_conversion"] = float(kind == "conversion") if kind in ELECTRODE_TYPES else np.nan
+    return values
+
+
 def _composition_features(composition, featurizers: dict) -> tuple[dict, list[str], str]:
     """The nine featurizers on one composition: (values, failures, how oxidation states were found)."""
     decorated, how = oxidation_decorated(composition)
@@ -238,7 +265,7 @@ def _composition_features(composition, featurizers: dict) -> tuple[dict, list[st
 def featurize_electrode(electrode: dict, featurizers: dict) -> tuple[dict, list[str]]:
     """(feature name -> value, failures as 'Featurizer: reason') of one electrode.
 
-    `electrode` has formula_discharge, and optionally formula_charge, working_ion and spacegroup.
+    `electrode` has formula_discharge, and optionally formula_charge, working_ion, spacegroup_number and type.
     """
     from assets.electrodes.formulas import parse_composition
 
@@ -278,6 +305,8 @@ def featurize_electrode(electrode: dict, featurizers: dict) -> tuple[dict, list[
         redox["formula_capacity_mAh_g"] = float(transferred * 96485.33212 / (3.6 * discharged.weight))
     features.update({f"redox:{k}": v for k, v in redox.items()})
     features.update({f"structure:{k}": v for k, v in structure_features(electrode.get("spacegroup_number")).items()})
+    host = host_features(electrode.get("spacegroup_number"), electrode.get("type", ""))
+    features.update({f"host:{k}": v for k, v in host.items()})
     return features, failures
 
 
@@ -308,12 +337,15 @@ def featurize_formulas(formulas: list[str], map_chunks, rows_per_chunk: int, wor
 
 
 def electrode_inputs(records: pd.DataFrame) -> list[dict]:
-    """The featurizer's input per record: formulas, working ion and space-group number only (never outcomes)."""
+    """The featurizer's input per record: formulas, working ion, space-group number and type only (never outcomes)."""
     numbers = [spacegroup_number(text) for text in records.get("spacegroup", pd.Series([""] * len(records)))]
+    empty = [""] * len(records)
     return [
-        {"formula_discharge": discharged, "formula_charge": charged, "working_ion": ion, "spacegroup_number": number}
-        for discharged, charged, ion, number in zip(
-            records["formula_discharge"], records.get("formula_charge", [""] * len(records)), records["working_ion"], numbers
+        {"formula_discharge": discharged, "formula_charge": charged, "working_ion": ion, "spacegroup_number": number,
+         "type": kind}
+        for discharged, charged, ion, number, kind in zip(
+            records["formula_discharge"], records.get("formula_charge", empty), records["working_ion"], numbers,
+            records.get("type", empty),
         )
     ]
 

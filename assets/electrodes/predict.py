@@ -1,4 +1,7 @@
-"""Predictions of every model for the formulas a user lists in candidates.csv (id, formula[, working_ion, spacegroup])."""
+"""Predictions of every model, with conformal intervals, for the formulas in candidates.csv.
+
+candidates.csv: id, formula[, working_ion, spacegroup, type (intercalation | conversion)].
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from assets.electrodes.intervals import calibrate, intervals, member_spread
 from assets.electrodes.formulas import RANGE_PATTERN, FormulaError, clean_formula_text, parse_battery_formula, parse_composition
 from resources.datapaths import Rejection
 
 CANDIDATE_COLUMNS = ["id", "formula"]
-OPTIONAL_COLUMNS = ["working_ion", "spacegroup"]
-OUTPUT_COLUMNS = [*CANDIDATE_COLUMNS, "working_ion", "spacegroup", "formula_charge", "formula_discharge", "error"]
+OPTIONAL_COLUMNS = ["working_ion", "spacegroup", "type"]
+OUTPUT_COLUMNS = [*CANDIDATE_COLUMNS, "working_ion", "spacegroup", "type", "formula_charge", "formula_discharge", "error"]
 ION_ORDER = ("Li", "Na", "K", "Mg", "Ca", "Zn", "Al")
 
 
@@ -55,9 +59,9 @@ def read_candidates(path: Path, working_ion: str = "") -> tuple[pd.DataFrame, li
             table[name] = ""
     rows, rejections = [], []
     for line, row in enumerate(table[[*CANDIDATE_COLUMNS, *OPTIONAL_COLUMNS]].itertuples(index=False), start=2):
-        candidate_id, formula, ion, spacegroup = row
+        candidate_id, formula, ion, spacegroup, kind = row
         entry = {"id": candidate_id, "formula": formula, "working_ion": ion.strip(), "spacegroup": spacegroup,
-                 "formula_charge": "", "formula_discharge": "", "error": ""}
+                 "type": kind.strip(), "formula_charge": "", "formula_discharge": "", "error": ""}
         try:
             battery = candidate_battery(formula, entry["working_ion"], working_ion)
             entry.update(working_ion=battery.working_ion, formula_charge=battery.charged, formula_discharge=battery.discharged)
@@ -73,6 +77,10 @@ def model_predict(name: str, bundle: dict, features_table: pd.DataFrame) -> np.n
     from assets.electrodes.features import feature_matrix
 
     settings = bundle["settings"]
+    if settings.get("encodes_compositions"):
+        from assets.electrodes.composition_model import with_compositions
+
+        features_table = with_compositions(features_table)
     features = feature_matrix(features_table, settings["feature_columns"])
     if name != "network":
         return bundle["model"].predict(features)
@@ -83,7 +91,20 @@ def model_predict(name: str, bundle: dict, features_table: pd.DataFrame) -> np.n
 
 
 # Averages of models' predictions, scored on the same out-of-fold rows as the models themselves.
-ENSEMBLES = {"trees": ("forest", "boosting"), "ensemble": ("forest", "boosting", "network")}
+ENSEMBLES = {"trees": ("forest", "boosting"), "ensemble": ("forest", "boosting", "network"),
+             "chemistry": ("forest", "boosting", "composition")}
+# The models whose disagreement (standard deviation, V) scales each row's conformal interval.
+SPREAD_MEMBERS = ("forest", "boosting", "network", "composition")
+
+
+def member_predictions(bundles: dict[str, dict], members) -> pd.DataFrame:
+    """battery_id, subset, true and one prediction column per member (rows every member scored)."""
+    merged = None
+    for member in members:
+        frame = bundles[member]["evaluation"][["battery_id", "subset", "true", "predicted"]].rename(
+            columns={"predicted": member})
+        merged = frame if merged is None else merged.merge(frame, on=["battery_id", "subset", "true"], how="inner")
+    return merged
 
 
 def ensemble_evaluations(bundles: dict[str, dict]) -> dict[str, pd.DataFrame]:
@@ -92,14 +113,29 @@ def ensemble_evaluations(bundles: dict[str, dict]) -> dict[str, pd.DataFrame]:
     for name, members in ENSEMBLES.items():
         if not all(m in bundles for m in members):
             continue
-        merged = None
-        for member in members:
-            frame = bundles[member]["evaluation"][["battery_id", "subset", "true", "predicted"]].rename(
-                columns={"predicted": member})
-            merged = frame if merged is None else merged.merge(frame, on=["battery_id", "subset", "true"], how="inner")
+        merged = member_predictions(bundles, members)
         merged["predicted"] = merged[list(members)].mean(axis=1)
         frames[name] = merged[["battery_id", "subset", "true", "predicted"]]
     return frames
+
+
+def evaluations_with_spread(bundles: dict[str, dict], chosen: str) -> pd.DataFrame:
+    """The chosen model's evaluation rows (cv out of fold, test) with `spread` (V) of SPREAD_MEMBERS and `working_ion`."""
+    from assets.electrodes.formulas import working_ion_from_battery_id
+
+    evaluations = {name: b["evaluation"] for name, b in bundles.items()} | ensemble_evaluations(bundles)
+    members = [m for m in SPREAD_MEMBERS if m in bundles]
+    frame = evaluations[chosen][["battery_id", "subset", "true", "predicted"]].merge(
+        member_predictions(bundles, members), on=["battery_id", "subset", "true"], how="inner")
+    frame["spread"] = member_spread(frame[members])
+    frame["working_ion"] = frame["battery_id"].map(working_ion_from_battery_id)
+    return frame.drop(columns=members)
+
+
+def calibrate_intervals(bundles: dict[str, dict], chosen: str) -> dict:
+    """Conformal calibration (intervals.calibrate) on the chosen model's out-of-fold training rows only."""
+    cv = evaluations_with_spread(bundles, chosen).query("subset == 'cv'")
+    return calibrate(cv["true"], cv["predicted"], cv["spread"], cv["working_ion"])
 
 
 def cv_maes(bundles: dict[str, dict]) -> dict[str, float]:
@@ -119,8 +155,11 @@ def best_model(bundles: dict[str, dict]) -> str:
 
 def predict_candidates(
     candidates: pd.DataFrame, features_table: pd.DataFrame, featurizer_failures: list[str], bundles: dict[str, dict],
+    calibration: dict,
 ) -> pd.DataFrame:
-    """Candidates with every model's prediction and id, and `prediction` from the best model by cv MAE.
+    """Candidates with every model's prediction and id, `prediction` from the best model by cv MAE, and its
+    80 % and 95 % conformal interval (lower_80_V, upper_80_V, lower_95_V, upper_95_V; `calibration` from
+    calibrate_intervals).
 
     `features_table` and `featurizer_failures` hold one row per candidate without an error, in order;
     rows with an error keep NaN predictions.
@@ -132,6 +171,8 @@ def predict_candidates(
     result["featurizer_failures"] = ""
     result.loc[valid, "featurizer_failures"] = featurizer_failures
     chosen = best_model(bundles)
+    formulas = result.loc[valid, ["formula_discharge", "formula_charge"]].reset_index(drop=True)
+    features_table = pd.concat([features_table.reset_index(drop=True), formulas], axis=1)
     for name, bundle in bundles.items():
         values = np.full(len(result), np.nan)
         if valid.any():
@@ -142,6 +183,10 @@ def predict_candidates(
             result[f"{name}_prediction"] = result[[f"{m}_prediction" for m in members]].mean(axis=1, skipna=False)
     result.insert(result.columns.get_loc("error"), "prediction", result[f"{chosen}_prediction"])
     result.insert(result.columns.get_loc("error"), "model", chosen)
+    members = [f"{m}_prediction" for m in SPREAD_MEMBERS if m in bundles]
+    bounds = intervals(result["prediction"], member_spread(result[members]), result["working_ion"], calibration)
+    for column in bounds:
+        result.insert(result.columns.get_loc("error"), column, bounds[column].to_numpy())
     for name, bundle in bundles.items():
         result[f"{name}_model_id"] = bundle["model_id"]
     return result
