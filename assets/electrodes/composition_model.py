@@ -2,8 +2,8 @@
 
 Roost/CrabNet-like and small. Each element of the discharged composition is a token:
 its Magpie element properties (fixed, standardised) plus a learned embedding, its
-atomic fraction in the discharged and in the charged composition, their difference,
-and whether it is the working ion. Two self-attention layers let each element see its
+atomic fraction in the discharged and in the charged composition, and their
+difference (non-zero for the working ion). Two self-attention layers let each element see its
 neighbours in the formula (O next to Co is not O next to P); a fraction-weighted
 attention pooling gives one vector per electrode, which is joined with the host
 information (working ion, crystal system and lattice centring, intercalation or
@@ -22,7 +22,9 @@ import functools
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.base import BaseEstimator, RegressorMixin
+from torch import nn
 
 MAX_ELEMENTS = 8  # slots per electrode (the dev export has at most 7 elements); more are dropped, smallest first
 SLOT_FIELDS = ("z", "fraction_discharged", "fraction_charged")
@@ -84,34 +86,30 @@ def element_property_table() -> np.ndarray:
     return table
 
 
-def _build_module(n_host: int, d_model: int, n_layers: int, n_heads: int, dropout: float):
-    import torch
-    from torch import nn
+class FractionAttention(nn.Module):
+    """Element tokens -> self-attention -> fraction-weighted attention pooling, joined with the host vector -> voltage."""
 
-    class FractionAttention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("properties", torch.tensor(element_property_table(), dtype=torch.float32))
-            self.embedding = nn.Embedding(MAX_Z + 1, 16, padding_idx=0)
-            self.token = nn.Linear(self.properties.shape[1] + 16 + 3, d_model)
-            layer = nn.TransformerEncoderLayer(d_model, n_heads, 2 * d_model, dropout, batch_first=True)
-            self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-            self.gate = nn.Linear(d_model, 1)
-            self.host = nn.Sequential(nn.Linear(n_host, d_model), nn.SiLU())
-            self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.SiLU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
+    def __init__(self, n_host: int, d_model: int, n_layers: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.register_buffer("properties", torch.tensor(element_property_table(), dtype=torch.float32))
+        self.embedding = nn.Embedding(MAX_Z + 1, 16, padding_idx=0)
+        self.token = nn.Linear(self.properties.shape[1] + 16 + 3, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, 2 * d_model, dropout, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.gate = nn.Linear(d_model, 1)
+        self.host = nn.Sequential(nn.Linear(n_host, d_model), nn.SiLU())
+        self.head = nn.Sequential(nn.Linear(2 * d_model, d_model), nn.SiLU(), nn.Dropout(dropout), nn.Linear(d_model, 1))
 
-        def forward(self, z, fractions, host):
-            tokens = torch.cat([self.properties[z], self.embedding(z), fractions], dim=-1)
-            padding = z == 0
-            hidden = self.encoder(self.token(tokens), src_key_padding_mask=padding)
-            # attention pooling weighted by the discharged fraction (Roost's soft-attention weighting)
-            logits = self.gate(hidden).squeeze(-1).masked_fill(padding, -1e9)
-            weights = fractions[..., 0] * torch.exp(logits - logits.max(dim=1, keepdim=True).values)
-            weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-9)
-            pooled = (weights.unsqueeze(-1) * hidden).sum(dim=1)
-            return self.head(torch.cat([pooled, self.host(host)], dim=-1)).squeeze(-1)
-
-    return FractionAttention()
+    def forward(self, z, fractions, host):
+        tokens = torch.cat([self.properties[z], self.embedding(z), fractions], dim=-1)
+        padding = z == 0
+        hidden = self.encoder(self.token(tokens), src_key_padding_mask=padding)
+        # attention pooling weighted by the discharged fraction (Roost's soft-attention weighting)
+        logits = self.gate(hidden).squeeze(-1).masked_fill(padding, -1e9)
+        weights = fractions[..., 0] * torch.exp(logits - logits.max(dim=1, keepdim=True).values)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-9)
+        pooled = (weights.unsqueeze(-1) * hidden).sum(dim=1)
+        return self.head(torch.cat([pooled, self.host(host)], dim=-1)).squeeze(-1)
 
 
 class CompositionAttentionRegressor(RegressorMixin, BaseEstimator):
@@ -125,8 +123,6 @@ class CompositionAttentionRegressor(RegressorMixin, BaseEstimator):
         self.weight_decay, self.seed, self.num_threads = weight_decay, seed, num_threads
 
     def _tensors(self, features: np.ndarray):
-        import torch
-
         k = self.max_elements
         features = np.asarray(features, float)
         z = features[:, :k].astype(np.int64).clip(0, MAX_Z)
@@ -137,8 +133,6 @@ class CompositionAttentionRegressor(RegressorMixin, BaseEstimator):
                 torch.as_tensor(host, dtype=torch.float32))
 
     def fit(self, features, target):
-        import torch
-
         torch.manual_seed(self.seed)
         torch.set_num_threads(max(1, self.num_threads))
         host = np.asarray(features, float)[:, 3 * self.max_elements :]
@@ -148,7 +142,7 @@ class CompositionAttentionRegressor(RegressorMixin, BaseEstimator):
         self.target_mean_, self.target_std_ = float(target.mean()), float(target.std() + 1e-9)
         z, fractions, host_tensor = self._tensors(features)
         y = torch.as_tensor((target - self.target_mean_) / self.target_std_, dtype=torch.float32)
-        self.module_ = _build_module(host_tensor.shape[1], self.d_model, self.n_layers, self.n_heads, self.dropout)
+        self.module_ = FractionAttention(host_tensor.shape[1], self.d_model, self.n_layers, self.n_heads, self.dropout)
         optimizer = torch.optim.AdamW(self.module_.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay)
         steps = self.epochs * max(1, -(-len(y) // self.batch_size))
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, self.learning_rate, total_steps=steps)
@@ -165,8 +159,6 @@ class CompositionAttentionRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, features):
-        import torch
-
         if len(features) == 0:
             return np.array([])
         z, fractions, host = self._tensors(features)

@@ -16,6 +16,7 @@ TINY = {
     "electrode_forest": {"config": {"n_estimators": 40}},
     "electrode_boosting": {"config": {"n_estimators": 60, "max_depth": 3}},
     "electrode_network": {"config": {"epochs": 6, "units_choices": [8], "patience": 3, "min_rows_per_epoch": 64}},
+    "electrode_composition": {"config": {"epochs": 4, "d_model": 16, "n_heads": 2, "n_layers": 1}},
 }
 # Models must beat the median baseline's cv MAE by this factor on the embedded Li table (30 rows, 3 folds).
 # Measured 2026-12-01 over the pipeline's splits for seeds 0-4: forest / median 0.75-0.88 (seed 0: 0.79),
@@ -56,7 +57,7 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
     split = result.output_for_node("electrode_split")
     bundles = {name: result.output_for_node(node) for name, node in (
         ("forest", "electrode_forest"), ("boosting", "electrode_boosting"), ("network", "electrode_network"),
-        ("median", "electrode_baseline"))}
+        ("composition", "electrode_composition"), ("median", "electrode_baseline"))}
     for bundle in bundles.values():  # same folds, same rows, for every model
         evaluation = bundle["evaluation"]
         assert set(evaluation.query("subset == 'test'")["battery_id"]) == set(split.query("subset == 'test'")["battery_id"])
@@ -64,8 +65,9 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
 
     meta = {name: result.asset_materializations_for_node(node)[0].metadata for name, node in (
         ("forest", "electrode_forest"), ("boosting", "electrode_boosting"), ("network", "electrode_network"),
-        ("median", "electrode_baseline"), ("predictions", "electrode_predictions"))}
-    for name in ("forest", "boosting", "network", "median"):
+        ("composition", "electrode_composition"), ("median", "electrode_baseline"),
+        ("predictions", "electrode_predictions"))}
+    for name in ("forest", "boosting", "network", "composition", "median"):
         assert {"cv_mae", "cv_rmse", "cv_r2", "test_mae", "cv_rows"} <= set(meta[name])
         assert meta[name]["cv_rows"].value == (split["subset"] == "train").sum()
         value = meta[name]["cv_mae"].value
@@ -79,7 +81,7 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
     assert beats_the_median(meta["forest"]["cv_mae"].value, median)
     assert meta["predictions"]["median_cv_mae_V"].value == median
     assert {row.data["model"] for row in meta["predictions"]["model_comparison"].value.records} == {
-        "forest", "boosting", "network", "median", "trees", "ensemble"}
+        "forest", "boosting", "network", "composition", "median", "trees", "ensemble", "chemistry"}
 
     predictions = result.output_for_node("electrode_predictions")
     exported = pd.read_csv(data_root / "exports" / "electrode_predictions_Li.csv", keep_default_na=False)
@@ -89,8 +91,18 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
     assert "Li0–1Zz3O4" in bad["error"] and "Zz" in bad["error"] and np.isnan(bad["prediction"])
     good = predictions[predictions["error"] == ""]
     low, high = records["average_voltage_V"].min(), records["average_voltage_V"].max()
-    values = good[["prediction", "forest_prediction", "boosting_prediction", "network_prediction"]].to_numpy()
+    values = good[["prediction", "forest_prediction", "boosting_prediction", "network_prediction",
+                   "composition_prediction"]].to_numpy()
     assert np.isfinite(values).all() and (values >= low).all() and (values <= high).all()  # AlNi3 included
+    # issue 24: every prediction carries its 80 % and 95 % interval, nested around it, in the export too
+    bounds = ["lower_80_V", "upper_80_V", "lower_95_V", "upper_95_V"]
+    assert np.allclose(pd.to_numeric(exported[bounds].stack(), errors="coerce").to_numpy().reshape(-1, 4),
+                       predictions[bounds].to_numpy(float), equal_nan=True)
+    assert ((good["lower_95_V"] <= good["lower_80_V"]) & (good["lower_80_V"] < good["prediction"])
+            & (good["prediction"] < good["upper_80_V"]) & (good["upper_80_V"] <= good["upper_95_V"])).all()
+    assert np.isnan(bad[["lower_80_V", "upper_95_V"]].to_numpy(float)).all()
+    assert "data:image/png;base64" in meta["predictions"]["parity_with_intervals"].value
+    assert {"test_coverage80", "test_coverage95"} <= set(meta["predictions"])
     chosen = meta["predictions"]["best_model"].value
     assert (good["prediction"] == good[f"{chosen}_prediction"]).all() and set(good["model"]) == {chosen}
     for name, bundle in bundles.items():
