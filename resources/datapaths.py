@@ -6,6 +6,7 @@
     <root>/storage/          the IO manager's artefacts
     <root>/exports/          user-facing outputs: predictions, reports
     <root>/quarantine/       rejected inputs, one line per rejection with its reason
+    <root>/cache/<pipeline>/ costly intermediate results keyed by their settings (safe to delete)
 
 The root is $MATERIALS_DATA (default ./data). Raw inputs are only ever read.
 """
@@ -79,6 +80,11 @@ def exports_dir() -> Path:
 
 def quarantine_dir() -> Path:
     return data_root() / "quarantine"
+
+
+def cache_dir(pipeline: str) -> Path:
+    """Results a rerun with the same settings reuses (generated structures, ...); deleting it only costs time."""
+    return data_root() / "cache" / pipeline
 
 
 @dataclass(frozen=True)

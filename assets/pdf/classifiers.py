@@ -7,6 +7,7 @@ the torch backends. Both models see the same stored structure-level split.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,27 +25,35 @@ class CnnSettings:
     dropout: float = 0.5
     batch_norm_momentum: float = 0.99  # Keras default; lower it when a short run has few steps
     cuda_batch_size: int = 1024  # at least this batch on a GPU (fills it: 47k samples/s vs 1.7k at 64); 0: batch_size
+    max_train_seconds: float = 0.0  # 0: no wall-clock budget; else training stops at the batch that passes it
 
 
 def stratified_split(structure_ids: np.ndarray, labels: np.ndarray, test_fraction: float,
-                     validation_fraction: float, seed: int) -> pd.DataFrame:
-    """One row per structure: structure_id, space_group, subset (train | validation | test).
+                     validation_fraction: float, seed: int, parent_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per structure: structure_id, parent_id, space_group, subset (train | validation | test).
 
-    Stratified by space group; a class with too few structures to stratify is split at random.
+    Parents are split, stratified by space group (a class with too few parents to stratify is split at
+    random); every structure goes where its parent goes, so no variant of a test parent is trained on.
+    parent_ids None: every structure is its own parent.
     """
     from sklearn.model_selection import train_test_split
 
-    table = pd.DataFrame({"structure_id": structure_ids, "space_group": labels}).drop_duplicates("structure_id")
+    parents = structure_ids if parent_ids is None else parent_ids
+    table = pd.DataFrame({"structure_id": structure_ids, "parent_id": parents, "space_group": labels}) \
+        .drop_duplicates("structure_id")
+    groups = table.drop_duplicates("parent_id")[["parent_id", "space_group"]]
 
     def stratify(frame: pd.DataFrame):
         counts = frame["space_group"].value_counts()
         return frame["space_group"] if counts.min() >= 2 else None
 
-    rest, test = train_test_split(table, test_size=test_fraction, random_state=seed, stratify=stratify(table))
+    rest, test = train_test_split(groups, test_size=test_fraction, random_state=seed, stratify=stratify(groups))
     train, validation = train_test_split(rest, test_size=validation_fraction, random_state=seed,
                                          stratify=stratify(rest))
-    parts = [train.assign(subset="train"), validation.assign(subset="validation"), test.assign(subset="test")]
-    return pd.concat(parts).sort_values("structure_id").reset_index(drop=True)
+    subset = pd.concat([train.assign(subset="train"), validation.assign(subset="validation"),
+                        test.assign(subset="test")]).set_index("parent_id")["subset"]
+    table["subset"] = table["parent_id"].map(subset)
+    return table.sort_values("structure_id").reset_index(drop=True)
 
 
 def class_labels(space_groups: np.ndarray) -> list[int]:
@@ -99,9 +108,26 @@ def build_cnn(n_points: int, n_classes: int, l2: float = 1e-5, dropout: float = 
     )
 
 
+def wall_clock_budget(max_seconds: float, log):
+    """A Keras callback that stops training at the first batch past max_seconds (0: never)."""
+    import keras
+
+    class WallClockBudget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if max_seconds and time.perf_counter() - self.started >= max_seconds and not self.model.stop_training:
+                log(f"wall-clock budget of {max_seconds:g} s spent: training stops")
+                self.model.stop_training = True
+
+    return WallClockBudget()
+
+
 def train_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.ndarray, validation_index: np.ndarray,
-              n_classes: int, settings: CnnSettings, device: str = "cpu", log_every: int = 5, log=print):
-    """Fit the CNN (Adam, categorical cross-entropy, class weights, rate steps, early stopping).
+              n_classes: int, settings: CnnSettings, device: str = "cpu", log=print):
+    """Fit the CNN (Adam, categorical cross-entropy, class weights, rate steps, early stopping, an optional
+    wall-clock budget); logs every epoch with its rate and the time left.
 
     On a GPU (device "gpu:0") it trains under mixed_bfloat16 at batch >= settings.cuda_batch_size and returns a
     float32 copy; on the CPU exactly as configured. Returns (model, history dict of per-epoch lists).
@@ -109,10 +135,17 @@ def train_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.nda
     import keras
 
     from resources.devices import is_gpu, keras_float32_copy, keras_mixed_precision, training_batch_size
+    from resources.progress import Progress
+
+    progress = Progress("published CNN training", settings.epochs, log, unit="epochs", every_s=0.0)
+    epoch_started = [time.perf_counter()]
 
     def log_progress(epoch, logs):
-        if epoch % log_every == 0 or epoch == settings.epochs - 1:
-            log(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items())))
+        rate = len(train_x) / max(time.perf_counter() - epoch_started[0], 1e-9)
+        log(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items()))
+            + f" ({rate:,.0f} samples/s)")
+        progress.update(epoch + 1)
+        epoch_started[0] = time.perf_counter()
 
     def build():
         return build_cnn(train_x.shape[1], n_classes, settings.l2, settings.dropout, settings.batch_norm_momentum)
@@ -128,6 +161,7 @@ def train_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.nda
             keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=settings.early_stopping_patience,
                                           restore_best_weights=True),
             keras.callbacks.LambdaCallback(on_epoch_end=log_progress),
+            wall_clock_budget(settings.max_train_seconds, log),
         ]
         history = model.fit(
             train_x[..., None], keras.utils.to_categorical(train_index, n_classes),

@@ -28,11 +28,12 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.pdf import calculator, classifiers, evaluation, measured, profiles, structures
+from assets.pdf import calculator, classifiers, compact, evaluation, measured, profiles, structures, variants
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
-from resources.datapaths import examples_dir, raw_dir, relative_to_root, write_export_csv
+from resources.datapaths import cache_dir, examples_dir, exports_dir, raw_dir, relative_to_root, write_export_csv
 from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, round_sig
+from resources.progress import Progress
 from resources.quarantine import report_rejections
 
 PIPELINE = "pdf"
@@ -40,27 +41,51 @@ PIPELINE = "pdf"
 
 class StructuresConfig(Config):
     space_groups: list[int] = Field(default_factory=lambda: list(structures.DEFAULT_SPACE_GROUPS))
-    structures_per_group: int = 30
+    structures_per_group: int = 30  # generated parents per group
     elements: list[str] = Field(default_factory=lambda: list(structures.DEFAULT_ELEMENTS))
-    max_atoms: int = 8  # atoms in the conventional cell
+    max_atoms: int = 8  # atoms in the primitive cell (a centred cell holds this many per lattice point)
     max_species: int = 2
     generate: bool = True  # False: only CIFs under data/raw/pdf/structures/
-    chunk_size: int = 10  # structures per Dask task
+    chunk_size: int = 10  # structures per Dask task (and per cache entry)
+    # Symmetry-preserving variants of each generated parent (other elements on its sites, a strain its
+    # crystal system allows); a variant always shares its parent's split subset.
+    variants_per_structure: int = 1
+    variant_strain: float = 0.03  # relative standard deviation of each free cell length
+    variant_angle_deg: float = 2.0  # standard deviation of each free cell angle (monoclinic, triclinic)
+    cache: bool = True  # reuse generated chunks from data/cache/pdf/structures/ (keyed by their settings)
     max_rejected_share: float = 0.2  # of CIF files; above it the blocking check fails
+
+
+def generated_crystals(context: AssetExecutionContext, config: StructuresConfig, seed: int,
+                       dask: DaskResource) -> list:
+    """pyxtal parents and their variants, task by task: cached tasks are read, the others fanned out through Dask."""
+    tasks = [(task, config.variants_per_structure, config.variant_strain, config.variant_angle_deg)
+             for task in structures.generation_tasks(config.space_groups, config.structures_per_group, config.elements,
+                                                     config.max_atoms, config.max_species, seed, config.chunk_size)]
+    folder = cache_dir(PIPELINE) / "structures"
+    found, missing = structures.cached_chunks(folder, tasks) if config.cache else ({}, list(range(len(tasks))))
+    context.log.info(f"generating {config.structures_per_group} crystals x {len(config.space_groups)} groups: "
+                     f"{len(found)} of {len(tasks)} tasks from the cache, {len(missing)} on {dask.describe()}")
+    progress = Progress("structure generation", sum(len(tasks[i][0][1]) for i in missing), context.log.info,
+                        unit="parents")
+    generated = dask.map(variants.generate_family_chunk, [tasks[i] for i in missing],
+                         progress=lambda done: progress.update(round(done / len(missing) * progress.total)))
+    for i, chunk in zip(missing, generated):
+        found[i] = chunk
+        if config.cache:
+            structures.cache_chunk(folder, tasks[i], chunk)
+    return [crystal for i in sorted(found) for crystal in found[i]]
 
 
 @asset(group_name=PIPELINE, check_specs=[AssetCheckSpec("cif_rejected_share", asset="pdf_structures", blocking=True)])
 def pdf_structures(context: AssetExecutionContext, config: StructuresConfig, compute: ComputeResource,
                    dask: DaskResource):
-    """Crystals for the configured space groups: generated with pyxtal and/or read from CIFs."""
+    """Crystals for the configured space groups: generated with pyxtal (plus symmetry-preserving variants of
+    each) and/or read from CIFs."""
     started = time.perf_counter()
-    crystals = []
-    if config.generate:
-        tasks = structures.generation_tasks(config.space_groups, config.structures_per_group, config.elements,
-                                            config.max_atoms, config.max_species, compute.seed, config.chunk_size)
-        context.log.info(f"generating {config.structures_per_group} crystals x {len(config.space_groups)} groups "
-                         f"in {len(tasks)} tasks on {dask.describe()}")
-        crystals += [crystal for chunk in dask.map(structures.generate_chunk, tasks) for crystal in chunk]
+    crystals = generated_crystals(context, config, compute.seed, dask) if config.generate else []
+    n_parents = sum(variants.parent_id(c.structure_id) == c.structure_id for c in crystals)
+    context.log.info(f"{n_parents:,} generated parents + {len(crystals) - n_parents:,} variants")
     cif_folder = raw_dir(PIPELINE) / "structures"
     from_cif, rejections = structures.read_cif_folder(cif_folder, config.space_groups)
     crystals += from_cif
@@ -73,7 +98,8 @@ def pdf_structures(context: AssetExecutionContext, config: StructuresConfig, com
         "n_structures": len(frame),
         "per_space_group": MetadataValue.json({structures.space_group_label(k): int(v) for k, v in
                                                frame["space_group"].value_counts().sort_index().items()}),
-        "n_generated": len(frame) - len(from_cif),
+        "n_generated_parents": n_parents,
+        "n_variants": len(frame) - len(from_cif) - n_parents,
         "n_from_cif": len(from_cif),
         "n_cif_rejected": summary.n_rejected,
         **summary.metadata(),
@@ -143,11 +169,13 @@ def pdf_profiles(context: AssetExecutionContext, config: ProfilesConfig, compute
                                       uiso_A2=config.uiso_A2, weighting=config.weighting)
     augmentation = augmentation_from(config)
     backend = pdf_backend(compute)
+    crystals = structures.frame_to_crystals(pdf_structures)
+    progress = Progress("profiles", len(crystals), context.log.info, unit="structures")
     started = time.perf_counter()
-    result = profiles.profile_set(structures.frame_to_crystals(pdf_structures), settings, augmentation,
-                                  compute.rng(1), backend)
+    result = profiles.profile_set(crystals, settings, augmentation, compute.rng(1), backend, progress=progress.update)
     seconds = time.perf_counter() - started
     result["settings_json"] = np.array(json.dumps(asdict(settings)))
+    result["augmentation_json"] = np.array(json.dumps(asdict(augmentation)))
     figure = profiles.class_mean_figure(result["r_A"], result["profiles"], result["space_group"], new_figure)
     return Output(result, metadata={
         "shape": list(result["profiles"].shape),
@@ -169,11 +197,17 @@ class SplitConfig(Config):
 
 @asset(group_name=PIPELINE)
 def pdf_split(config: SplitConfig, compute: ComputeResource, pdf_profiles: dict) -> Output:
-    """Stratified structure-level train / validation / test split, reused by every model."""
-    split = classifiers.stratified_split(pdf_profiles["structure_id"], pdf_profiles["space_group"],
-                                         config.test_fraction, config.validation_fraction, compute.seed)
+    """Train / validation / test split by generated parent (stratified by space group), reused by every model:
+    a variant always goes where its parent goes."""
+    ids = pdf_profiles["structure_id"]
+    split = classifiers.stratified_split(ids, pdf_profiles["space_group"], config.test_fraction,
+                                         config.validation_fraction, compute.seed,
+                                         parent_ids=np.array([variants.parent_id(i) for i in ids]))
     counts = split.groupby("subset").size()
-    return Output(split, metadata={key: int(counts.get(key, 0)) for key in ("train", "validation", "test")})
+    parents = split.groupby("subset")["parent_id"].nunique()
+    return Output(split, metadata={**{key: int(counts.get(key, 0)) for key in ("train", "validation", "test")},
+                                   **{f"{key}_parents": int(parents.get(key, 0))
+                                      for key in ("train", "validation", "test")}})
 
 
 def dataset(pdf_profiles: dict, split: pd.DataFrame, classes: list[int], subsets: tuple[str, ...]):
@@ -189,6 +223,7 @@ class CnnConfig(Config):
     rate_switch_epochs: list[int] = Field(default_factory=lambda: [40, 60])
     early_stopping_patience: int = 20
     batch_norm_momentum: float = 0.9  # Keras' 0.99 needs more steps than the demo takes
+    max_train_seconds: float = 0.0  # 0: no budget; at scale on a CPU, the compact model's budget (same wall clock)
 
 
 @asset(group_name=PIPELINE)
@@ -205,7 +240,7 @@ def space_group_cnn(context: AssetExecutionContext, config: CnnConfig, compute: 
     settings = classifiers.CnnSettings(
         epochs=config.epochs, batch_size=config.batch_size, learning_rates=tuple(config.learning_rates),
         rate_switch_epochs=tuple(config.rate_switch_epochs), early_stopping_patience=config.early_stopping_patience,
-        batch_norm_momentum=config.batch_norm_momentum)
+        batch_norm_momentum=config.batch_norm_momentum, max_train_seconds=config.max_train_seconds)
     started = time.perf_counter()
     model, history = classifiers.train_cnn(train_x, train_y, validation_x, validation_y, len(classes), settings,
                                            compute.keras_device(), log=context.log.info)
@@ -225,6 +260,79 @@ def space_group_cnn(context: AssetExecutionContext, config: CnnConfig, compute: 
         "train_seconds": round_sig(seconds, 3),
         "train_samples_per_second": round_sig(epochs_run * len(train_x) / max(seconds, 1e-9), 3),
         "device": compute.keras_device(),
+        "learning_curve": MetadataValue.md(figure_markdown(classifiers.learning_curve_figure(history, new_figure))),
+    })
+
+
+class CompactConfig(Config):
+    epochs: int = 12
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    dropout: float = 0.3
+    patience: int = 8  # epochs without a better validation accuracy
+    max_train_seconds: float = 0.0  # 0: no wall-clock budget
+
+
+def training_data_digest(pdf_profiles: dict, split: pd.DataFrame) -> str:
+    """sha256 of what the model was trained on: calculation settings, augmentation, the split's ids and labels."""
+    import hashlib
+
+    parts = [str(pdf_profiles["settings_json"]), str(pdf_profiles.get("augmentation_json", "")),
+             split.sort_values("structure_id").to_csv(index=False)]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+@asset(group_name=PIPELINE)
+def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfig, compute: ComputeResource,
+                            pdf_profiles: dict, pdf_split: pd.DataFrame) -> Output:
+    """The model built for the CPU (a compact torch CNN with a measured-range channel) on the same split.
+
+    Also writes it in shippable form (weights + card) to data/exports/pdf_space_group_model/: copying that
+    folder to assets/pdf/shipped/ makes it the model space_group_predictions uses by default.
+    """
+    compute.seed_everything()
+    classes = classifiers.class_labels(pdf_profiles["space_group"])
+    train_x, train_y = dataset(pdf_profiles, pdf_split, classes, ("train",))
+    validation_x, validation_y = dataset(pdf_profiles, pdf_split, classes, ("validation",))
+    test_x, test_y = dataset(pdf_profiles, pdf_split, classes, ("test",))
+    settings = compact.CompactSettings(
+        epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, dropout=config.dropout, patience=config.patience,
+        max_train_seconds=config.max_train_seconds, num_threads=compute.num_threads)
+    started = time.perf_counter()
+    model, history = compact.train_compact_cnn(train_x, train_y, validation_x, validation_y, len(classes), settings,
+                                               compute.seed, log=context.log.info)
+    seconds = time.perf_counter() - started
+    metrics = classifiers.classification_metrics(compact.compact_probabilities(model, test_x), test_y, classes)
+    model_id = str(uuid.uuid4())
+    epochs_run = len(history["loss"])
+    card = {
+        "model_id": model_id, "model": "space_group_compact_cnn", "classes": classes,
+        "n_points": int(train_x.shape[1]), "grid_A": [float(calculator.MODEL_GRID_A[0]),
+                                                      float(calculator.MODEL_GRID_A[-1]), len(calculator.MODEL_GRID_A)],
+        "settings": compact.settings_dict(settings), "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
+        "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
+        "n_train_structures": int((pdf_split["subset"] == "train").sum()),
+        "test_scores": {k: v for k, v in metrics.items() if k.startswith("top")},
+        "epochs_run": epochs_run, "train_seconds": round(seconds, 1),
+        "reproduce": {"command": "MATERIALS_DATA=<empty folder> ./dev.sh dagster job execute -m orchestration.definitions "
+                                 f"-j {context.job_name} -c <this run config as YAML>",
+                      "run_config": context.run_config},
+        "trained_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    export = compact.save_model_bundle(exports_dir() / "pdf_space_group_model", model, card)
+    bundle = {"model": model, "model_id": model_id, "classes": classes, "metrics": metrics, "history": history,
+              "card": card}
+    return Output(bundle, metadata={
+        "model_id": model_id,
+        **headline_metrics(metrics),
+        "per_class_accuracy": MetadataValue.json(per_class_labelled(metrics)),
+        "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
+        "epochs_run": epochs_run,
+        "train_seconds": round_sig(seconds, 3),
+        "train_samples_per_second": round_sig(float(np.median(history["samples_per_second"])), 3),
+        "shippable_export": MetadataValue.path(relative_to_root(export)),
         "learning_curve": MetadataValue.md(figure_markdown(classifiers.learning_curve_figure(history, new_figure))),
     })
 
@@ -270,21 +378,30 @@ class EvaluationConfig(Config):
     r_max_A: list[float] = Field(default_factory=lambda: [15.0, 20.0, 30.0])
     noise_std: list[float] = Field(default_factory=lambda: [0.0, 0.02, 0.05])
     top_k: int = 6
+    max_test_structures: int = 2000  # the sweep recomputes PDFs: at most this many test structures (random)
 
 
-@asset(group_name=PIPELINE, check_specs=[AssetCheckSpec("cnn_beats_baseline", asset="space_group_evaluation")])
+MODELS = ("cnn", "compact", "baseline")  # the published CNN, the CPU model, logistic regression
+
+
+@asset(group_name=PIPELINE, check_specs=[AssetCheckSpec("cnn_beats_baseline", asset="space_group_evaluation"),
+                                         AssetCheckSpec("compact_beats_baseline", asset="space_group_evaluation")])
 def space_group_evaluation(context: AssetExecutionContext, config: EvaluationConfig, compute: ComputeResource,
                            pdf_structures: pd.DataFrame, pdf_profiles: dict, pdf_split: pd.DataFrame,
-                           space_group_cnn: dict, space_group_baseline: dict):
-    """Confusion matrices of both models and accuracy versus Qmax, Qdamp, Uiso, r_max and noise."""
+                           space_group_cnn: dict, space_group_compact_cnn: dict, space_group_baseline: dict):
+    """Confusion matrices of the three models and accuracy versus Qmax, Qdamp, Uiso, r_max and noise."""
     classes = space_group_cnn["classes"]
     test_ids = set(pdf_split.loc[pdf_split["subset"] == "test", "structure_id"])
     crystals = [c for c in structures.frame_to_crystals(pdf_structures) if c.structure_id in test_ids]
+    if len(crystals) > config.max_test_structures:
+        keep = np.sort(compute.rng(4).choice(len(crystals), config.max_test_structures, replace=False))
+        crystals = [crystals[i] for i in keep]
     true_index = np.searchsorted(classes, [c.space_group for c in crystals])
     settings = calculator.PdfSettings(**json.loads(str(pdf_profiles["settings_json"])))
     device = compute.keras_device()
     predictors = {
         "cnn": lambda x: classifiers.cnn_probabilities(space_group_cnn["model"], x, device),
+        "compact": lambda x: compact.compact_probabilities(space_group_compact_cnn["model"], x),
         "baseline": lambda x: classifiers.baseline_probabilities(space_group_baseline["model"], x, len(classes)),
     }
     sweeps = {name: getattr(config, name) for name in ("qmax_inv_A", "qdamp_inv_A", "uiso_A2", "r_max_A", "noise_std")}
@@ -292,29 +409,27 @@ def space_group_evaluation(context: AssetExecutionContext, config: EvaluationCon
     sweep = evaluation.robustness_sweep(crystals, true_index, settings, sweeps, predictors, compute.rng(2),
                                         min(config.top_k, len(classes)))
     context.log.info(f"robustness sweep over {len(crystals)} test structures in {time.perf_counter() - started:.1f} s")
-    sweep["model_id"] = sweep["model"].map({"cnn": space_group_cnn["model_id"],
-                                            "baseline": space_group_baseline["model_id"]})
+    bundles = {"cnn": space_group_cnn, "compact": space_group_compact_cnn, "baseline": space_group_baseline}
+    sweep["model_id"] = sweep["model"].map({name: bundle["model_id"] for name, bundle in bundles.items()})
     write_export_csv(sweep, "space_group_robustness.csv")
-    cnn_metrics, baseline_metrics = space_group_cnn["metrics"], space_group_baseline["metrics"]
-    cnn_top1, baseline_top1 = cnn_metrics["top1_accuracy"], baseline_metrics["top1_accuracy"]
+    metrics = {name: bundle["metrics"] for name, bundle in bundles.items()}
+    top1 = {name: m["top1_accuracy"] for name, m in metrics.items()}
     labels = [structures.space_group_label(c) for c in classes]
-    headline = {f"{model}_{key}": value for model, metrics in (("cnn", cnn_metrics), ("baseline", baseline_metrics))
-                for key, value in headline_metrics(metrics).items()}
+    titles = {"cnn": "published CNN", "compact": "compact CNN (CPU)", "baseline": "logistic regression"}
     yield Output(sweep, metadata={
-        **headline,
+        **{f"{name}_{key}": value for name in MODELS for key, value in headline_metrics(metrics[name]).items()},
         "n_test_structures": len(crystals),
-        "n_test_profiles": cnn_metrics["n_test"],
-        "confusion_matrix_cnn": MetadataValue.md(confusion_matrix_markdown(
-            {f"CNN (top-1 {cnn_top1:.2f})": np.array(cnn_metrics["confusion_matrix"])}, labels)),
-        "confusion_matrix_baseline": MetadataValue.md(confusion_matrix_markdown(
-            {f"logistic regression (top-1 {baseline_top1:.2f})": np.array(baseline_metrics["confusion_matrix"])},
-            labels)),
+        "n_test_profiles": metrics["cnn"]["n_test"],
+        **{f"confusion_matrix_{name}": MetadataValue.md(confusion_matrix_markdown(
+            {f"{titles[name]} (top-1 {top1[name]:.2f})": np.array(metrics[name]["confusion_matrix"])}, labels))
+           for name in MODELS},
         "robustness": MetadataValue.md(figure_markdown(evaluation.sweep_figure(sweep, new_figure), "robustness")),
         "robustness_table": MetadataValue.md(sweep.drop(columns="model_id").to_markdown(index=False, floatfmt=".3g")),
     })
-    yield AssetCheckResult(check_name="cnn_beats_baseline", passed=bool(cnn_top1 > baseline_top1),
-                           metadata={"cnn_top1_accuracy": round_sig(cnn_top1),
-                                     "baseline_top1_accuracy": round_sig(baseline_top1)})
+    for name in ("cnn", "compact"):
+        yield AssetCheckResult(check_name=f"{name}_beats_baseline", passed=bool(top1[name] > top1["baseline"]),
+                               metadata={f"{name}_top1_accuracy": round_sig(top1[name]),
+                                         "baseline_top1_accuracy": round_sig(top1["baseline"])})
 
 
 class PredictionsConfig(Config):
@@ -323,25 +438,46 @@ class PredictionsConfig(Config):
     # auto: the embedded synthetic examples only when data/raw/pdf/measured/ has no .gr file;
     # always: predict them beside the user's files; never: only the user's files.
     use_examples: str = "auto"
+    # shipped: the compact model trained at scale that ships with the project (assets/pdf/shipped/);
+    # compact / cnn: the compact or the published CNN trained in this run.
+    model: str = "shipped"
+
+
+PREDICTION_MODELS = ("shipped", "compact", "cnn")
+
+
+def chosen_predictor(choice: str, space_group_cnn: dict, space_group_compact_cnn: dict, device: str):
+    """(model name, model_id, classes, profiles -> probabilities) of the model the config names."""
+    if choice not in PREDICTION_MODELS:
+        raise ValueError(f"model must be one of {', '.join(PREDICTION_MODELS)}, not {choice!r}")
+    if choice == "cnn":
+        return ("space_group_cnn (this run)", space_group_cnn["model_id"], space_group_cnn["classes"],
+                lambda x: classifiers.cnn_probabilities(space_group_cnn["model"], x, device))
+    bundle = compact.load_model_bundle() if choice == "shipped" else space_group_compact_cnn
+    name = "space_group_compact_cnn (shipped)" if choice == "shipped" else "space_group_compact_cnn (this run)"
+    return name, bundle["model_id"], bundle["classes"], lambda x: compact.compact_probabilities(bundle["model"], x)
 
 
 @asset(group_name=PIPELINE, check_specs=[
     AssetCheckSpec("measured_rejected_share", asset="space_group_predictions", blocking=True),
     AssetCheckSpec("examples_in_top2", asset="space_group_predictions",
-                   description="NaCl / Si / Mg examples (when predicted): the true group in the CNN's top 2"),
+                   description="NaCl / Si / Mg examples (when predicted): the true group in the model's top 2"),
 ])
 def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig, compute: ComputeResource,
-                            space_group_cnn: dict):
+                            space_group_cnn: dict, space_group_compact_cnn: dict):
     """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
 
-    With no user file there, the embedded synthetic NaCl / Si / Mg examples (written once into
-    data/examples/pdf/, never into data/raw/) are predicted instead, labelled source=synthetic.
+    By default from the shipped at-scale model; `model: compact | cnn` uses a model trained in this run.
+    A file that ends between 15 and 30 A is read to its end (the export's r_max_used_A). With no user file,
+    the embedded synthetic NaCl / Si / Mg examples (written once into data/examples/pdf/, never into
+    data/raw/) are predicted instead, labelled source=synthetic.
     """
     if config.use_examples not in ("auto", "always", "never"):
         raise ValueError(f"use_examples must be auto, always or never, not {config.use_examples!r}")
+    model_name, model_id, classes, predict = chosen_predictor(config.model, space_group_cnn, space_group_compact_cnn,
+                                                              compute.keras_device())
     user_folder = raw_dir(PIPELINE) / "measured"
-    user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet(
-        [], [], np.zeros((0, len(calculator.MODEL_GRID_A)), np.float32), [], [])
+    user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet.empty()
     has_user_files = bool(user.names or user.rejections)
     sets = [("user", user)]
     if config.use_examples == "always" or (config.use_examples == "auto" and not has_user_files):
@@ -357,23 +493,23 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     summary = report_rejections(context.log, PIPELINE, user.rejections, {path: 1 for path in user.paths})
     tables = []
     for source, found in sets:
-        probabilities = classifiers.cnn_probabilities(space_group_cnn["model"], found.inputs, compute.keras_device()) \
-            if found.names else np.zeros((0, len(space_group_cnn["classes"])))
-        tables.append(measured.top_k_table(found.names, probabilities, space_group_cnn["classes"], config.top_k,
-                                           space_group_cnn["model_id"], found.headers, source))
+        probabilities = predict(found.inputs) if found.names else np.zeros((0, len(classes)))
+        tables.append(measured.top_k_table(found.names, probabilities, classes, config.top_k, model_id,
+                                           found.headers, source, found.r_max_used_A, model_name))
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
         else tables[0]
     path = write_export_csv(table, "space_group_predictions.csv")
     top1 = table[table["rank"] == 1]
     for row in top1.itertuples(index=False):
         context.log.info(f"{row.source} {row.file}: space group {row.space_group} {row.space_group_symbol} "
-                         f"(p = {row.probability:.2f})")
+                         f"(p = {row.probability:.2f}, r 1.5-{row.r_max_used_A:g} A, {model_name})")
     yield Output(table, metadata={
         "n_files": int(top1["file"].nunique()) if len(top1) else 0,
         "n_user_files": len(user.names),
         "n_synthetic_files": int((top1["source"] == "synthetic").sum()),
         "export": MetadataValue.path(relative_to_root(path)),
-        "model_id": space_group_cnn["model_id"],
+        "model": model_name,
+        "model_id": model_id,
         **summary.metadata(),
         "top1": MetadataValue.table(
             [TableRecord({"file": r.file, "source": r.source, "space_group": int(r.space_group),
@@ -390,5 +526,5 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
                                      "missed": ", ".join(name for name, hit in hits.items() if not hit) or "none"})
 
 
-defs = Definitions(assets=[pdf_structures, pdf_profiles, pdf_split, space_group_cnn, space_group_baseline,
-                           space_group_evaluation, space_group_predictions])
+defs = Definitions(assets=[pdf_structures, pdf_profiles, pdf_split, space_group_cnn, space_group_compact_cnn,
+                           space_group_baseline, space_group_evaluation, space_group_predictions])

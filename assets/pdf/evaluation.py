@@ -21,20 +21,20 @@ from assets.pdf.structures import Crystal
 RECOMPUTED = ("qmax_inv_A", "qdamp_inv_A", "uiso_A2")  # parameters that need a new calculation
 
 
-def truncate_profiles(profiles: np.ndarray, r_max_A: float, grid_A: np.ndarray = MODEL_GRID_A) -> np.ndarray:
-    """Zero beyond r_max (a shorter measured range) and normalise again."""
-    return normalise_profiles(np.where(grid_A <= r_max_A, profiles, 0.0))
+def truncate_profiles(pdfs: np.ndarray, r_max_A: float, grid_A: np.ndarray = MODEL_GRID_A) -> np.ndarray:
+    """G zero beyond r_max (a shorter measured range, as the reader and the r-cut augmentation do), normalised."""
+    return normalise_profiles(np.where(grid_A <= r_max_A, pdfs, 0.0))
 
 
-def shifted_profiles(crystals: list[Crystal], settings: PdfSettings, base: np.ndarray, parameter: str,
+def shifted_profiles(crystals: list[Crystal], settings: PdfSettings, base_pdfs: np.ndarray, parameter: str,
                      value: float, rng: np.random.Generator) -> np.ndarray:
-    """Normalised profiles of the crystals with one condition changed (base: at the settings)."""
+    """Normalised profiles of the crystals with one condition changed (base_pdfs: G at the settings)."""
     if parameter in RECOMPUTED:
         return normalise_profiles(compute_pdfs(crystals, replace(settings, **{parameter: value})))
     if parameter == "r_max_A":
-        return truncate_profiles(base, value)
+        return truncate_profiles(base_pdfs, value)
     if parameter == "noise_std":
-        return add_noise(base, value, rng)
+        return add_noise(normalise_profiles(base_pdfs), value, rng)
     raise ValueError(f"unknown sweep parameter {parameter!r}; expected one of {RECOMPUTED} r_max_A noise_std")
 
 
@@ -42,11 +42,11 @@ def robustness_sweep(crystals: list[Crystal], true_index: np.ndarray, settings: 
                      sweeps: dict[str, list[float]], predictors: dict[str, Callable[[np.ndarray], np.ndarray]],
                      rng: np.random.Generator, top_k: int = 6) -> pd.DataFrame:
     """Rows: parameter, value, model, top1_accuracy, topk_accuracy, n_structures."""
-    base = normalise_profiles(compute_pdfs(crystals, settings))
+    base_pdfs = compute_pdfs(crystals, settings)
     rows = []
     for parameter, values in sweeps.items():
         for value in values:
-            profiles = shifted_profiles(crystals, settings, base, parameter, float(value), rng).astype(np.float32)
+            profiles = shifted_profiles(crystals, settings, base_pdfs, parameter, float(value), rng).astype(np.float32)
             for model, predict in predictors.items():
                 probabilities = predict(profiles)
                 rows.append({

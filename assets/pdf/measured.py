@@ -34,7 +34,8 @@ from assets.pdf.structures import Crystal, diamond, hexagonal_close_packed, rock
 from resources.datapaths import Rejection, atomic_write_bytes
 
 MIN_POINTS = 20  # data rows a file needs; also the shortest run of numeric rows taken for data without a marker
-COVERAGE_TOLERANCE_A = 0.05  # a file may stop this short of 1.5 A or 30 A (its end value is held)
+COVERAGE_TOLERANCE_A = 0.05  # a file may start this far above 1.5 A (its first value is held)
+MIN_R_MAX_A = 15.0  # a file that ends below this is rejected: too little of the model's 1.5..30 A range
 
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _START_MARKER = re.compile(r"^\s*#+\s*start\s+data\b", re.IGNORECASE)
@@ -164,8 +165,7 @@ def parse_header(header: str) -> dict:
     if (match := _COMPOSITION.search(header)) and match.group(1).strip():
         facts["composition"] = match.group(1).strip()
     else:
-        elements = [(m.group(1), float(m.group(2))) for line in header.splitlines()
-                    if (m := _ELEMENT_ROW.match(line))]
+        elements = _element_table(header)
         if elements:
             facts["composition"] = "".join(f"{symbol}{count:g}" if count != 1 else symbol
                                            for symbol, count in elements)
@@ -173,12 +173,30 @@ def parse_header(header: str) -> dict:
         facts["radiation"] = "neutron"
     elif _XRAY.search(header):
         facts["radiation"] = "xray"
-    for tool, pattern in (("PDFgetX3", r"pdfgetx-?3|diffpy\.pdfgetx"), ("PDFgetX2", r"PDFgetX2"),
+    for tool, pattern in (("xPDFsuite", r"xPDFsuite"), ("PDFgetX3", r"pdfgetx-?3|diffpy\.pdfgetx"), ("PDFgetX2", r"PDFgetX2"),
                           ("PDFgetN", r"PDFgetN|prep=\w+"), ("PDFgui", r"PDFgui")):
         if re.search(pattern, header, re.IGNORECASE):
             facts["tool"] = tool
             break
     return facts
+
+
+def _element_table(header: str) -> list[tuple[str, float]]:
+    """(symbol, amount) rows of a header's sample table. The amount is the column named 'fraction(s)' in the
+    table's column line when there is one (PDFgetX2: `#L symbol valence fractions z ...`), else the first
+    number (PDFgetN: `Element  NumOf  Mass ...`)."""
+    column = 0
+    elements = []
+    for line in header.splitlines():
+        names = line.lstrip("#").split()
+        if names and names[0].lower() in ("l", "symbol", "element"):
+            names = names[1:] if names[0].lower() == "l" else names
+            fraction = [i for i, name in enumerate(names[1:]) if name.lower().startswith("fraction")]
+            column = fraction[0] if fraction else 0
+        elif match := _ELEMENT_ROW.match(line):
+            amounts = line.split()[1:]
+            elements.append((match.group(1), float(amounts[column] if column < len(amounts) else amounts[0])))
+    return elements
 
 
 def read_gr_file(path: Path) -> GrFile:
@@ -215,46 +233,60 @@ def read_gr(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return gr.r_A, gr.pdf
 
 
-def resample_to_model_grid(r_A: np.ndarray, pdf: np.ndarray, grid_A: np.ndarray = MODEL_GRID_A) -> np.ndarray:
-    """G of any increasing r grid linearly resampled onto the model grid, normalised to [0, 1].
+def resample_to_model_grid(r_A: np.ndarray, pdf: np.ndarray, grid_A: np.ndarray = MODEL_GRID_A,
+                           min_r_max_A: float = MIN_R_MAX_A) -> tuple[np.ndarray, float]:
+    """(G linearly resampled onto the model grid and normalised to [0, 1], the r_max used in A).
 
-    Raises GrFormatError when the file's r range does not cover the grid (within COVERAGE_TOLERANCE_A).
+    A file that ends inside the grid (at min_r_max_A or beyond) is used up to its end: G is zero on
+    the grid beyond it, as in the r-cut augmentation the models are trained with. Raises GrFormatError
+    when the file starts above the grid or ends below min_r_max_A (within COVERAGE_TOLERANCE_A).
     """
     low, high = float(grid_A[0]), float(grid_A[-1])
-    if r_A[0] > low + COVERAGE_TOLERANCE_A or r_A[-1] < high - COVERAGE_TOLERANCE_A:
-        raise GrFormatError(None, f"r range {r_A[0]:.2f}..{r_A[-1]:.2f} A does not cover the model range "
-                                  f"{low:g}..{high:g} A: the file must start at or below {low:g} A and reach "
-                                  f"{high:g} A (transform with rmax >= {high:g})")
-    return normalise_profiles(np.interp(grid_A, r_A, pdf)[None, :])[0]
+    if r_A[0] > low + COVERAGE_TOLERANCE_A or r_A[-1] < min_r_max_A - COVERAGE_TOLERANCE_A:
+        raise GrFormatError(None, f"r range {r_A[0]:.2f}..{r_A[-1]:.2f} A is too short: the file must start at or "
+                                  f"below {low:g} A and reach at least {min_r_max_A:g} A (the model reads "
+                                  f"{low:g}..{high:g} A; transform with rmax >= {high:g} for the whole range)")
+    r_max_used = min(float(r_A[-1]), high)
+    inside = grid_A <= r_max_used + COVERAGE_TOLERANCE_A
+    resampled = np.where(inside, np.interp(grid_A, r_A, pdf), 0.0)
+    return normalise_profiles(resampled[None, :])[0], r_max_used
 
 
 @dataclass
 class MeasuredSet:
-    """Model inputs of every usable file of a folder, their header facts, and the rejected files."""
+    """Model inputs of every usable file of a folder, their header facts, the r_max each was read to
+    (A), and the rejected files."""
 
     names: list[str]
     paths: list[str]
     inputs: np.ndarray
     headers: list[dict]
     rejections: list[Rejection]
+    r_max_used_A: list[float] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls) -> "MeasuredSet":
+        return cls([], [], np.zeros((0, len(MODEL_GRID_A)), np.float32), [], [], [])
 
 
 def read_measured_folder(folder: Path) -> MeasuredSet:
     """Every *.gr of folder (sorted) resampled onto the model grid; unusable files become rejections."""
-    names, paths, rows, headers, rejections = [], [], [], [], []
+    found = MeasuredSet.empty()
+    rows = []
     for path in sorted(Path(folder).glob("*.gr")):
         try:
             gr = read_gr_file(path)
-            row = resample_to_model_grid(gr.r_A, gr.pdf)
+            row, r_max_used = resample_to_model_grid(gr.r_A, gr.pdf)
         except GrFormatError as error:
-            rejections.append(Rejection(str(path), error.row, str(error)))
+            found.rejections.append(Rejection(str(path), error.row, str(error)))
             continue
-        names.append(path.name)
-        paths.append(str(path))
+        found.names.append(path.name)
+        found.paths.append(str(path))
+        found.headers.append(gr.header)
+        found.r_max_used_A.append(r_max_used)
         rows.append(row)
-        headers.append(gr.header)
-    inputs = np.array(rows, dtype=np.float32).reshape(len(rows), len(MODEL_GRID_A))
-    return MeasuredSet(names, paths, inputs, headers, rejections)
+    found.inputs = np.array(rows, dtype=np.float32).reshape(len(rows), len(MODEL_GRID_A))
+    return found
 
 
 def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection]]:
@@ -263,24 +295,28 @@ def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection
     return found.names, found.inputs, found.rejections
 
 
-PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "radiation",
-                      "wavelength_A", "qmax_inv_A", "composition", "model_id"]
+PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "r_max_used_A",
+                      "radiation", "wavelength_A", "qmax_inv_A", "composition", "model", "model_id"]
 
 
 def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str,
-                headers: list[dict] | None = None, source: str = "user") -> pd.DataFrame:
+                headers: list[dict] | None = None, source: str = "user", r_max_used_A: list[float] | None = None,
+                model: str = "") -> pd.DataFrame:
     """One row per file and rank: the space group as number and Hermann-Mauguin symbol, its probability,
-    the file's header facts (wavelength, Qmax, composition, radiation; empty when absent) and the model_id."""
+    the r range used (1.5 A to r_max_used_A), the file's header facts (wavelength, Qmax, composition,
+    radiation; empty when absent), and the model (its name and model_id) that made the prediction."""
     k = min(k, len(classes))
     headers = headers or [{} for _ in names]
+    r_max_used_A = r_max_used_A or [None for _ in names]
     order = np.argsort(-probabilities, axis=1)[:, :k]
     records = [
         {"file": name, "source": source, "rank": rank + 1, "space_group": int(classes[column]),
          "space_group_symbol": space_group_symbol(int(classes[column])),
-         "probability": float(probabilities[row, column]), "radiation": header.get("radiation"),
-         "wavelength_A": header.get("wavelength_A"), "qmax_inv_A": header.get("qmax_inv_A"),
-         "composition": header.get("composition"), "model_id": model_id}
-        for row, (name, header) in enumerate(zip(names, headers))
+         "probability": float(probabilities[row, column]), "r_max_used_A": r_max,
+         "radiation": header.get("radiation"), "wavelength_A": header.get("wavelength_A"),
+         "qmax_inv_A": header.get("qmax_inv_A"), "composition": header.get("composition"), "model": model,
+         "model_id": model_id}
+        for row, (name, header, r_max) in enumerate(zip(names, headers, r_max_used_A))
         for rank, column in enumerate(order[row])
     ]
     return pd.DataFrame(records, columns=PREDICTION_COLUMNS)

@@ -12,6 +12,7 @@ Spherical-particle envelope (Kodama et al., Acta Cryst. A 62, 444, 2006; PDFgui'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -84,12 +85,19 @@ def draw_conditions(n_structures: int, settings: PdfSettings, augmentation: Augm
     }
 
 
-def add_noise(profiles: np.ndarray, noise_std, rng: np.random.Generator) -> np.ndarray:
-    """Gaussian noise (one std per row, or one for all) on normalised profiles, normalised again."""
+def add_noise(profiles: np.ndarray, noise_std, rng: np.random.Generator, measured: np.ndarray | None = None) -> np.ndarray:
+    """Gaussian noise (one std per row, or one for all) on normalised profiles, normalised again.
+
+    measured: where the profile holds data (True); beyond a cut r range stays noise-free, as in a
+    measured file that simply ends there.
+    """
     std = np.broadcast_to(np.asarray(noise_std, dtype=float).reshape(-1, 1), (len(profiles), 1))
     if not np.any(std > 0):
         return profiles
-    noisy = normalise_profiles(profiles + rng.normal(0.0, 1.0, profiles.shape) * std)
+    noise = rng.normal(0.0, 1.0, profiles.shape) * std
+    if measured is not None:
+        noise = np.where(measured, noise, 0.0)
+    noisy = normalise_profiles(profiles + noise)
     return np.where(std > 0, noisy, profiles)
 
 
@@ -110,13 +118,24 @@ def conditioned_pdfs(crystals: list[Crystal], settings: PdfSettings, conditions:
 
 
 def profile_set(crystals: list[Crystal], settings: PdfSettings, augmentation: Augmentation,
-                rng: np.random.Generator, backend: ArrayBackend | None = None) -> dict[str, np.ndarray]:
+                rng: np.random.Generator, backend: ArrayBackend | None = None, chunk_size: int = 2000,
+                progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     """Normalised profiles for every crystal and copy: r_A, profiles, space_group, structure_id, and the
-    drawn conditions of each profile (qmax_inv_A, qdamp_inv_A, uiso_A2, weighting, diameter_A, r_cut_A, ...)."""
+    drawn conditions of each profile (qmax_inv_A, qdamp_inv_A, uiso_A2, weighting, diameter_A, r_cut_A, ...).
+
+    Computed chunk_size crystals at a time; progress(n_crystals_done) after each chunk.
+    """
     copies = [crystal for crystal in crystals for _ in range(augmentation.copies_per_structure)]
     conditions = draw_conditions(len(crystals), settings, augmentation, rng)
-    pdfs = conditioned_pdfs(copies, settings, conditions, backend)
-    profiles = add_noise(normalise_profiles(pdfs), conditions["noise_std"], rng)
+    pdfs = np.zeros((len(copies), len(MODEL_GRID_A)))
+    step = max(chunk_size, 1) * augmentation.copies_per_structure
+    for start in range(0, len(copies), step):
+        rows = slice(start, start + step)
+        pdfs[rows] = conditioned_pdfs(copies[rows], settings, {k: v[rows] for k, v in conditions.items()}, backend)
+        if progress is not None:
+            progress(min(start + step, len(copies)) // augmentation.copies_per_structure)
+    measured = MODEL_GRID_A[None, :] <= conditions["r_cut_A"][:, None]
+    profiles = add_noise(normalise_profiles(pdfs), conditions["noise_std"], rng, measured)
     return {
         "r_A": MODEL_GRID_A.copy(),
         "profiles": profiles.astype(np.float32),

@@ -9,6 +9,9 @@ for generated crystals directly, for CIFs through pymatgen's SpacegroupAnalyzer.
 from __future__ import annotations
 
 import functools
+import hashlib
+import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resources.datapaths import Rejection
+from resources.datapaths import Rejection, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -95,16 +98,22 @@ def sample_composition(group, n_species: int, max_atoms: int, rng: np.random.Gen
     return None
 
 
+LATTICE_POINTS = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "R": 3, "F": 4}  # per conventional cell, by centring
+
+
 def generate_crystal(space_group: int, elements: list[str], max_atoms: int, max_species: int, seed: int,
                      index: int, max_tries: int = 20) -> Crystal | None:
     """One random symmetric crystal whose spglib space group is the requested one (None if none found).
 
-    Seeded by (seed, space_group, index), so a rerun or another worker gives the same crystal.
+    max_atoms counts the primitive cell: a centred conventional cell holds up to max_atoms per lattice point
+    (a spinel, 14 atoms primitive, is 56 in its F-centred cell). Seeded by (seed, space_group, index), so a
+    rerun or another worker gives the same crystal.
     """
     from pyxtal import pyxtal
     from pyxtal.symmetry import Group
 
     group = Group(space_group)
+    max_atoms = max_atoms * LATTICE_POINTS[group.symbol[0]]
     rng = np.random.default_rng([seed, space_group, index])
     for _ in range(max_tries):
         n_species = int(rng.integers(1, min(max_species, len(elements)) + 1))
@@ -149,6 +158,34 @@ def generation_tasks(space_groups: list[int], per_group: int, elements: list[str
         for group in space_groups
         for start in range(0, per_group, chunk_size)
     ]
+
+
+GENERATOR_VERSION = 2  # bump when generate_crystal changes what a task yields: old cache entries are then ignored
+
+
+def chunk_cache_path(folder: Path, task: tuple) -> Path:
+    """Where a generation task's crystals are cached: named by the digest of the task's settings."""
+    key = json.dumps([GENERATOR_VERSION, *task], sort_keys=True, default=str)
+    return Path(folder) / f"chunk-{hashlib.sha256(key.encode()).hexdigest()[:20]}.parquet"
+
+
+def cached_chunks(folder: Path, tasks: list[tuple]) -> tuple[dict[int, list[Crystal]], list[int]]:
+    """({task index: crystals} read from the cache, indices of the tasks still to generate)."""
+    found, missing = {}, []
+    for i, task in enumerate(tasks):
+        path = chunk_cache_path(folder, task)
+        if path.is_file():
+            found[i] = frame_to_crystals(pd.read_parquet(path))
+        else:
+            missing.append(i)
+    return found, missing
+
+
+def cache_chunk(folder: Path, task: tuple, crystals: list[Crystal]) -> Path:
+    """Write one task's crystals to the cache (atomically: a killed run leaves no half file)."""
+    buffer = io.BytesIO()
+    crystals_to_frame(crystals).to_parquet(buffer)
+    return atomic_write_bytes(chunk_cache_path(folder, task), buffer.getvalue())
 
 
 def read_cif(path: Path, symprec: float = SYMPREC_A) -> Crystal:

@@ -1,0 +1,201 @@
+"""A space-group classifier built for the CPU: a compact 1D CNN in torch on the same normalised profiles.
+
+The published CNN (classifiers.build_cnn) spends about 0.7 GFLOP per training sample, most of it
+in a 256-filter, 32-wide convolution at full resolution. This one keeps what a PDF needs:
+peak positions are absolute (r in Angstrom), so the features are flattened, not pooled away;
+it halves the resolution after each pair of narrow convolutions, so the total is about 20 MFLOP per
+training sample, and it trains at thousands of samples per second on two cores.
+
+It also sees which part of the r range was measured: a second input channel is 1 where the
+profile holds data and 0 beyond the measured r_max (a file that ends at 20 A, or an r-cut
+augmentation), so zeros from a short file are not read as a flat G(r).
+
+A model is shipped with the project (`shipped/`): its weights (state dict, float32) and a card
+(classes, architecture, training settings, the digest of its training data settings, scores,
+the command that reproduces it). `load_model_bundle` reads either that or a run's own artefact.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from resources.progress import Progress
+
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+WEIGHTS_NAME = "space_group_compact_cnn.pt"
+CARD_NAME = "card.json"
+
+
+@dataclass(frozen=True)
+class CompactSettings:
+    epochs: int = 30
+    batch_size: int = 256
+    learning_rate: float = 2e-3  # AdamW, cosine decay to zero over the epochs
+    weight_decay: float = 1e-4
+    dropout: float = 0.3
+    channels: tuple[int, ...] = (16, 32, 48, 64)  # one resolution stage each (two convolutions, then pool)
+    hidden: int = 128
+    label_smoothing: float = 0.05
+    max_train_seconds: float = 0.0  # 0: no wall-clock budget; else stop after the epoch that passes it
+    patience: int = 8  # epochs without a better validation accuracy before stopping
+    num_threads: int = 0  # torch threads; 0 keeps torch's default (one per core)
+
+
+def measured_mask(profiles: np.ndarray) -> np.ndarray:
+    """1 up to the last point that differs from the profile's tail value, 0 beyond (the unmeasured range).
+
+    A full-range profile is 1 everywhere; a profile zeroed beyond r_max (then normalised) ends in a
+    constant run, which is what 'not measured' looks like on the model grid.
+    """
+    x = np.asarray(profiles, dtype=np.float32)
+    differs = np.abs(x - x[:, -1:]) > 1e-6
+    last = np.where(differs.any(axis=1), x.shape[1] - 1 - np.argmax(differs[:, ::-1], axis=1), x.shape[1] - 1)
+    mask = np.arange(x.shape[1])[None, :] <= np.minimum(last + 1, x.shape[1] - 1)[:, None]
+    return mask.astype(np.float32)
+
+
+def model_inputs(profiles: np.ndarray) -> np.ndarray:
+    """(n, 2, n_points): the normalised profile and its measured-range mask."""
+    x = np.asarray(profiles, dtype=np.float32)
+    return np.stack([x, measured_mask(x)], axis=1)
+
+
+def build_compact_cnn(n_points: int, n_classes: int, settings: CompactSettings):
+    """[Conv-BN-ReLU x2, MaxPool(2)] per stage -> flatten -> dropout -> dense -> dropout -> logits."""
+    import torch
+    from torch import nn
+
+    layers, channels_in, length = [], 2, n_points
+    for channels in settings.channels:
+        layers += [nn.Conv1d(channels_in, channels, 5, padding=2, bias=False), nn.BatchNorm1d(channels), nn.ReLU(),
+                   nn.Conv1d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm1d(channels), nn.ReLU(),
+                   nn.MaxPool1d(2)]
+        channels_in, length = channels, length // 2
+    layers += [nn.Flatten(), nn.Dropout(settings.dropout), nn.Linear(channels_in * length, settings.hidden),
+               nn.ReLU(), nn.Dropout(settings.dropout), nn.Linear(settings.hidden, n_classes)]
+    torch.manual_seed(0)
+    return nn.Sequential(*layers)
+
+
+def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def compact_probabilities(model, profiles: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Softmax probabilities (n, n_classes) of normalised profiles (n, n_points)."""
+    import torch
+
+    model.eval()
+    inputs = model_inputs(profiles)
+    out = []
+    with torch.no_grad():
+        for rows in _batches(len(inputs), batch_size, None):
+            out.append(torch.softmax(model(torch.from_numpy(inputs[rows])), dim=1).numpy())
+    n_classes = model[-1].out_features
+    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+
+
+def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.ndarray,
+                      validation_index: np.ndarray, n_classes: int, settings: CompactSettings, seed: int = 0,
+                      log=print):
+    """AdamW with cosine decay, class-balanced cross-entropy, early stopping on validation accuracy.
+
+    Returns (model with the best validation weights, history of per-epoch lists: loss, accuracy,
+    val_accuracy, seconds, samples_per_second).
+    """
+    import torch
+    from torch import nn
+
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_compact_cnn(train_x.shape[1], n_classes, settings)
+    counts = np.bincount(train_index, minlength=n_classes).astype(np.float64)
+    class_weight = torch.tensor(np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0),
+                                dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=settings.label_smoothing)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    steps = settings.epochs * len(_batches(len(train_x), settings.batch_size, None))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=max(steps, 1),
+                                                   pct_start=0.1)
+    inputs, targets = torch.from_numpy(model_inputs(train_x)), torch.from_numpy(np.asarray(train_index, np.int64))
+    history = {key: [] for key in ("loss", "accuracy", "val_accuracy", "seconds", "samples_per_second")}
+    best = (-1.0, None)
+    progress = Progress("compact CNN training", settings.epochs, log, unit="epochs", every_s=0.0)
+    started = time.perf_counter()
+    for epoch in range(settings.epochs):
+        model.train()
+        epoch_started, total_loss, correct = time.perf_counter(), 0.0, 0
+        for rows in _batches(len(inputs), settings.batch_size, rng):
+            if len(rows) < 2:  # BatchNorm needs two samples
+                continue
+            logits = model(inputs[rows])
+            loss = loss_fn(logits, targets[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total_loss += loss.item() * len(rows)
+            correct += int((logits.argmax(1) == targets[rows]).sum())
+        seconds = time.perf_counter() - epoch_started
+        val_accuracy = float((compact_probabilities(model, validation_x).argmax(1) == validation_index).mean()) \
+            if len(validation_x) else float("nan")
+        for key, value in (("loss", total_loss / len(inputs)), ("accuracy", correct / len(inputs)),
+                           ("val_accuracy", val_accuracy), ("seconds", seconds),
+                           ("samples_per_second", len(inputs) / seconds)):
+            history[key].append(float(value))
+        log(f"epoch {epoch}: loss={history['loss'][-1]:.4f} accuracy={history['accuracy'][-1]:.4f} "
+            f"val_accuracy={val_accuracy:.4f} ({history['samples_per_second'][-1]:,.0f} samples/s)")
+        progress.update(epoch + 1)
+        if not val_accuracy <= best[0]:
+            best = (val_accuracy, {k: v.clone() for k, v in model.state_dict().items()})
+        epochs_since_best = len(history["val_accuracy"]) - 1 - int(np.nanargmax(history["val_accuracy"])) \
+            if np.isfinite(history["val_accuracy"]).any() else 0
+        if epochs_since_best >= settings.patience:
+            log(f"early stop after epoch {epoch}: no better validation accuracy for {settings.patience} epochs")
+            break
+        if settings.max_train_seconds and time.perf_counter() - started >= settings.max_train_seconds:
+            log(f"wall-clock budget of {settings.max_train_seconds:g} s spent after epoch {epoch}")
+            break
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    model.eval()
+    return model, history
+
+
+def save_model_bundle(folder: Path, model, card: dict) -> Path:
+    """Weights (state dict) and card.json into folder; returns the folder."""
+    import torch
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().float() for k, v in model.state_dict().items()}, folder / WEIGHTS_NAME)
+    (folder / CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def load_model_bundle(folder: Path = SHIPPED_DIR) -> dict:
+    """{'model', 'model_id', 'classes', 'card'} of a saved compact model (by default the shipped one)."""
+    import torch
+
+    folder = Path(folder)
+    card_path, weights_path = folder / CARD_NAME, folder / WEIGHTS_NAME
+    if not card_path.is_file() or not weights_path.is_file():
+        raise FileNotFoundError(f"no compact model in {folder}: expected {CARD_NAME} and {WEIGHTS_NAME}")
+    card = json.loads(card_path.read_text())
+    settings = CompactSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["settings"].items()})
+    model = build_compact_cnn(int(card["n_points"]), len(card["classes"]), settings)
+    model.load_state_dict(torch.load(weights_path, weights_only=True))
+    model.eval()
+    return {"model": model, "model_id": card["model_id"], "classes": [int(c) for c in card["classes"]], "card": card}
+
+
+def settings_dict(settings: CompactSettings) -> dict:
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(settings).items()}
