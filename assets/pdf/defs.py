@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from dagster import (
     AssetExecutionContext,
     Config,
     Definitions,
+    Failure,
     MetadataValue,
     Output,
     TableColumn,
@@ -439,42 +441,56 @@ class PredictionsConfig(Config):
     # always: predict them beside the user's files; never: only the user's files.
     use_examples: str = "auto"
     # shipped: the compact model trained at scale that ships with the project (assets/pdf/shipped/);
-    # compact / cnn: the compact or the published CNN trained in this run.
+    # compact / cnn: the compact or the published CNN trained in this data root (materialized before);
+    # any other value: a folder holding a saved compact model (card.json + weights), e.g. an at-scale run's
+    # data/exports/pdf_space_group_model.
     model: str = "shipped"
 
 
-PREDICTION_MODELS = ("shipped", "compact", "cnn")
+RUN_MODELS = {"compact": "space_group_compact_cnn", "cnn": "space_group_cnn"}
 
 
-def chosen_predictor(choice: str, space_group_cnn: dict, space_group_compact_cnn: dict, device: str):
-    """(model name, model_id, classes, profiles -> probabilities) of the model the config names."""
-    if choice not in PREDICTION_MODELS:
-        raise ValueError(f"model must be one of {', '.join(PREDICTION_MODELS)}, not {choice!r}")
-    if choice == "cnn":
-        return ("space_group_cnn (this run)", space_group_cnn["model_id"], space_group_cnn["classes"],
-                lambda x: classifiers.cnn_probabilities(space_group_cnn["model"], x, device))
-    bundle = compact.load_model_bundle() if choice == "shipped" else space_group_compact_cnn
-    name = "space_group_compact_cnn (shipped)" if choice == "shipped" else "space_group_compact_cnn (this run)"
+def chosen_predictor(choice: str, load_stored, device: str):
+    """(model name, model_id, classes, profiles -> probabilities) of the model the config names.
+
+    load_stored(asset name) reads a model trained in this data root; only called for compact / cnn."""
+    if choice in RUN_MODELS:
+        name = RUN_MODELS[choice]
+        try:
+            bundle = load_stored(name)
+        except FileNotFoundError as error:
+            raise Failure(f"model: {choice} needs {name} materialized first ({error})") from error
+        if choice == "cnn":
+            return (f"{name} (this data root)", bundle["model_id"], bundle["classes"],
+                    lambda x: classifiers.cnn_probabilities(bundle["model"], x, device))
+        return f"{name} (this data root)", bundle["model_id"], bundle["classes"], \
+            lambda x: compact.compact_probabilities(bundle["model"], x)
+    folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
+    bundle = compact.load_model_bundle(folder)
+    name = "space_group_compact_cnn (shipped)" if choice == "shipped" else f"space_group_compact_cnn ({folder})"
     return name, bundle["model_id"], bundle["classes"], lambda x: compact.compact_probabilities(bundle["model"], x)
 
 
-@asset(group_name=PIPELINE, check_specs=[
-    AssetCheckSpec("measured_rejected_share", asset="space_group_predictions", blocking=True),
-    AssetCheckSpec("examples_in_top2", asset="space_group_predictions",
-                   description="NaCl / Si / Mg examples (when predicted): the true group in the model's top 2"),
-])
-def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig, compute: ComputeResource,
-                            space_group_cnn: dict, space_group_compact_cnn: dict):
+@asset(group_name=PIPELINE, deps=[space_group_cnn, space_group_compact_cnn],
+       required_resource_keys={"io_manager", "compute"},
+       check_specs=[
+           AssetCheckSpec("measured_rejected_share", asset="space_group_predictions", blocking=True),
+           AssetCheckSpec("examples_in_top2", asset="space_group_predictions",
+                          description="NaCl / Si / Mg examples (when predicted): the true group in the model's top 2"),
+       ])
+def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig):
     """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
 
-    By default from the shipped at-scale model; `model: compact | cnn` uses a model trained in this run.
-    A file that ends between 15 and 30 A is read to its end (the export's r_max_used_A). With no user file,
-    the embedded synthetic NaCl / Si / Mg examples (written once into data/examples/pdf/, never into
-    data/raw/) are predicted instead, labelled source=synthetic.
+    By default from the shipped at-scale model, so no training is needed; `model: compact | cnn` uses a model
+    trained in this data root, a folder path a saved compact model. A file that ends between 15 and 30 A is
+    read to its end (the export's r_max_used_A). With no user file, the embedded synthetic NaCl / Si / Mg
+    examples (written once into data/examples/pdf/, never into data/raw/) are predicted instead, labelled
+    source=synthetic.
     """
     if config.use_examples not in ("auto", "always", "never"):
         raise ValueError(f"use_examples must be auto, always or never, not {config.use_examples!r}")
-    model_name, model_id, classes, predict = chosen_predictor(config.model, space_group_cnn, space_group_compact_cnn,
+    compute = context.resources.compute
+    model_name, model_id, classes, predict = chosen_predictor(config.model, context.resources.io_manager.load_stored,
                                                               compute.keras_device())
     user_folder = raw_dir(PIPELINE) / "measured"
     user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet.empty()

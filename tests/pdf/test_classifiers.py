@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from assets.pdf import classifiers, evaluation
+from assets.pdf import classifiers, evaluation, variants
 from assets.pdf.calculator import MODEL_GRID_A
 
 
@@ -45,16 +45,39 @@ def test_split_is_stratified_by_structure_and_disjoint():
     assert (split[split["subset"] == "test"].groupby("space_group").size() == 2).all()
 
 
-def test_truncated_profiles_are_flat_beyond_r_max():
-    rows = np.random.default_rng(0).random((2, len(MODEL_GRID_A)))
-    truncated = evaluation.truncate_profiles(rows, 20.0)
+def test_split_by_parent_never_trains_on_a_variant_of_a_test_parent():
+    parents = np.array([f"gen-sg{g}-0-{i}" for g in (2, 14, 225, 227) for i in range(10)])
+    ids = np.concatenate([parents] + [np.char.add(parents, f"-v{k}") for k in range(3)])
+    labels = np.tile(np.repeat([2, 14, 225, 227], 10), 4)
+    parent_ids = np.array([variants.parent_id(i) for i in ids])
+    split = classifiers.stratified_split(ids, labels, 0.2, 0.25, seed=0, parent_ids=parent_ids)
+    assert len(split) == 160 and (split.groupby("parent_id")["subset"].nunique() == 1).all()
+    assert split.groupby("subset")["parent_id"].nunique().to_dict() == {"test": 8, "train": 24, "validation": 8}
+    train = classifiers.subset_rows(ids, split, ("train",))
+    test = classifiers.subset_rows(ids, split, ("test",))
+    assert not set(parent_ids[train]) & set(parent_ids[test])
+
+
+def test_truncated_profiles_are_g_zero_beyond_r_max_then_normalised():
+    pdfs = np.random.default_rng(0).normal(0.0, 1.0, (2, len(MODEL_GRID_A)))
+    truncated = evaluation.truncate_profiles(pdfs, 20.0)
     beyond = MODEL_GRID_A > 20.0
     assert np.ptp(truncated[:, beyond], axis=1) == pytest.approx([0.0, 0.0])
+    zero_level = -pdfs[:, MODEL_GRID_A <= 20.0].min(axis=1) / np.ptp(pdfs[:, MODEL_GRID_A <= 20.0], axis=1)
+    np.testing.assert_allclose(truncated[:, -1], zero_level, rtol=1e-6)  # G = 0 on the normalised scale
     assert truncated.min() == 0.0 and truncated.max() == 1.0
 
 
+def test_cnn_stops_when_its_wall_clock_budget_is_spent():
+    rng = np.random.default_rng(0)
+    x, y = rng.random((64, len(MODEL_GRID_A)), dtype=np.float32), rng.integers(0, 3, 64)
+    settings = classifiers.CnnSettings(epochs=50, batch_size=32, max_train_seconds=1e-6, early_stopping_patience=50)
+    _, history = classifiers.train_cnn(x, y, x[:8], y[:8], 3, settings, log=lambda message: None)
+    assert len(history["loss"]) == 1  # stopped inside the first epoch, not after 50
+
+
 @pytest.mark.parametrize(("name", "structures", "epochs"), [("pdf_paper.yaml", 50_000, 100),
-                                                             ("pdf_scale.yaml", 20_000, 100)])
+                                                             ("pdf_scale.yaml", 16_000, 100)])
 def test_run_configs_are_valid_for_the_pdf_job(name, structures, epochs):
     from dagster._core.system_config.objects import ResolvedRunConfig
 

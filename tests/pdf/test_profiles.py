@@ -75,6 +75,46 @@ def test_each_condition_changes_g_as_it_should():
     np.testing.assert_allclose(pdfs[3][MODEL_GRID_A <= 18.0], clean[MODEL_GRID_A <= 18.0])
 
 
+def first_peak_A(pdf: np.ndarray, grid: np.ndarray) -> float:
+    return float(grid[np.argmax(pdf)])
+
+
+def test_lattice_scale_uiso_and_qdamp_change_g_the_way_physics_says():
+    """Si on a fine grid, one condition away from the settings per row: a 3 % larger lattice moves the
+    nearest-neighbour peak (a sqrt(3) / 4 = 2.35 A) out by 3 %; a larger Uiso lowers and widens it
+    (Gaussian of variance 2 Uiso, equal area); a larger Qdamp damps G at high r by exp(-(Qdamp r)^2 / 2)."""
+    si = reference_crystals()[1]
+    grid = np.arange(1.5, 30.0, 0.005)
+    base = {"qmax_inv_A": 0.0, "qdamp_inv_A": 0.02, "uiso_A2": 0.004, "lattice_scale": 1.0,
+            "weighting": "atomic_number", "diameter_A": np.inf, "r_cut_A": np.inf}
+    changed = [{}, {"lattice_scale": 1.03}, {"uiso_A2": 0.012}, {"qdamp_inv_A": 0.06}]
+    conditions = {key: np.array([row.get(key, value) for row in changed]) for key, value in base.items()}
+    pdfs = profiles.conditioned_pdfs([si] * 4, PdfSettings(qmax_inv_A=0.0), conditions, grid_A=grid)
+    clean, larger, hotter, damped = pdfs
+    near = grid < 2.8
+    assert first_peak_A(clean[near], grid[near]) == pytest.approx(5.431 * np.sqrt(3) / 4, abs=0.01)
+    assert first_peak_A(larger[near], grid[near]) == pytest.approx(1.03 * 5.431 * np.sqrt(3) / 4, abs=0.01)
+    assert hotter[near].max() < 0.7 * clean[near].max()
+    half_width = lambda g: np.ptp(grid[near][g[near] > g[near].max() / 2])  # noqa: E731
+    assert half_width(hotter) > 1.4 * half_width(clean)  # sqrt(0.012 / 0.004) = 1.7 wider
+    far = (grid > 20) & (grid < 28)
+    expected_ratio = np.exp(-((0.06**2 - 0.02**2) * grid[far] ** 2) / 2)
+    amplitude = lambda g: np.sqrt(np.mean(g[far] ** 2))  # noqa: E731  (G oscillates about 0 at high r)
+    assert amplitude(damped) / amplitude(clean) == pytest.approx(np.sqrt(np.mean(expected_ratio**2)), rel=0.15)
+
+
+def test_noise_stays_inside_the_measured_range_of_a_cut_profile():
+    """A profile cut at r_cut ends in a flat, noise-free run, as a measured file that ends there reads."""
+    crystals = reference_crystals()
+    cut = profiles.Augmentation(copies_per_structure=2, r_cut_share=1.0, r_cut_range_A=(18.0, 20.0),
+                                noise_std_range=(0.03, 0.05), clean_first_copy=True)
+    result = profiles.profile_set(crystals, PdfSettings(), cut, np.random.default_rng(3))
+    for row, r_cut in zip(result["profiles"][1::2], result["condition_r_cut_A"][1::2]):
+        beyond = MODEL_GRID_A > r_cut
+        assert np.ptp(row[beyond]) == pytest.approx(0.0, abs=1e-6)
+        assert np.std(np.diff(row[MODEL_GRID_A <= r_cut])) > 0
+
+
 def test_profile_set_records_the_conditions_of_every_profile():
     crystals = reference_crystals()
     result = profiles.profile_set(crystals, PdfSettings(), WIDE, np.random.default_rng(1))

@@ -1,0 +1,86 @@
+"""The CPU model: its measured-range channel, saving and loading, and the model that ships with the project."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from assets.pdf import compact, measured
+from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
+from assets.pdf.structures import read_cif
+
+
+def test_measured_mask_marks_the_range_a_profile_holds():
+    rng = np.random.default_rng(0)
+    pdfs = rng.normal(0.0, 1.0, (2, len(MODEL_GRID_A)))
+    pdfs[1, MODEL_GRID_A > 20.0] = 0.0  # a file that ends at 20 A
+    mask = compact.measured_mask(normalise_profiles(pdfs))
+    assert mask[0].all()
+    last_measured = np.flatnonzero(MODEL_GRID_A <= 20.0)[-1]
+    assert mask[1, : last_measured + 1].all() and not mask[1, last_measured + 2:].any()
+
+
+def test_a_saved_model_loads_back_with_the_same_answers(tmp_path):
+    settings = compact.CompactSettings(channels=(4, 8), hidden=8)
+    model = compact.build_compact_cnn(len(MODEL_GRID_A), 3, settings)
+    card = {"model_id": "m-1", "classes": [194, 225, 227], "n_points": len(MODEL_GRID_A),
+            "settings": compact.settings_dict(settings)}
+    compact.save_model_bundle(tmp_path, model, card)
+    loaded = compact.load_model_bundle(tmp_path)
+    x = np.random.default_rng(1).random((5, len(MODEL_GRID_A)), dtype=np.float32)
+    np.testing.assert_allclose(compact.compact_probabilities(loaded["model"], x),
+                               compact.compact_probabilities(model, x), atol=1e-6)
+    assert loaded["model_id"] == "m-1" and loaded["classes"] == [194, 225, 227]
+    with pytest.raises(FileNotFoundError, match="card.json"):
+        compact.load_model_bundle(tmp_path / "nowhere")
+
+
+# Known crystals written as CIFs and read by the pipeline's own CIF reader (spglib labels them):
+# CaTiO3, Pnma (Sasaki et al., Acta Cryst. C 43, 1668, 1987; Pbnm coordinates turned to Pnma: x' = y, y' = z,
+# z' = x), and monoclinic ZrO2, P2_1/c (Howard et al., Acta Cryst. B 44, 116, 1988).
+KNOWN = {
+    "CaTiO3": ("Pnma", (5.4423, 7.6401, 5.3796, 90, 90, 90), ["Ca", "Ti", "O", "O"],
+               [[0.0349, 0.25, 0.9934], [0.5, 0.0, 0.0], [0.4838, 0.25, 0.0714], [0.2888, 0.0371, 0.7108]], 62),
+    "ZrO2": ("P2_1/c", (5.1505, 5.2116, 5.3173, 90, 99.23, 90), ["Zr", "O", "O"],
+             [[0.2754, 0.0395, 0.2083], [0.0700, 0.3317, 0.3447], [0.4496, 0.7569, 0.4792]], 14),
+}
+
+
+def known_crystals(folder):
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    crystals = list(measured.reference_crystals())  # NaCl 225, Si 227, Mg 194
+    for name, (symbol, cell, species, coords, _) in KNOWN.items():
+        structure = Structure.from_spacegroup(symbol, Lattice.from_parameters(*cell), species, coords)
+        CifWriter(structure).write_file(folder / f"{name}.cif")
+        crystals.append(read_cif(folder / f"{name}.cif"))
+    return crystals
+
+
+def test_known_crystals_are_what_the_literature_says(tmp_path):
+    crystals = {c.structure_id: c for c in known_crystals(tmp_path)}
+    assert crystals["cif-CaTiO3"].space_group == 62 and crystals["cif-ZrO2"].space_group == 14
+    pdf = compute_pdfs([crystals["cif-CaTiO3"]], PdfSettings(qmax_inv_A=0.0, uiso_A2=0.002), np.arange(1.5, 2.5, 0.01))
+    assert np.arange(1.5, 2.5, 0.01)[np.argmax(pdf)] == pytest.approx(1.95, abs=0.05)  # Ti-O in the octahedra
+
+
+@pytest.mark.skipif(not (compact.SHIPPED_DIR / compact.CARD_NAME).is_file(), reason="no shipped model")
+def test_the_shipped_model_puts_known_crystals_in_its_top_2(tmp_path):
+    """NaCl, Si, Mg, CaTiO3 (Pnma) and ZrO2 (P2_1/c): PDFs computed here at measured-like settings
+    (X-ray, Qmax 25, Qdamp 0.04, Uiso 0.005 A^2; and neutron for the oxides), each true group in the top 2."""
+    shipped = compact.load_model_bundle()
+    card = json.loads((compact.SHIPPED_DIR / compact.CARD_NAME).read_text())
+    assert card["model_id"] == shipped["model_id"] and card["reproduce"]["command"]
+    assert (compact.SHIPPED_DIR / compact.WEIGHTS_NAME).stat().st_size < 10 * 2**20
+    crystals = known_crystals(tmp_path)
+    rows = [normalise_profiles(compute_pdfs(crystals, PdfSettings()))]
+    rows.append(normalise_profiles(compute_pdfs(crystals[3:], PdfSettings(weighting="neutron"))))
+    names = [c.structure_id for c in crystals] + [f"{c.structure_id} (neutron)" for c in crystals[3:]]
+    truth = [c.space_group for c in crystals] + [c.space_group for c in crystals[3:]]
+    probabilities = compact.compact_probabilities(shipped["model"], np.concatenate(rows).astype(np.float32))
+    ranks = {name: [shipped["classes"][k] for k in np.argsort(-p)].index(group) + 1
+             for name, p, group in zip(names, probabilities, truth)}
+    assert all(rank <= 2 for rank in ranks.values()), ranks
