@@ -66,7 +66,7 @@ class FeaturesConfig(Config):
     target: str = "Average Voltage"  # any numeric export column, e.g. "Capacity Grav"
     rows_per_chunk: int = 500  # more rows than this fan out through Dask
     # discharged, charged, delta, ion, redox, structure (features.FEATURE_GROUPS); fewer to measure what each gives
-    feature_groups: list[str] = ["discharged", "charged", "delta", "ion", "redox", "structure"]
+    feature_groups: list[str] = ["discharged", "charged", "delta", "ion", "redox", "structure", "host"]
 
 
 class SplitConfig(Config):

@@ -8,7 +8,7 @@ import pytest
 # formulas without a range, lower-case Type, outcome columns filled in.
 HEADER = ("Battid,Reduced Cell Formula,Type,Spacegroup,Average Voltage,Capacity Grav,Capacity Vol,Specific E Wh/kg,"
           "E Density Wh/l,Stability Charge,Stability Discharge\n")
-TRAINING = """\
+TRAINING = '''\
 mp-1001_Li,Li0 –1CoO2,intercalation,"-R 3 2""",3.9,274,1380,1069,5382,0.0,0.0
 mp-1002_Li,Li0 –1NiO2,intercalation,"-R 3 2""",3.8,275,1310,1045,4978,0.02,0.0
 mp-1003_Li,Li0 –1Mn2O4,intercalation,-F 4vw 2vw 3,4.05,148,620,599,2511,0.03,0.0
@@ -27,12 +27,12 @@ mp-1015_Li,Li2FeSiO4,intercalation,P 1,3.1,166,530,515,1643,0.04,0.03
 mp-1016_Mg,Mg0 –0.5MoO2,intercalation,-P 2ac 2n,1.28,191,1069,244,1366,0.09,0.17
 mp-1017_Mg,Mg0 –1Mn2O4,intercalation,-F 4vw 2vw 3,2.9,270,1150,783,3335,0.05,0.06
 mp-1018_Mg,Mg0 –0.5TiO2,intercalation,P 1,1.24,291,1143,361,1415,0.17,0.03
-"""
-HOLDOUT = """\
+'''
+HOLDOUT = '''\
 mp-2001_Li,Li0 –1CrO2,intercalation,"-R 3 2""",3.6,280,1300,1008,4680,0.05,0.02
 mp-2002_Li,Li0 –1NiPO4,intercalation,-P 2ac 2n,5.1,166,600,847,3060,0.09,0.04
 mp-2003_Mg,Mg0 –1TiS2,intercalation,"-P 3 2""",1.2,210,700,252,840,0.04,0.05
-"""
+'''
 HOLDOUT_LINES = ("holdout_mae_V", "holdout_coverage80", "holdout_coverage95")
 
 
