@@ -8,10 +8,18 @@ DIR holds the published Qdlin-matrix layout (Attia et al., J. Electrochem. Soc. 
 voltage rows x cycles 2..100) and `cycle_lives/<folder>_cycle_lives.csv`. The folders are linked (never
 copied) into data/raw/cycling/ of a temporary MATERIALS_DATA; the whole `cycling` group is materialized
 there with the folder split (train on `train/`, every other folder scored as its own test set; all
-hyperparameters by 5-fold CV inside the training cells). Prints, per test set and model,
-`mape_percent_<set>_<model>`, `mae_cycles_<set>_<model>` and `rmse_cycles_<set>_<model>` (a set
-`<set>_excl` is the same set without the excluded cells), the published anchors, and last the headline:
-the best encoder-based model's MAPE on test1. Exits non-zero only when it could not run.
+hyperparameters by 5-fold CV inside the training cells). A folder without a lives file is a set whose
+lives are unknown: predicted, not scored. By default every cell of test1 is also linked, without its life,
+into `test1_unlabelled/`, so that the unknown-life path runs on real cells (its predictions are then
+compared with the hidden lives; `--unlabelled-from none` turns this off).
+
+Prints, per set and model, `mape_percent_<set>_<model>`, `mae_cycles_<set>_<model>` and
+`rmse_cycles_<set>_<model>` (set `train_cv`: out-of-fold inside the training cells; a set `<set>_excl` is
+the same set without the excluded cells); the model selected by that CV (`selected_model`), its
+`mape_percent_<set>_selected`, `rmse_cycles_<set>_selected` and interval coverage `coverage80_<set>`,
+`coverage95_<set>` per scored set; `n_cells_predicted_<set>` per set with unknown lives; the published
+anchors; last the headline: the best encoder-based model's MAPE on test1. Exits non-zero only when it
+could not run.
 
 Default exclusion: the test1 cell whose cycle life is 148 (the papers drop it).
 """
@@ -53,6 +61,27 @@ def default_exclusion(data: Path) -> list[str]:
             if line.strip() and float(line) == 148]
 
 
+def link_without_lives(source: Path, target: Path) -> None:
+    """Link every cellN.csv of `source` into `target` (a folder with no lives file: lives unknown)."""
+    target.mkdir()
+    for path in sorted(source.glob("cell*.csv")):
+        (target / path.name).symlink_to(path)
+
+
+def print_hidden_life_check(unknown, data: Path, hidden: str) -> None:
+    """The unknown-life predictions of the linked set against the lives the benchmark hid."""
+    import numpy as np
+
+    lives = (data / "cycle_lives" / f"{hidden}_cycle_lives.csv").read_text().splitlines()
+    truth = {f"{hidden}_unlabelled/cell{n}": float(v) for n, v in enumerate(lives, start=1) if v.strip()}
+    rows = unknown.loc[unknown["split"] == f"{hidden}_unlabelled"]
+    life = rows["cell_key"].map(truth).to_numpy()
+    print(f"mape_percent_{hidden}_unlabelled_vs_hidden_lives: "
+          f"{100 * np.mean(np.abs(rows['predicted_cycle_life'] - life) / life):.4g}")
+    print(f"coverage80_{hidden}_unlabelled_vs_hidden_lives: "
+          f"{np.mean((rows['lower80_cycles'] <= life) & (life <= rows['upper80_cycles'])):.3f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="folder with train/, test folders, cycle_lives/")
@@ -63,13 +92,20 @@ def main() -> int:
                              "CPU; the variance model's test1 figure is the same as with all 1000, 14.75 %%; "
                              "1: every point, about 4x the time)")
     parser.add_argument("--exclude", nargs="*", default=None, help="cell keys scored also without (default: 148-cycle test1 cell)")
+    parser.add_argument("--unlabelled-from", default="test1",
+                        help="link this set's cells, without lives, into <set>_unlabelled/ ('none': off)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (encoder init, masking, CV folds)")
     args = parser.parse_args()
     data = args.data.expanduser().resolve()
     folders = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
-    if not (data / "train").is_dir() or not (data / "cycle_lives").is_dir():
-        print(f"error: {data} must hold train/ and cycle_lives/ (and test folders)", file=sys.stderr)
+    if not (data / "train").is_dir() or not (data / "cycle_lives" / "train_cycle_lives.csv").is_file():
+        print(f"error: {data} must hold train/ and cycle_lives/train_cycle_lives.csv (and test folders)",
+              file=sys.stderr)
+        return 2
+    hidden = args.unlabelled_from if args.unlabelled_from != "none" else ""
+    if hidden and not (data / hidden).is_dir():
+        print(f"error: no folder {data / hidden} to link without lives", file=sys.stderr)
         return 2
     exclude = default_exclusion(data) if args.exclude is None else args.exclude
 
@@ -82,6 +118,8 @@ def main() -> int:
         raw.mkdir(parents=True)
         for folder in folders:
             (raw / folder.name).symlink_to(folder, target_is_directory=True)
+        if hidden:
+            link_without_lives(data / hidden, raw / f"{hidden}_unlabelled")
         os.environ["MATERIALS_DATA"] = str(root)
         from dagster import DagsterInstance, materialize
 
@@ -105,6 +143,7 @@ def main() -> int:
         import pandas as pd
 
         metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
+        predictions = pd.read_csv(root / "exports" / "cycling_cycle_life_predictions.csv")
         unified_meta = {k: v.value for k, v in result.asset_materializations_for_node("cycling_unified")[0].metadata.items()}
         model_meta = {k: v.value for k, v in result.asset_materializations_for_node("cycle_life_model")[0].metadata.items()}
     print(f"cells: {unified_meta['n_cells']}")
@@ -120,6 +159,17 @@ def main() -> int:
     for metric in ("mape_percent", "mae_cycles", "rmse_cycles", "r2"):
         for row in held_out.itertuples():
             print(f"{metric}_{row.split}_{row.model}: {getattr(row, metric):.4g}")
+    print(f"selected_model: {model_meta['selected_model']}")
+    for row in held_out.loc[held_out["selected"] & (held_out["split"] != "train_cv")].itertuples():
+        print(f"mape_percent_{row.split}_selected: {row.mape_percent:.4g}")
+        print(f"rmse_cycles_{row.split}_selected: {row.rmse_cycles:.4g}")
+        print(f"coverage80_{row.split}: {row.coverage80:.3f}")
+        print(f"coverage95_{row.split}: {row.coverage95:.3f}")
+    unknown = predictions.loc[predictions["life_unknown"]]
+    for name, group in unknown.groupby("split"):
+        print(f"n_cells_predicted_{name}: {len(group)}")
+    if hidden:
+        print_hidden_life_check(unknown, data, hidden)
     for name, value in ANCHORS.items():
         print(f"{name}: {value}")
     print(f"wall_s: {wall_s:.1f}")
