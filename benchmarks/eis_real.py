@@ -151,6 +151,8 @@ def main() -> int:
 
 
 def holdout(args, assets, resources, instance, root: Path) -> None:
+    from dagster import materialize
+
     from assets.eis import formats
 
     target = root / "raw" / "eis" / "unlabelled" / args.holdout.name

@@ -78,6 +78,19 @@ def test_quarantine_is_idempotent_and_a_fixed_file_drops_out(data_root):
     assert [line["source"] for line in _lines(path)] == ["raw/eis/other.csv"]
 
 
+def test_a_report_over_a_fixed_file_takes_it_out_of_the_quarantine(data_root):
+    source = data_root / "raw" / "eis" / "mine.csv"
+    source.parent.mkdir(parents=True)
+    source.write_text("bad\n")
+    log = logging.getLogger("test_quarantine")
+    summary = report_rejections(log, "eis", [Rejection(str(source), 1, "bad row")], {str(source): 0})
+    assert [line["source"] for line in _lines(data_root / summary.quarantine_path)] == ["raw/eis/mine.csv"]
+
+    source.write_text("fixed\n")  # every record accepted now: the intake reports the file with no rejections
+    report_rejections(log, "eis", [], {str(source): 1})
+    assert _lines(data_root / summary.quarantine_path) == []
+
+
 def test_input_folders_exist_after_the_first_start_and_stay_empty(data_root):
     from resources.datapaths import INPUT_FOLDERS, ensure_input_folders
 
