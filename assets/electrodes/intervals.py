@@ -49,7 +49,7 @@ def calibrate(true: np.ndarray, predicted: np.ndarray, spread: np.ndarray, ions:
     floor = spread_floor_V(spread)
     scores = np.abs(true - predicted) / (spread + floor)
     groups = {POOLED: np.ones(len(scores), bool)}
-    groups.update({ion: ions == ion for ion in np.unique(ions) if (ions == ion).sum() >= min_rows})
+    groups.update({str(ion): ions == ion for ion in np.unique(ions) if (ions == ion).sum() >= min_rows})
     return {
         "floor_V": floor,
         "levels": list(levels),

@@ -100,6 +100,7 @@ def test_whole_group_on_the_embedded_default(test_resources, data_root, monkeypa
                        predictions[bounds].to_numpy(float), equal_nan=True)
     assert ((good["lower_95_V"] <= good["lower_80_V"]) & (good["lower_80_V"] < good["prediction"])
             & (good["prediction"] < good["upper_80_V"]) & (good["upper_80_V"] <= good["upper_95_V"])).all()
+    assert np.allclose((good["lower_80_V"] + good["upper_80_V"]) / 2, good["prediction"])  # centred on `prediction`
     assert np.isnan(bad[["lower_80_V", "upper_95_V"]].to_numpy(float)).all()
     assert "data:image/png;base64" in meta["predictions"]["parity_with_intervals"].value
     assert {"test_coverage80", "test_coverage95"} <= set(meta["predictions"])
