@@ -99,8 +99,23 @@ def test_no_measured_outcome_enters_the_features():
     columns = feature_columns(table)
     pd.testing.assert_frame_equal(table[columns], other[columns])
     assert not {c.split(":", 1)[-1] for c in columns} & set(OUTCOME_COLUMNS)
-    assert all(set(item) == {"formula_discharge", "formula_charge", "working_ion", "spacegroup_number"}
+    assert all(set(item) == {"formula_discharge", "formula_charge", "working_ion", "spacegroup_number", "type"}
                for item in electrode_inputs(records))
+
+
+def test_host_features_give_the_lattice_centring_and_the_electrode_type():
+    """Centring of the space group (Fm-3m face-centred, R-3m rhombohedral, C2/c base-centred, ...) and the export's Type."""
+    from assets.electrodes.features import host_features
+
+    expected = {"Fm-3m": "F", "R-3m": "R", "C2/c": "base", "Cmcm": "base", "Immm": "I", "P2_1/c": "P", "-P 2ybc": "P"}
+    for symbol, centring in expected.items():
+        values = host_features(spacegroup_number(symbol), "intercalation")
+        assert [name for name, value in values.items() if name.startswith("centring_") and value == 1] == [
+            f"centring_{centring}"], symbol
+        assert values["is_conversion"] == 0
+    assert host_features(None, "Conversion")["is_conversion"] == 1
+    unknown = host_features(None, "")
+    assert all(np.isnan(value) for value in unknown.values())
 
 
 def test_an_unknown_space_group_leaves_the_structure_features_empty_not_the_row():
