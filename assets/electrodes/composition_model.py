@@ -13,7 +13,8 @@ conversion, ion per host and host-cation oxidation states: the `ion`, `structure
 The model sees a numeric matrix like every other model of the pipeline (slot columns
 from `encode_compositions`, then host columns), so it shares `train_estimator`, the
 folds and `ClippedRegressor`. It is trained with the L1 loss on the standardised
-target, AdamW and a cosine learning-rate decay, on the CPU in well under a minute per fit.
+target, AdamW and a one-cycle (warm-up, then cosine) learning rate; about half a minute per fit on one idle
+CPU core at the default size (2,000 rows, 40 epochs).
 """
 
 from __future__ import annotations
