@@ -67,7 +67,6 @@ def test_known_crystals_are_what_the_literature_says(tmp_path):
     assert np.arange(1.5, 2.5, 0.01)[np.argmax(pdf)] == pytest.approx(1.95, abs=0.05)  # Ti-O in the octahedra
 
 
-@pytest.mark.skipif(not (compact.SHIPPED_DIR / compact.CARD_NAME).is_file(), reason="no shipped model")
 def test_the_shipped_model_puts_known_crystals_in_its_top_2(tmp_path):
     """NaCl, Si, Mg, CaTiO3 (Pnma) and ZrO2 (P2_1/c): PDFs computed here at measured-like settings
     (X-ray, Qmax 25, Qdamp 0.04, Uiso 0.005 A^2; and neutron for the oxides), each true group in the top 2."""

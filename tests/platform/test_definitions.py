@@ -33,8 +33,8 @@ def test_every_pipeline_has_a_job_and_the_demo_covers_all_groups():
 DOCUMENTED_ASSETS = {
     "eis": ["eis_simulated_spectra", "eis_spectra", "eis_interpolated", "eis_features", "eis_circuit_classifier",
             "eis_parameter_regressors", "eis_predictions", "eis_circuit_fits"],
-    "pdf": ["pdf_structures", "pdf_profiles", "space_group_cnn", "space_group_baseline", "space_group_evaluation",
-            "space_group_predictions"],
+    "pdf": ["pdf_structures", "pdf_profiles", "space_group_cnn", "space_group_compact_cnn", "space_group_baseline",
+            "space_group_evaluation", "space_group_predictions"],
     "cycling": ["cycling_synthetic_cells", "cycling_unified", "cycling_split", "cycling_corpus", "cycling_tokenizer",
                 "multiscale_encoder", "cycling_embeddings", "cycle_life_model"],
     "diffraction": ["diffraction_patterns", "phase_cnn", "experimental_maps", "phase_predictions",

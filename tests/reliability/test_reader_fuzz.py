@@ -229,7 +229,7 @@ GR_BREAKS = {
        at=st.integers(0, 300), text=st.text(max_size=10), seed=st.integers(0, 2**16))
 def test_gr_folder_keeps_valid_files_and_rejects_broken_ones(tmp_path, layout, breaks, at, text, seed):
     folder, rng = scratch_folder(tmp_path), np.random.default_rng(seed)
-    r = np.round(np.arange(1.0, 31.0, 0.05), 6)  # measured files must cover the model range 1.5..30 A
+    r = np.round(np.arange(1.0, 31.0, 0.05), 6)  # measured files must start by 1.5 A and reach 15 A
     for number, (broken, how) in enumerate(zip(layout, breaks)):
         lines = gr_text(r, rng.normal(size=r.size), "fuzz").splitlines()
         data_start = lines.index("#### start data") + 3
