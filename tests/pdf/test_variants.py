@@ -47,6 +47,9 @@ def test_substitution_is_one_to_one():
     numbers = np.array([11, 11, 17, 17, 8])
     new = variants.substituted_numbers(numbers, variants.VARIANT_ELEMENTS, np.random.default_rng(1))
     assert len(set(new)) == 3 and new[0] == new[1] and new[2] == new[3] and new[4] not in (new[0], new[2])
+    for seed in range(20):  # exactly as many elements as species: every draw is a permutation of them
+        drawn = variants.substituted_numbers(numbers, [3, 4, 5], np.random.default_rng(seed))
+        assert sorted(set(drawn)) == [3, 4, 5]
     with pytest.raises(ValueError, match="one-to-one"):
         variants.substituted_numbers(numbers, [3, 4], np.random.default_rng(1))
 
