@@ -123,7 +123,8 @@ def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x
     loss_fn = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=settings.label_smoothing)
     optimiser = torch.optim.AdamW(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
     steps = settings.epochs * len(_batches(len(train_x), settings.batch_size, None))
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=max(steps, 1),
+    # one-cycle needs a warm-up of at least one step: tiny runs schedule 20 steps (their later steps unused)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, settings.learning_rate, total_steps=max(steps, 20),
                                                    pct_start=0.1)
     inputs, targets = torch.from_numpy(model_inputs(train_x)), torch.from_numpy(np.asarray(train_index, np.int64))
     history = {key: [] for key in ("loss", "accuracy", "val_accuracy", "seconds", "samples_per_second")}

@@ -292,7 +292,7 @@ def test_measured_benchmark_takes_a_labels_file_and_a_model_folder(tiny_run, tmp
     assert lines["model_id"] == result.output_for_node("space_group_compact_cnn")["model_id"]
     assert lines["measured_files"] == "3" and lines["measured_files_read"] == "2"
     assert "NOT READ" in lines["missing.gr"]  # counts as a miss
-    assert float(lines["measured_top6_share"]) <= 2 / 3  # the missing file cannot be a hit
+    assert float(lines["measured_top6_share"]) <= 0.667  # 2 of 3 at most: the missing file cannot be a hit
     with pytest.raises(FileNotFoundError, match="measured_labels.csv"):
         pdf_measured.main(["--data", str(folder)])
 
