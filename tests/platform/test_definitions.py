@@ -40,7 +40,7 @@ DOCUMENTED_ASSETS = {
     "diffraction": ["diffraction_patterns", "phase_cnn", "experimental_maps", "phase_predictions",
                     "prediction_evaluation"],
     "electrodes": ["electrode_records", "electrode_features", "electrode_forest", "electrode_network",
-                   "electrode_predictions"],
+                   "electrode_composition", "electrode_predictions"],
 }
 
 
