@@ -75,10 +75,12 @@ def test_group_materializes_and_exports_predictions_of_the_shipped_model(tiny_ru
 
 
 @pytest.mark.parametrize("choice", ["compact", "cnn"])
-def test_predictions_use_a_model_trained_in_the_data_root_when_asked(tiny_run, choice):
+def test_predictions_use_a_model_trained_in_the_data_root_when_asked(tiny_run, choice, tmp_path, monkeypatch):
     root, result = tiny_run
     from resources.compute import ComputeResource
     from resources.storage import MaterialsStorage
+
+    monkeypatch.setenv("MATERIALS_DATA", str(tmp_path))  # exports elsewhere: the run's own export stays as it was
 
     trained = result.output_for_node(pdf_defs.RUN_MODELS[choice])
     again = materialize([pdf_defs.space_group_predictions], instance=DagsterInstance.ephemeral(),
