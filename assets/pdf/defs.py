@@ -254,16 +254,26 @@ def space_group_cnn(context: AssetExecutionContext, config: CnnConfig, compute: 
               "settings": asdict(settings)}
     epochs_run = len(history.get("loss", []))
     return Output(bundle, metadata={
+        **trained_model_metadata(model_id, metrics, (train_x, validation_x, test_x), history, seconds,
+                                 epochs_run * len(train_x) / max(seconds, 1e-9)),
+        "device": compute.keras_device(),
+    })
+
+
+def trained_model_metadata(model_id: str, metrics: dict, sets: tuple, history: dict, seconds: float,
+                           samples_per_second: float) -> dict:
+    """What the UI shows of a trained CNN: id, test top-k, per-class recall, set sizes, time, rate, learning curve."""
+    train_x, validation_x, test_x = sets
+    return {
         "model_id": model_id,
         **headline_metrics(metrics),
         "per_class_accuracy": MetadataValue.json(per_class_labelled(metrics)),
         "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
-        "epochs_run": epochs_run,
+        "epochs_run": len(history.get("loss", [])),
         "train_seconds": round_sig(seconds, 3),
-        "train_samples_per_second": round_sig(epochs_run * len(train_x) / max(seconds, 1e-9), 3),
-        "device": compute.keras_device(),
+        "train_samples_per_second": round_sig(samples_per_second, 3),
         "learning_curve": MetadataValue.md(figure_markdown(classifiers.learning_curve_figure(history, new_figure))),
-    })
+    }
 
 
 class CompactConfig(Config):
@@ -327,15 +337,9 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
     bundle = {"model": model, "model_id": model_id, "classes": classes, "metrics": metrics, "history": history,
               "card": card}
     return Output(bundle, metadata={
-        "model_id": model_id,
-        **headline_metrics(metrics),
-        "per_class_accuracy": MetadataValue.json(per_class_labelled(metrics)),
-        "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
-        "epochs_run": epochs_run,
-        "train_seconds": round_sig(seconds, 3),
-        "train_samples_per_second": round_sig(float(np.median(history["samples_per_second"])), 3),
+        **trained_model_metadata(model_id, metrics, (train_x, validation_x, test_x), history, seconds,
+                                 float(np.median(history["samples_per_second"]))),
         "shippable_export": MetadataValue.path(relative_to_root(export)),
-        "learning_curve": MetadataValue.md(figure_markdown(classifiers.learning_curve_figure(history, new_figure))),
     })
 
 
