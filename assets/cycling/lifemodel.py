@@ -249,11 +249,12 @@ def _score_masks(cells: pd.DataFrame, labelled: np.ndarray, exclude_cells) -> di
 
 def _set_metrics(life: np.ndarray, table: pd.DataFrame, mask: np.ndarray) -> dict[str, float]:
     """life_metrics plus the coverage of each interval level, over the cells of `mask`."""
-    from assets.cycling.intervals import LEVELS_PERCENT, coverage
+    from assets.cycling.intervals import LEVELS_PERCENT
+    from resources.conformal import interval_coverage
 
     return {**life_metrics(life[mask], table["predicted_cycle_life"].to_numpy()[mask]),
-            **{f"coverage{level}": coverage(life[mask], table[f"lower{level}_cycles"].to_numpy()[mask],
-                                            table[f"upper{level}_cycles"].to_numpy()[mask])
+            **{f"coverage{level}": interval_coverage(life[mask], table[f"lower{level}_cycles"].to_numpy()[mask],
+                                                     table[f"upper{level}_cycles"].to_numpy()[mask])
                for level in LEVELS_PERCENT}}
 
 
@@ -264,7 +265,8 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
     by that CV; predict every cell (those with NaN cycle_life included: life_unknown) and score every set's
     labelled cells. Metrics rows: `train` (in-sample), `train_cv` (out-of-fold), each held-out set, and
     `<set>_excl` for a set holding a cell of `exclude_cells`."""
-    from assets.cycling.intervals import LEVELS_PERCENT, conformal_half_width, interval_columns
+    from assets.cycling.intervals import LEVELS_PERCENT, interval_columns
+    from resources.conformal import conformal_quantile
     from assets.cycling.split import TRAIN
 
     life = cells["cycle_life"].to_numpy(dtype=float)
@@ -277,7 +279,7 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
         models[name], choices[name] = fit_life_regressor(x[train], life[train], methods[name], n_folds, seed)
         out_of_fold = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed)
         residuals = np.log10(life[train]) - out_of_fold
-        half_widths[name] = {level: conformal_half_width(residuals, level / 100) for level in LEVELS_PERCENT}
+        half_widths[name] = {level: conformal_quantile(np.abs(residuals), level / 100) for level in LEVELS_PERCENT}
         predicted = models[name].predict(x) if len(x) else np.zeros(0)
         table = pd.concat([cells.assign(model=name, life_unknown=~labelled, predicted_cycle_life=10**predicted),
                            interval_columns(predicted, half_widths[name])], axis=1)

@@ -13,24 +13,14 @@ own quantiles; the others share the pooled ones.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
+
+from resources.conformal import conformal_quantile, interval_coverage
 
 LEVELS = (0.8, 0.95)
 MIN_ROWS_PER_ION = 100
 POOLED = "pooled"
-
-
-def conformal_quantile(scores: np.ndarray, level: float) -> float:
-    """The ceil((n + 1) * level)-th smallest score: marginal coverage >= level for an exchangeable new row.
-
-    inf when n is too small for that level (an interval of unbounded width is the honest answer).
-    """
-    scores = np.sort(np.asarray(scores, float))
-    rank = math.ceil((len(scores) + 1) * level)
-    return float(scores[rank - 1]) if rank <= len(scores) else math.inf
 
 
 def spread_floor_V(spread: np.ndarray) -> float:
@@ -81,8 +71,7 @@ def intervals(predicted: np.ndarray, spread: np.ndarray, ions: np.ndarray, calib
 def coverage(true: np.ndarray, bounds: pd.DataFrame, level: float) -> float:
     """Share of rows whose true value lies inside the interval of `level`."""
     lower, upper = interval_columns(level)
-    true = np.asarray(true, float)
-    return float(np.mean((true >= bounds[lower].to_numpy()) & (true <= bounds[upper].to_numpy())))
+    return interval_coverage(true, bounds[lower].to_numpy(), bounds[upper].to_numpy())
 
 
 def member_spread(predictions: pd.DataFrame) -> np.ndarray:

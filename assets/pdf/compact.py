@@ -104,7 +104,7 @@ def compact_probabilities(model, profiles: np.ndarray, batch_size: int = 1024) -
 def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.ndarray,
                       validation_index: np.ndarray, n_classes: int, settings: CompactSettings, seed: int = 0,
                       log=print):
-    """AdamW with cosine decay, class-balanced cross-entropy, early stopping on validation accuracy.
+    """AdamW with a one-cycle rate, class-balanced cross-entropy, early stopping on validation accuracy.
 
     Returns (model with the best validation weights, history of per-epoch lists: loss, accuracy,
     val_accuracy, seconds, samples_per_second).
@@ -128,7 +128,7 @@ def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x
                                                    pct_start=0.1)
     inputs, targets = torch.from_numpy(model_inputs(train_x)), torch.from_numpy(np.asarray(train_index, np.int64))
     history = {key: [] for key in ("loss", "accuracy", "val_accuracy", "seconds", "samples_per_second")}
-    best = (-1.0, None)
+    best_accuracy, best_state, best_epoch = -np.inf, None, 0
     progress = Progress("compact CNN training", settings.epochs, log, unit="epochs", every_s=0.0)
     started = time.perf_counter()
     for epoch in range(settings.epochs):
@@ -155,18 +155,17 @@ def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x
         log(f"epoch {epoch}: loss={history['loss'][-1]:.4f} accuracy={history['accuracy'][-1]:.4f} "
             f"val_accuracy={val_accuracy:.4f} ({history['samples_per_second'][-1]:,.0f} samples/s)")
         progress.update(epoch + 1)
-        if not val_accuracy <= best[0]:
-            best = (val_accuracy, {k: v.clone() for k, v in model.state_dict().items()})
-        epochs_since_best = len(history["val_accuracy"]) - 1 - int(np.nanargmax(history["val_accuracy"])) \
-            if np.isfinite(history["val_accuracy"]).any() else 0
-        if epochs_since_best >= settings.patience:
+        if not val_accuracy <= best_accuracy:  # better, or NaN (no validation rows): keep the latest weights
+            best_accuracy, best_epoch = val_accuracy, epoch
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        if epoch - best_epoch >= settings.patience:
             log(f"early stop after epoch {epoch}: no better validation accuracy for {settings.patience} epochs")
             break
         if settings.max_train_seconds and time.perf_counter() - started >= settings.max_train_seconds:
             log(f"wall-clock budget of {settings.max_train_seconds:g} s spent after epoch {epoch}")
             break
-    if best[1] is not None:
-        model.load_state_dict(best[1])
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     return model, history
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from assets.pdf.structures import Crystal, generate_chunk, spglib_symmetry
+from assets.pdf.structures import Crystal, generate_crystal, spglib_symmetry
 
 # Elements a variant may take, light to heavy (Z 3..83): cations and anions of common inorganic crystals,
 # including the heavy scatterers (Ba, La, Ir, Pb, Bi, ...) that dominate an X-ray PDF.
@@ -116,11 +116,12 @@ def generate_family_chunk(task: tuple) -> list[Crystal]:
 
     Variants are seeded by (seed, space group, parent index), so a rerun or another worker gives the same ones.
     """
-    parent_task, n_variants, strain, angle_deg = task
-    space_group, indices, _, _, _, seed = parent_task
+    (space_group, indices, elements, max_atoms, max_species, seed), n_variants, strain, angle_deg = task
     crystals = []
-    for parent in generate_chunk(parent_task):
-        index = int(parent.structure_id.rsplit("-", 1)[1])
+    for index in indices:
+        parent = generate_crystal(space_group, elements, max_atoms, max_species, seed, index)
+        if parent is None:
+            continue
         rng = np.random.default_rng([seed, space_group, index, 7])
         crystals += [parent, *crystal_variants(parent, n_variants, rng, strain=strain, angle_deg=angle_deg)]
     return crystals

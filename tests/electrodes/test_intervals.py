@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from assets.electrodes.evaluation import make_split
-from assets.electrodes.intervals import LEVELS, calibrate, conformal_quantile, coverage, intervals
+from assets.electrodes.intervals import LEVELS, calibrate, coverage, intervals
+from resources.conformal import conformal_quantile
 from assets.electrodes.models import make_forest, train_estimator
 from assets.electrodes.predict import calibrate_intervals, evaluations_with_spread
 

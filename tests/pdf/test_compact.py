@@ -83,3 +83,25 @@ def test_the_shipped_model_puts_known_crystals_in_its_top_2(tmp_path):
     ranks = {name: [shipped["classes"][k] for k in np.argsort(-p)].index(group) + 1
              for name, p, group in zip(names, probabilities, truth)}
     assert all(rank <= 2 for rank in ranks.values()), ranks
+
+
+def noisy_means_problem(rng, n):
+    """Class = which of three 50-point stretches has the largest mean: learnable, but noisily."""
+    x = rng.random((n, len(MODEL_GRID_A)), dtype=np.float32)
+    return x, np.argmax(x[:, :150].reshape(n, 3, 50).mean(axis=2), axis=1)
+
+
+def test_training_stops_after_patience_and_keeps_the_best_validation_weights():
+    """Validation accuracy peaks and wanders: patience 3 stops well before 40 epochs, 3 epochs after the best
+    one, and the model returned scores that best validation accuracy, not the last epoch's."""
+    rng = np.random.default_rng(6)
+    (x, y), (validation_x, validation_y) = noisy_means_problem(rng, 192), noisy_means_problem(rng, 64)
+    settings = compact.CompactSettings(epochs=40, batch_size=16, patience=3, channels=(4, 8), hidden=8,
+                                       learning_rate=5e-3)
+    model, history = compact.train_compact_cnn(x, y, validation_x, validation_y, 3, settings,
+                                               log=lambda message: None)
+    scores = history["val_accuracy"]
+    assert len(scores) < 40 and len(scores) - 1 - int(np.argmax(scores)) == 3
+    assert scores[-1] < max(scores)  # so the last epoch's weights would score less
+    returned = float((compact.compact_probabilities(model, validation_x).argmax(1) == validation_y).mean())
+    assert returned == pytest.approx(max(scores))
