@@ -98,3 +98,75 @@ def test_input_folders_exist_after_the_first_start_and_stay_empty(data_root):
     for relative in INPUT_FOLDERS:
         assert (data_root / relative).is_dir()
     assert not [p for p in (data_root / "raw").rglob("*") if p.is_file()]
+
+
+# Mutation run (issue 25 item 3): the counts, the warning line and the check's figures as a user reads them.
+
+def test_reason_kind_groups_by_the_first_line_only():
+    assert reason_kind("unreadable CSV\nTraceback (most recent call last): line 12") == "unreadable CSV"
+
+
+def test_a_whole_file_rejection_counts_its_expected_records_never_twice(data_root):
+    mine, lost = str(data_root / "raw" / "eis" / "mine.csv"), str(data_root / "raw" / "eis" / "lost.csv")
+    rows_then_file = [Rejection(mine, 1, "bad Z"), Rejection(mine, 2, "bad Z"), Rejection(mine, None, "unreadable")]
+    tally = tally_rejections(rows_then_file, {mine: 0}, expected_by_source={"raw/eis/mine.csv": 10})[0]
+    assert (tally.n_records, tally.n_rejected, tally.whole_file) == (10, 10, True)  # keyed by the relative path too
+    more_rows_than_expected = [Rejection(mine, row, "bad Z") for row in (1, 2, 3)] + [Rejection(mine, None, "cut")]
+    tally = tally_rejections(more_rows_than_expected, {mine: 0}, expected_by_source={mine: 2})[0]
+    assert (tally.n_records, tally.n_rejected) == (3, 3)
+    # a file that was never counted (not among the accepted sources, its size unknown) is one rejected record
+    tally = tally_rejections([Rejection(lost, None, "unreadable")], {})[0]
+    assert (tally.source, tally.n_records, tally.n_rejected, tally.whole_file) == ("raw/eis/lost.csv", 1, 1, True)
+
+
+def test_the_warning_names_the_three_commonest_kinds_and_a_whole_file(data_root, caplog):
+    mine, broken = data_root / "raw" / "eis" / "mine.csv", data_root / "raw" / "eis" / "broken.csv"
+    reasons = ["bad Z at 1 Hz"] * 3 + ["freq has 3 values"] * 2 + ["unit 'kOhm'", "NaN in row 9"]
+    rejections = [Rejection(str(mine), row, reason) for row, reason in enumerate(reasons, 1)]
+    rejections.append(Rejection(str(broken), None, "unreadable CSV"))
+    log = logging.getLogger("test_quarantine")
+    with caplog.at_level(logging.WARNING, logger="test_quarantine"):
+        summary = report_rejections(log, "eis", rejections, {str(mine): 3, str(broken): 0},
+                                    expected_by_source={str(broken): 6})
+    lines = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert lines == [
+        "eis: raw/eis/broken.csv: 6 of 6 records rejected (whole file): 1x unreadable CSV; "
+        "rows and reasons in quarantine/eis.csv",
+        "eis: raw/eis/mine.csv: 7 of 10 records rejected: 3x bad Z at N Hz; 2x freq has N values; 1x unit '…'; "
+        "rows and reasons in quarantine/eis.csv",
+    ]
+    assert (summary.pipeline, summary.quarantine_path) == ("eis", "quarantine/eis.csv")
+    assert (data_root / "quarantine" / "eis.csv").is_file()
+    assert (summary.n_records, summary.n_rejected) == (16, 13)
+
+
+def test_metadata_and_check_carry_the_counts_a_user_reads(data_root):
+    clean, mine = str(data_root / "raw" / "eis" / "clean.csv"), str(data_root / "raw" / "eis" / "mine.csv")
+    log = logging.getLogger("test_quarantine")
+    summary = report_rejections(log, "eis", [Rejection(mine, 2, "bad Z")], {clean: 1, mine: 1})
+    metadata = summary.metadata()
+    assert {k: metadata[k] for k in ("n_user_records", "n_rejected", "rejected_share", "n_user_files")} == {
+        "n_user_records": 3, "n_rejected": 1, "rejected_share": 0.3333, "n_user_files": 2}
+    assert metadata["quarantine_file"].path == "quarantine/eis.csv"
+    table = metadata["rejections_by_file"]  # the table named in the README: one row per file with rejections
+    assert [record.data for record in table.records] == [
+        {"file": "raw/eis/mine.csv", "records": 2, "rejected": 1, "whole_file": False, "reasons": "1x bad Z"}]
+    python_type = {"string": str, "int": int, "bool": bool}
+    columns = {column.name: column.type for column in table.schema.columns}
+    assert columns.keys() == table.records[0].data.keys()
+    assert all(isinstance(value, python_type[columns[name]]) for name, value in table.records[0].data.items())
+
+    at_bound = summary.check_result("rejected_share_within_bound", 1 / 3)  # "within" the bound includes it
+    assert at_bound.passed and at_bound.check_name == "rejected_share_within_bound"
+    assert at_bound.severity.value == "ERROR"  # blocking unless the config says WARN
+    assert {k: at_bound.metadata[k].value for k in ("rejected_share", "bound", "n_rejected", "n_user_records",
+                                                     "files_with_rejections")} == {
+        "rejected_share": 0.3333, "bound": 1 / 3, "n_rejected": 1, "n_user_records": 3,
+        "files_with_rejections": "raw/eis/mine.csv"}
+    clean_run = report_rejections(log, "eis", [], {clean: 1})
+    empty = clean_run.metadata()["rejections_by_file"]  # no file rejected: an empty table, its columns still named
+    assert empty.records == [] and [column.name for column in empty.schema.columns] == list(columns)
+    nothing = clean_run.check_result("rejected_share_within_bound", 0.0)
+    assert nothing.passed and nothing.metadata["files_with_rejections"].value == "none"
+    two = report_rejections(log, "eis", [Rejection(clean, 1, "x"), Rejection(mine, 1, "y")], {clean: 0, mine: 0})
+    assert two.check_result("c", 0.5).metadata["files_with_rejections"].value == "raw/eis/clean.csv, raw/eis/mine.csv"

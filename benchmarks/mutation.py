@@ -1,0 +1,252 @@
+"""Mutation testing of the science modules with mutmut (issue 25 item 3); not part of the test suite.
+
+    python -m benchmarks.mutation [--module PATH ...] [--sample K] [--report FILE] [--keep]
+
+For each target module (default: all of TARGETS) the tracked and untracked-but-not-ignored files of the
+repository are copied to a fresh temporary folder, and mutmut runs there on that one module with only
+the test files that cover it (TARGETS), one worker, niced. The working tree is never written to, so an
+interrupted run leaves nothing to restore (the temporary copy is removed unless --keep).
+`--sample K` runs only the first K mutants of every function (a quick run); the default runs them all.
+
+Prints, per module: mutants, killed (a failing test or a timeout), survived (no covering test
+included), then every surviving mutant with its file:line and the mutation as a diff; a survivor that
+EQUIVALENT lists is shown with its reason and counted apart. One line `killed_percent_<module>: x`
+per module (killed / (mutants - equivalent)), the lowest of them last as `killed_percent_min`.
+--report writes the same as JSON. Exits non-zero only when mutmut could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Module (path from the repository root) -> the test files that cover it.
+TARGETS: dict[str, list[str]] = {
+    "resources/quarantine.py": ["tests/platform/test_quarantine.py"],
+    "resources/conformal.py": ["tests/electrodes/test_intervals.py"],
+    "assets/pdf/profiles.py": ["tests/pdf/test_profiles.py"],
+    "assets/pdf/measured.py": ["tests/pdf/test_measured.py"],
+    "assets/electrodes/intervals.py": ["tests/electrodes/test_intervals.py"],
+    "assets/eis/evidence.py": ["tests/eis/test_evidence.py"],
+    "assets/eis/simulate.py": ["tests/eis/test_circuits.py"],
+}
+
+# Survivors that change no behaviour, keyed by module and (removed line, added line) of the mutation,
+# stripped. They are listed with the reason and left out of the denominator.
+EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
+    "resources/quarantine.py": {
+        ('def check_result(self, check_name: str, bound: float, severity: str = "ERROR") -> dg.AssetCheckResult:',
+         'def check_result(self, check_name: str, bound: float, severity: str = "error") -> dg.AssetCheckResult:'):
+            "the severity is upper-cased before use",
+        ('dg.TableColumn("file", "string"), dg.TableColumn("records", "int"), dg.TableColumn("rejected", "int"),',
+         'dg.TableColumn("file", ), dg.TableColumn("records", "int"), dg.TableColumn("rejected", "int"),'):
+            "a TableColumn's type defaults to string",
+        ('dg.TableColumn("whole_file", "bool"), dg.TableColumn("reasons", "string"),',
+         'dg.TableColumn("whole_file", "bool"), dg.TableColumn("reasons", ),'):
+            "a TableColumn's type defaults to string",
+    },
+}
+
+# Packages copied into mutmut's own tree, so every import of the project resolves to the (mutated) copy.
+PACKAGES = ["assets", "resources", "orchestration", "benchmarks"]
+
+KILLED = {1, 3, 36, 24, -24, 152, 255}  # a failing test, pytest's internal error, a timeout
+STATUS = {0: "survived", 33: "no tests", 5: "no tests", 34: "skipped", None: "not checked"}
+
+
+def source_files(root: Path) -> list[str]:
+    """Tracked files plus untracked ones git does not ignore; every file outside .git when not a repository."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
+                             capture_output=True).stdout.decode()
+        return [name for name in out.split("\0") if name and (root / name).is_file()]
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        skip = {".git", ".venv", "__pycache__", "mutants", ".pytest_cache", ".hypothesis"}
+        return [str(p.relative_to(root)) for p in root.rglob("*")
+                if p.is_file() and not skip.intersection(p.relative_to(root).parts)]
+
+
+def copy_tree(root: Path, target: Path) -> None:
+    for name in source_files(root):
+        destination = target / name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / name, destination)
+
+
+def mutmut_config(module: str, tests: list[str], packages: list[str]) -> str:
+    lines = ["[mutmut]", "source_paths ="] + [f"    {p}" for p in packages]
+    lines += [f"only_mutate = {module}", "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q", "use_git_change_detection = false"]
+    return "\n".join(lines) + "\n"
+
+
+def _lower_priority(pid: int) -> None:
+    """nice 19 for the child's own session (its autogroup), so other work on the machine goes first."""
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text("19")
+    except OSError:
+        pass
+
+
+def run_mutmut(work: Path, patterns: list[str], env: dict) -> int:
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *patterns]
+    process = subprocess.Popen(command, cwd=work, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               preexec_fn=lambda: os.nice(19))
+    _lower_priority(process.pid)
+    try:
+        output, _ = process.communicate()
+    except BaseException:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
+    text = output.decode(errors="replace")
+    if process.returncode != 0:
+        print(text[-4000:], file=sys.stderr)
+    return process.returncode
+
+
+# Runs inside the temporary copy (mutmut reads its configuration from the working directory at import).
+_DIFFS = textwrap.dedent("""
+    import json, sys
+    from mutmut.__main__ import get_diff_for_mutant
+    names, path = json.loads(sys.argv[1]), sys.argv[2]
+    print(json.dumps({name: get_diff_for_mutant(name, path=path) for name in names}))
+""")
+
+
+def mutant_results(work: Path, module: str, env: dict) -> tuple[dict, dict]:
+    """Exit code by mutant name, and the diff of every surviving mutant."""
+    meta = json.loads((work / "mutants" / (module + ".meta")).read_text())
+    codes = meta["exit_code_by_key"]
+    alive = [name for name, code in codes.items() if code is not None and code not in KILLED]
+    diffs = {}
+    if alive:
+        out = subprocess.run([sys.executable, "-c", _DIFFS, json.dumps(alive), module], cwd=work, env=env,
+                             capture_output=True, text=True, check=True).stdout
+        diffs = json.loads(out)
+    return codes, diffs
+
+
+def changed_lines(diff: str) -> tuple[str, str]:
+    removed = [line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return " ".join(removed), " ".join(added)
+
+
+def line_number(source_lines: list[str], diff: str) -> int | None:
+    """The line of the module that the mutation changes (its first removed line, found in the source)."""
+    removed = [line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    first = removed[0] if removed else ""
+    for number, line in enumerate(source_lines, 1):
+        if first and line.strip() == first:
+            return number
+    for number, line in enumerate(source_lines, 1):
+        if first and first in line:
+            return number
+    return None
+
+
+def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep: bool) -> dict:
+    work = Path(tempfile.mkdtemp(prefix="mutation-"))
+    try:
+        copy_tree(root, work)
+        packages = [p for p in PACKAGES if (work / p).is_dir()] or [module.split("/")[0]]
+        (work / "setup.cfg").write_text(mutmut_config(module, tests, packages))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"),
+                   MATERIALS_DATA=str(work / "data"), DAGSTER_HOME=str(work / ".dagster_home"),
+                   PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+        (work / ".dagster_home").mkdir()
+        patterns = [f"*__mutmut_{i}" for i in range(1, sample + 1)] if sample else []
+        status = run_mutmut(work, patterns, env)
+        meta = work / "mutants" / (module + ".meta")
+        if not meta.is_file():
+            raise RuntimeError(f"mutmut wrote no results for {module} (exit {status})")
+        codes, diffs = mutant_results(work, module, env)
+    finally:
+        if keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    source_lines = (root / module).read_text().splitlines()
+    checked = {name: code for name, code in codes.items() if code is not None}
+    killed = sum(code in KILLED for code in checked.values())
+    survivors, equivalent = [], []
+    known = EQUIVALENT.get(module, {})
+    for name in sorted(diffs, key=lambda n: (n.rsplit("_", 1)[0], int(n.rsplit("_", 1)[1]))):
+        removed, added = changed_lines(diffs[name])
+        entry = {"mutant": name, "status": STATUS.get(checked[name], "suspicious"),
+                 "line": line_number(source_lines, diffs[name]), "removed": removed, "added": added,
+                 "diff": diffs[name]}
+        reason = known.get((removed, added))
+        if reason:
+            equivalent.append(dict(entry, reason=reason))
+        else:
+            survivors.append(entry)
+    counted = len(checked) - len(equivalent)
+    return {"module": module, "tests": tests, "mutants": len(checked), "killed": killed,
+            "equivalent": len(equivalent), "survived": len(survivors),
+            "killed_percent": round(100 * killed / counted, 1) if counted else float("nan"),
+            "survivors": survivors, "equivalent_mutants": equivalent}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--module", action="append", help="a module of TARGETS (repeatable; default all)")
+    parser.add_argument("--target", action="append", default=[], metavar="MODULE=TEST[,TEST]",
+                        help="a module and its test files not in TARGETS (repeatable)")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the source tree (default: this repository)")
+    parser.add_argument("--sample", type=int, help="only the first K mutants of each function")
+    parser.add_argument("--report", type=Path, help="write the results as JSON here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary copy (to inspect mutants/)")
+    args = parser.parse_args(argv)
+
+    targets = {}
+    for spec in args.target:
+        module, _, tests = spec.partition("=")
+        targets[module] = tests.split(",")
+    for module in args.module or ([] if targets else list(TARGETS)):
+        if module not in TARGETS:
+            parser.error(f"unknown module {module}; known: {', '.join(TARGETS)}")
+        targets[module] = TARGETS[module]
+
+    results = []
+    for module, tests in targets.items():
+        try:
+            result = evaluate(args.root.resolve(), module, tests, args.sample, args.keep)
+        except (RuntimeError, subprocess.CalledProcessError) as error:
+            print(f"{module}: mutmut could not run: {error}", file=sys.stderr)
+            return 1
+        results.append(result)
+        print(f"== {module} (tests: {' '.join(tests)})")
+        print(f"mutants: {result['mutants']}  killed: {result['killed']}  survived: {result['survived']}"
+              f"  equivalent: {result['equivalent']}")
+        for entry in result["survivors"]:
+            print(f"  {module}:{entry['line']} {entry['status']}: {entry['removed']}  ->  {entry['added']}")
+        for entry in result["equivalent_mutants"]:
+            print(f"  {module}:{entry['line']} equivalent ({entry['reason']}): {entry['removed']}  ->  {entry['added']}")
+        sys.stdout.flush()
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(results, indent=1))
+    for result in results:
+        print(f"killed_percent_{result['module']}: {result['killed_percent']}")
+    print(f"killed_percent_min: {min(r['killed_percent'] for r in results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
