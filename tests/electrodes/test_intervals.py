@@ -93,3 +93,27 @@ def test_conformal_quantile_covers_exchangeable_draws_at_least_at_the_level():
         hits = [rng.exponential(size=1) <= conformal_quantile(rng.exponential(size=40), level) for _ in range(4000)]
         assert level - 0.01 <= np.mean(hits) <= level + 0.02  # (ceil((n + 1) level)) / (n + 1): 0.805, 0.951
     assert conformal_quantile(np.arange(10.0), 0.95) == np.inf  # 10 rows cannot promise 95 %
+
+
+def test_an_ion_with_exactly_min_rows_gets_its_own_quantiles():
+    rng = np.random.default_rng(5)
+    true = rng.normal(size=150)
+    ions = np.array(["Li"] * 100 + ["Mg"] * 49 + ["Na"])
+    calibration = calibrate(true, true + 0.1, np.full(150, 0.1), ions, min_rows=100)
+    assert set(calibration["quantiles"]) == {"pooled", "Li"} and calibration["rows"]["Li"] == 100
+
+
+def test_member_spread_is_the_population_sd_and_zero_for_one_member():
+    from assets.electrodes.intervals import member_spread
+
+    two = pd.DataFrame({"forest": [1.0, 2.0], "network": [3.0, 2.0]})
+    np.testing.assert_allclose(member_spread(two), [1.0, 0.0])
+    np.testing.assert_allclose(member_spread(two[["forest"]]), [0.0, 0.0])
+
+
+def test_the_spread_floor_is_the_median_spread_and_at_least_one_millivolt():
+    from assets.electrodes.intervals import spread_floor_V
+
+    assert spread_floor_V(np.array([0.02, 0.05, 0.3])) == pytest.approx(0.05)
+    assert spread_floor_V(np.zeros(4)) == 1e-3  # one member model: no spread, a 1 mV floor
+    assert spread_floor_V(np.array([])) == 1e-3
