@@ -11,9 +11,9 @@ Without CUDA, a run without --quick uses CPU sizes (a few minutes on 2 cores).
 Sections (each prints `<section>_<figure>: value` lines and one `<section>_agreement:` line):
 
 - eis: batched Levenberg-Marquardt fits (`assets.eis.fitting.fit_circuit`, one batch per circuit class, as
-  `fit_spectra` runs them) of spectra simulated with `assets.eis.simulate`; spectra/s and converged share on the
+  `fit_spectra` runs them) of spectra simulated with `assets.eis.simulate`; spectra/s and reproduced share on the
   device and with torch on the CPU (all threads). Agreement: each fit's weighted cost from torch against the same
-  cost from the numpy circuit formulas; on CUDA also the converged shares of both sides.
+  cost from the numpy circuit formulas; on CUDA also the reproduced shares of both sides.
 - diffraction: `radial_profiles_torch` (dense, the GPU path) against the numpy `radial_profiles` (sparse, one core)
   on the default request's four phases with its augmentation (pixel-size jitter, lattice scaling, dropped spots);
   patterns/s in its default precision on the device (float32 on CUDA, float64 on the CPU) and in the other one;
@@ -70,7 +70,7 @@ KERAS_DEVICES = {"cpu": "cpu", "cuda": "gpu:0"}
 
 # Agreement bounds
 EIS_COST_RTOL = {"float64": 1e-6, "float32": 1e-3}  # torch weighted cost vs the numpy formulas, relative
-EIS_CONVERGED_SHARE_TOLERANCE = 0.02  # device vs CPU converged share (CUDA only)
+EIS_REPRODUCES_SHARE_TOLERANCE = 0.02  # device vs CPU reproduced share (CUDA only)
 DIFFRACTION_RELATIVE_TOLERANCE = 1e-5  # of the largest numpy profile value (issue 16: float32 within 1e-5)
 PDF_RELATIVE_TOLERANCE = 1e-5  # of the largest |G|
 CNN_PROBABILITY_TOLERANCE = 1e-2  # same weights, device vs CPU (cuDNN may use TF32)
@@ -325,8 +325,8 @@ def numpy_cost_difference(classes, results, limit: int = 2000) -> float:
     return worst
 
 
-def converged_share(results) -> float:
-    return float(np.concatenate([r.converged for r in results]).mean())
+def reproduces_share(results) -> float:
+    return float(np.concatenate([r.reproduces for r in results]).mean())
 
 
 def section_eis(ctx: Context) -> None:
@@ -347,17 +347,17 @@ def section_eis(ctx: Context) -> None:
         rates[role] = n / seconds
     device_rate = rates["device"]
     report.figure(section, "device_spectra_per_s", device_rate, f"torch on {ctx.device}")
-    report.figure(section, "device_converged_share", converged_share(results["device"]))
+    report.figure(section, "device_reproduces_share", reproduces_share(results["device"]))
     if ctx.two_sides:
         report.figure(section, "cpu_spectra_per_s", rates["cpu"], f"torch on the CPU, {ctx.n_cores} threads")
-        report.figure(section, "cpu_converged_share", converged_share(results["cpu"]))
+        report.figure(section, "cpu_reproduces_share", reproduces_share(results["cpu"]))
         report.speedup(section, device_rate, rates["cpu"], f"{n} spectra each side")
     checks = [("cost_max_relative_difference_torch_vs_numpy",
                numpy_cost_difference(classes, results["device"]), EIS_COST_RTOL[FitSettings().dtype])]
     if ctx.two_sides:
-        checks.append(("converged_share_difference_device_vs_cpu",
-                       abs(converged_share(results["device"]) - converged_share(results["cpu"])),
-                       EIS_CONVERGED_SHARE_TOLERANCE))
+        checks.append(("reproduces_share_difference_device_vs_cpu",
+                       abs(reproduces_share(results["device"]) - reproduces_share(results["cpu"])),
+                       EIS_REPRODUCES_SHARE_TOLERANCE))
     report.agreement(section, checks)
 
     def scale():
@@ -370,7 +370,7 @@ def section_eis(ctx: Context) -> None:
             seconds, fitted = timed(lambda: fit_classes(big, ctx.device), ctx.device)
             rate = count / seconds
             report.figure(section, f"scale_{total}_device_spectra_per_s", rate, f"{count} spectra")
-            report.figure(section, f"scale_{total}_device_converged_share", converged_share(fitted))
+            report.figure(section, f"scale_{total}_device_reproduces_share", reproduces_share(fitted))
 
     if ctx.two_sides and sizes.eis_scale_totals:
         ctx.defer(section, scale)

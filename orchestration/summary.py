@@ -15,7 +15,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 # Metadata a scientist looks at first: scores and errors of models, and what the intake rejected.
 HEADLINE = re.compile(
-    r"(accuracy|f1|top_?\d|mae|mape|rmse|r2|share_beating|converged|rejected_share|n_rejected|n_user_records)", re.I
+    r"(accuracy|f1|top_?\d|mae|mape|rmse|r2|share_beating|converged|reproduces_share|determined_share|rejected_share|n_rejected|n_user_records)", re.I
 )
 EXPORT = re.compile(r"(export|predictions_file|metrics_file)", re.I)
 

@@ -81,6 +81,9 @@ class Circuit:
     # Groups of interchangeable blocks in series (swapping two leaves Z unchanged); each
     # block lists its parameter names, resistance first (see block_time_constant).
     block_groups: tuple[tuple[tuple[str, ...], ...], ...] = ()
+    # The elements in series, left to right: (token of the name, its parameters). The first parameter
+    # of each is the one whose zero removes the element (L, R, or a block's resistance).
+    elements: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def log_scaled(self) -> tuple[bool, ...]:
@@ -121,7 +124,8 @@ def _l_r_rcpe(n_blocks: int) -> Circuit:
         return inductor(p["L1"], omega) + p["R1"] + _rcpe_chain(p, omega, xp, 1, n_blocks, resistor_offset=1)
 
     blocks = tuple((f"R{k + 1}", f"CPE{k}_t", f"CPE{k}_C") for k in range(1, n_blocks + 1))
-    return Circuit("L-R" + "-RCPE" * n_blocks, tuple(names), tuple(kinds), formula, (blocks,) if n_blocks > 1 else ())
+    elements = (("L", ("L1",)), ("R", ("R1",))) + tuple(("RCPE", block) for block in blocks)
+    return Circuit("L-R" + "-RCPE" * n_blocks, tuple(names), tuple(kinds), formula, (blocks,) if n_blocks > 1 else (), elements)
 
 
 def _rcpe_only(n_blocks: int) -> Circuit:
@@ -135,7 +139,7 @@ def _rcpe_only(n_blocks: int) -> Circuit:
         return _rcpe_chain(p, omega, xp, 1, n_blocks, resistor_offset=0)
 
     blocks = tuple((f"R{k}", f"CPE{k}_t", f"CPE{k}_C") for k in range(1, n_blocks + 1))
-    return Circuit("-".join(["RCPE"] * n_blocks), tuple(names), tuple(kinds), formula, (blocks,))
+    return Circuit("-".join(["RCPE"] * n_blocks), tuple(names), tuple(kinds), formula, (blocks,), tuple(("RCPE", block) for block in blocks))
 
 
 def _rc_g_g(p, omega, xp):
@@ -166,6 +170,7 @@ CIRCUITS: dict[str, Circuit] = {
             ("resistance", "capacitance", "resistance", "gerischer_time", "resistance", "gerischer_time"),
             _rc_g_g,
             ((("R_g1", "t_g1"), ("R_g2", "t_g2")),),
+            (("RC", ("R1", "C1")), ("G", ("R_g1", "t_g1")), ("G", ("R_g2", "t_g2"))),
         ),
         Circuit(
             "RC-RC-RCPE-RCPE",
@@ -173,14 +178,41 @@ CIRCUITS: dict[str, Circuit] = {
             ("resistance",) * 4 + ("capacitance",) * 2 + ("cpe_q", "cpe_exponent") * 2,
             _rc_rc_rcpe_rcpe,
             ((("R1", "C1"), ("R2", "C2")), (("R3", "CPE3_t", "CPE3_C"), ("R4", "CPE4_t", "CPE4_C"))),
+            (("RC", ("R1", "C1")), ("RC", ("R2", "C2")), ("RCPE", ("R3", "CPE3_t", "CPE3_C")), ("RCPE", ("R4", "CPE4_t", "CPE4_C"))),
         ),
         _rcpe_only(2),
         _rcpe_only(3),
         _rcpe_only(4),
-        Circuit("Rs_Ws", ("R1", "W1_R", "W1_T", "W1_p"), ("resistance", "resistance", "warburg_time", "warburg_exponent"), _rs_ws),
+        Circuit(
+            "Rs_Ws", ("R1", "W1_R", "W1_T", "W1_p"), ("resistance", "resistance", "warburg_time", "warburg_exponent"), _rs_ws, (),
+            (("R", ("R1",)), ("Ws", ("W1_R", "W1_T", "W1_p"))),
+        ),
     ]
 }
 CIRCUIT_NAMES: list[str] = sorted(CIRCUITS)
+
+
+def reduced_circuit(parent: Circuit, removed: frozenset[int]) -> Circuit:
+    """`parent` without the elements at positions `removed` (an undetermined inductance, resistance or
+    block): the parent's formula with each removed element's first parameter at 0 (L = 0 or R = 0 makes
+    the element vanish; its other parameters then do not matter and are held at 1). Named by the
+    remaining tokens, e.g. L-R-RCPE without L is R-RCPE."""
+    if not removed:
+        return parent
+    kept = [element for k, element in enumerate(parent.elements) if k not in removed]
+    neutral = {}
+    for k in removed:
+        first, *rest = parent.elements[k][1]
+        neutral.update({first: 0.0, **dict.fromkeys(rest, 1.0)})
+    names = tuple(p for p in parent.parameters if p not in neutral)
+    kinds = tuple(kind for p, kind in zip(parent.parameters, parent.kinds) if p not in neutral)
+    groups = tuple(g for g in (tuple(b for b in group if b[0] not in neutral) for group in parent.block_groups) if len(g) > 1)
+
+    def formula(p, omega, xp):
+        like = next(iter(p.values())) * 0  # constants shaped and typed as the parameters (torch needs tensors)
+        return parent.formula({**p, **{name: like + value for name, value in neutral.items()}}, omega, xp)
+
+    return Circuit("-".join(token for token, _ in kept), names, kinds, formula, groups, tuple(kept))
 
 # Each class as an impedance.py CustomCircuit string with our parameter names in its
 # parameter order (its CPE takes (Q, alpha); its Ws is our Ws at W1_p = 0.5). Tests and

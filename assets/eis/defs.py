@@ -672,7 +672,7 @@ class CircuitFitsConfig(ConventionsConfig):
     weighting: Literal["modulus", "unit"] = "modulus"  # residual weight 1/|Z| or 1
     max_iterations: int = 100  # LM: up to ~50 needed; Adam wants ~1000+
     learning_rate: float = 0.05  # Adam step size, in the unbounded coordinates
-    converged_residual: float = 0.03  # ||Z_fit - Z|| / ||Z|| at most this counts as converged
+    converged_residual: float = 0.03  # ||Z_fit - Z|| / ||Z|| at most this: the fit reproduces the spectrum
     dtype: Literal["float64", "float32"] = "float64"
     top_k: int = 1  # > 1: also fit the next most probable circuits, keep the lowest `criterion`
     criterion: Literal["aic", "bic"] = "bic"
@@ -729,17 +729,6 @@ def _labelled_tasks(config: CircuitFitsConfig, spectra: pd.DataFrame, features: 
     return rows, [[c] for c in rows["circuit"]], starts
 
 
-def _start_summary(fits: pd.DataFrame, prefix: str, label: str) -> dict:
-    """Converged share, median relative residual and iterations of one start's fits."""
-    if fits.empty:
-        return {}
-    return {
-        f"{label}_converged_share": round_sig(float(fits[f"{prefix}converged"].mean())),
-        f"{label}_median_relative_residual": round_sig(float(fits[f"{prefix}relative_residual"].median())),
-        f"{label}_median_iterations": float(fits[f"{prefix}iterations"].median()),
-    }
-
-
 @dg.asset(group_name=PIPELINE, pool="gpu")
 def eis_circuit_fits(
     context: dg.AssetExecutionContext,
@@ -751,9 +740,10 @@ def eis_circuit_fits(
     eis_features: dict,
     eis_split: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Circuit parameters fitted to every predicted (and, on request, labelled) spectrum, all at once
-    per circuit class, started from the regressors and from a naive start -> exports/eis_circuit_fits.csv."""
-    from assets.eis import fitting
+    """Circuit parameters with standard errors fitted to every predicted (and, on request, labelled)
+    spectrum, all at once per circuit class, started from the regressors and from a naive start; which
+    parameters the data determine and the simplest circuit it supports -> exports/eis_circuit_fits.csv."""
+    from assets.eis import fitting, report
 
     rows, candidates, starts, rejections = _prediction_tasks(config, eis_predictions)
     if rejections:
@@ -778,22 +768,13 @@ def eis_circuit_fits(
         "device": str(device),
         "optimizer": config.optimizer,
         "fit_seconds_all_starts": round_sig(seconds),
-        "spectra_fitted_per_second": round_sig(2 * len(fits) / max(seconds, 1e-9)),
-        **_start_summary(fits, "", "final"),
-        **_start_summary(fits, "initial_", "regressor_start"),
-        **_start_summary(fits, "naive_", "naive_start"),
-        "n_selected_by_criterion": int((fits["selected_by"] != "classifier").sum()),
+        **report.fit_summary(fits, rows),
         "export": dg.MetadataValue.path(str(path)),
     }
-    labelled = fits["origin"] == "labelled"
-    if labelled.any():
-        truth, circuits = rows.loc[labelled, "parameters"], fits.loc[labelled, "circuit"]
-        for label, column in (("regressor_prediction", "initial_parameters"), ("naive_start_fit", "naive_parameters"), ("final_fit", "parameters")):
-            errors = fitting.log10_parameter_error(fits.loc[labelled, column], truth, circuits)
-            metadata[f"labelled_median_log10_error_{label}"] = round_sig(float(np.nanmedian(errors))) if np.isfinite(errors).any() else float("nan")
     if len(fits):
         metadata["nyquist"] = dg.MetadataValue.md(fitting.fit_nyquist_markdown(fits, rows, config.plot_spectra))
-        metadata["fits"] = dg.MetadataValue.md(table_markdown(fitting.export_view(fits)[["spectrum_id", "circuit", "relative_residual", "converged", "naive_relative_residual", "naive_converged"]].head(10)))
+        columns = ["spectrum_id", "circuit", "relative_residual", "reproduces", "determined", "undetermined", "supported_circuit"]
+        metadata["fits"] = dg.MetadataValue.md(table_markdown(fits[columns].head(10)))
     context.add_output_metadata(metadata)
     return fits
 

@@ -1,7 +1,7 @@
 """Evidence from physics for the circuit classifier: how well each candidate circuit fits a spectrum.
 
 Every one of the nine circuits is fitted to every spectrum (assets/eis/fitting.py, batched per class,
-one naive start read off the spectrum, 1/|Z| weighting), on the spectrum's own measured points (its
+one naive start read off the spectrum and no random restarts, 1/|Z| weighting), on the spectrum's own measured points (its
 whole frequency range, not the common grid: an inductive tail above the grid or an arc below it is
 what tells nested circuits apart). Per circuit the classifier sees log10 of the relative residual, the
 BIC above the spectrum's best BIC and the fitted parameters (resistances relative to max|Z|). The fits
@@ -43,7 +43,7 @@ def circuit_evidence(omegas: list[np.ndarray], impedances: list[np.ndarray], dev
 
     if not omegas:
         return pd.DataFrame(columns=evidence_columns(), dtype=float)
-    settings = FitSettings(n_starts=1)
+    settings = FitSettings(n_starts=1, random_starts=0)
     modulus_max = np.array([np.abs(z).max() for z in impedances])
     residual, bic, parameters = [], [], []
     for name in CIRCUIT_NAMES:

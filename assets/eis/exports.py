@@ -51,9 +51,10 @@ def round_significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
     return float(f"{float(value):.{digits}g}")
 
 
-def parameter_columns(circuits: list[str], parameters: list[dict | None]) -> pd.DataFrame:
-    """One row per spectrum, one column per parameter (of the union over the circuits present);
-    empty where a parameter does not belong to that row's circuit."""
+def parameter_columns(circuits: list[str], parameters: list[dict | None], prefix: str = "", suffix: str = "") -> pd.DataFrame:
+    """One row per spectrum, one column per parameter (of the union over the circuits present), named
+    prefix + column_name + suffix; empty where a parameter is not in that row's values (not in its
+    circuit, or not in its supported circuit)."""
     rows = []
     for circuit, values in zip(circuits, parameters):
         row = {}
@@ -61,11 +62,22 @@ def parameter_columns(circuits: list[str], parameters: list[dict | None]) -> pd.
             definition = CIRCUITS[circuit]
             for parameter, kind in zip(definition.parameters, definition.kinds):
                 if parameter in values:
-                    row[column_name(parameter, kind)] = round_significant(values[parameter])
+                    row[prefix + column_name(parameter, kind) + suffix] = round_significant(values[parameter])
         rows.append(row)
     present = {column for row in rows for column in row}
-    ordered = [column for column in all_columns() if column in present]
+    ordered = [prefix + column + suffix for column in all_columns() if prefix + column + suffix in present]
     return pd.DataFrame(rows, columns=ordered, dtype=float)
+
+
+def determined_columns(circuits: list[str], parameters: list[dict], undetermined: list[set[str]], prefix: str = "") -> pd.DataFrame:
+    """`<prefix><parameter>_determined`: True / False for each parameter in a row's values, empty elsewhere."""
+    names = list(dict.fromkeys(p for name in CIRCUIT_NAMES for p in CIRCUITS[name].parameters))
+    rows = [
+        {f"{prefix}{p}_determined": p not in missing for p in (values or {})} if circuit in CIRCUITS else {}
+        for circuit, values, missing in zip(circuits, parameters, undetermined)
+    ]
+    present = {column for row in rows for column in row}
+    return pd.DataFrame(rows, columns=[f"{prefix}{p}_determined" for p in names if f"{prefix}{p}_determined" in present], dtype=object)
 
 
 def unit_table() -> pd.DataFrame:

@@ -18,8 +18,11 @@ usual choice without measured variances) or w = 1 ("unit"). Three optimisers:
   spectra do not interact).
 - "lbfgs": torch.optim.LBFGS with strong-Wolfe line search on the summed objective.
 
-A fit counts as converged when it reproduces its spectrum: relative residual
-||Z_model - Z_data|| / ||Z_data|| at most `FitSettings.converged_residual`.
+A fit reproduces its spectrum when its relative residual ||Z_model - Z_data|| / ||Z_data|| is at
+most `FitSettings.converged_residual`; it is determined when it reproduces it and every parameter
+is determined (assets/eis/uncertainty.py: standard errors from the Jacobian at the solution).
+Starts: naive ones read off each spectrum, then, for spectra not yet reproduced, random ones (block
+time constants drawn over the measured span); the lowest cost wins.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from assets.eis import uncertainty
 from assets.eis.circuits import CIRCUITS, LOG_UNIFORM_KINDS, Circuit
 from assets.eis.simulate import DEFAULT_RANGES, pad_edge
 
@@ -46,11 +50,11 @@ FIT_BOUNDS: dict[str, tuple[float, float]] = {
 }
 # Exponent bounds: CPE exponents slightly above 1 occur in the challenge data (up to 1.01).
 EXPONENT_BOUNDS = {"cpe_exponent": (0.2, 1.2), "warburg_exponent": (0.05, 1.0)}
-# Per-spectrum bounds (bounds="data"): resistances 1e-7..10 x max|Z|; time constants 1e-4/omega_max ..
-# 1e4/omega_min; C and Q follow from them; L up to 10 max|Z| / omega_max.
-R_SPAN = (1e-6, 5.0)
-TAU_SPAN = (1e-2, 1e2)
-PINNED_FRACTION = 1e-4  # a log-scaled parameter within this fraction of its bound's width counts as pinned
+# Per-spectrum bounds (bounds="data"): resistances 1e-6..1e5 x max|Z| (an arc below the measured span
+# can have R far above max|Z|: the challenge labels reach 1e4 x); time constants 1e-3/omega_max ..
+# 1e3/omega_min; C and Q follow from them; L up to 10 max|Z| / omega_max.
+R_SPAN = (1e-6, 1e5)
+TAU_SPAN = (1e-3, 1e3)
 Optimizer = Literal["lm", "adam", "lbfgs"]
 Weighting = Literal["modulus", "unit"]
 INTERIOR = 1e-9  # keeps initial values strictly inside the bounds (finite logit)
@@ -70,6 +74,8 @@ class FitSettings:
     # to 1e-12) and a data-driven naive start; "kinds": the fixed per-kind `bounds` (simulator ranges x 1e+-3).
     bounds_mode: Literal["data", "kinds"] = "data"
     n_starts: int = 2  # naive starts tried per spectrum without a given start (bounds_mode "data")
+    random_starts: int = 10  # then up to this many random starts for spectra not yet reproduced
+    seed: int = 0  # of the random starts
 
 
 @dataclass
@@ -82,8 +88,27 @@ class FitResult:
     weighted_cost: np.ndarray  # sum of squared weighted residuals (real and imaginary parts)
     n_points: np.ndarray
     iterations: np.ndarray
-    converged: np.ndarray  # reproduces the spectrum (relative residual <= bound) and not degenerate
-    degenerate: np.ndarray | None = None  # a parameter pinned at a bound, or two equal interchangeable blocks
+    reproduces: np.ndarray  # relative residual <= FitSettings.converged_residual
+    standard_errors: np.ndarray  # (N, P) in the parameters' units
+    correlation: np.ndarray  # (N, P, P)
+    undetermined: list[dict[str, str]]  # per fit: {parameter: why the data does not determine it}
+
+    @property
+    def determined(self) -> np.ndarray:
+        """(N,) reproduces the spectrum and determines every parameter."""
+        return self.reproduces & np.array([not reasons for reasons in self.undetermined], dtype=bool)
+
+    def rows(self, index: np.ndarray) -> "FitResult":
+        return FitResult(self.circuit, self.parameters[index], self.relative_residual[index], self.weighted_cost[index],
+                         self.n_points[index], self.iterations[index], self.reproduces[index], self.standard_errors[index],
+                         self.correlation[index], [self.undetermined[i] for i in index])
+
+    def replace_rows(self, index: np.ndarray, other: "FitResult") -> None:
+        """Rows `index` take `other`'s fits (same circuit, one row of other per index)."""
+        for name in ("parameters", "relative_residual", "weighted_cost", "iterations", "reproduces", "standard_errors", "correlation"):
+            getattr(self, name)[index] = getattr(other, name)
+        for i, reasons in zip(index, other.undetermined):
+            self.undetermined[i] = reasons
 
     def information_criteria(self) -> tuple[np.ndarray, np.ndarray]:
         """(AIC, BIC) of the least-squares fits, counting Re and Im as 2 n observations."""
@@ -170,11 +195,14 @@ def spectra_limits(circuit: Circuit, omega: np.ndarray, z: np.ndarray) -> np.nda
     return out
 
 
-def data_starts(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False) -> np.ndarray:
+def data_starts(
+    circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """(N, P) naive starts read off each spectrum (no regressor, no truth): the series resistance from
     Re Z at the highest frequency, the rest of Re Z at the lowest frequency shared equally by the blocks,
     block time constants spread evenly in log over the measured span (fastest first; `reverse`: slowest
-    first), exponents `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|.
+    first; with `rng`: drawn uniformly in log over the span widened by a tenth each side, then sorted),
+    exponents `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|.
 
     omega, z: (N, M) as in spectra_limits, frequencies in any order (of tied extreme frequencies, the first listed)."""
     omega, z = np.asarray(omega, float), np.asarray(z, complex)
@@ -186,15 +214,18 @@ def data_starts(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: fl
     def at_least(value, floor):  # Python's max(value, floor), NaN included
         return np.where(floor > value, floor, value)
 
-    series_in_total = "L1" in circuit.parameters or circuit.name == "Rs_Ws"
+    series = {parameters[0] for token, parameters in circuit.elements if token == "R"}
     r_series = at_least(z[rows, highest].real, 1e-4 * z_max)
-    r_total = at_least(z[rows, lowest].real - (r_series if series_in_total else 0.0), 1e-3 * z_max)
+    r_total = at_least(z[rows, lowest].real - (r_series if series else 0.0), 1e-3 * z_max)
     kinds = dict(zip(circuit.parameters, circuit.kinds))
-    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and not (p == "R1" and series_in_total)]
+    block_resistors = [p for p in circuit.parameters if kinds[p] == "resistance" and p not in series]
     n_blocks = max(len(block_resistors), 1)
-    # The interior points of np.linspace(log10(1/w_high), log10(1/w_low), n_blocks + 2), its arithmetic per row.
     first, last = np.log10(1 / w_high), np.log10(1 / w_low)
-    log_taus = first[:, None] + np.arange(1, n_blocks + 1) * ((last - first) / (n_blocks + 1))[:, None]
+    if rng is None:
+        # The interior points of np.linspace(first, last, n_blocks + 2), its arithmetic per row.
+        log_taus = first[:, None] + np.arange(1, n_blocks + 1) * ((last - first) / (n_blocks + 1))[:, None]
+    else:
+        log_taus = np.sort(first[:, None] + (last - first)[:, None] * rng.uniform(-0.1, 1.1, (len(rows), n_blocks)), axis=1)
     if reverse:
         log_taus = log_taus[:, ::-1]
     tau_of = {name: 10 ** log_taus[:, k] for k, name in enumerate(block_resistors)}
@@ -232,35 +263,7 @@ def data_start(circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: flo
 
 def _blocks(circuit: Circuit) -> list[tuple[str, ...]]:
     """Every block (resistor first, then its element parameters) of a circuit."""
-    blocks = [block for group in circuit.block_groups for block in group]
-    if circuit.name.startswith("L-R-RCPE") and circuit.name.count("RCPE") == 1:
-        blocks.append(("R2", "CPE1_t", "CPE1_C"))
-    if circuit.name == "RC-G-G":
-        blocks.append(("R1", "C1"))
-    if circuit.name == "Rs_Ws":
-        blocks.append(("W1_R", "W1_T", "W1_p"))
-    return blocks
-
-
-def degenerate_fits(circuit: Circuit, parameters: np.ndarray, fraction: np.ndarray, tolerance: float = 1e-3) -> np.ndarray:
-    """(N,) True where a fit is degenerate: a log-scaled parameter pinned at a bound (within
-    PINNED_FRACTION of its bound width), or two interchangeable blocks with the same resistance and
-    exponent (relative difference below `tolerance`): then one block does the work of two."""
-    log_scaled = np.array(circuit.log_scaled)
-    pinned = ((fraction < PINNED_FRACTION) | (fraction > 1 - PINNED_FRACTION)) & log_scaled[None, :]
-    flagged = pinned.any(axis=1)
-    position = {name: k for k, name in enumerate(circuit.parameters)}
-    for group in circuit.block_groups:
-        for a in range(len(group)):
-            for b in range(a + 1, len(group)):
-                same = np.ones(len(parameters), dtype=bool)
-                for name_a, name_b in zip(group[a], group[b]):
-                    kind = circuit.kinds[position[name_a]]
-                    if kind in ("resistance", "cpe_exponent"):
-                        va, vb = parameters[:, position[name_a]], parameters[:, position[name_b]]
-                        same &= np.abs(va - vb) <= tolerance * np.maximum(np.abs(va), np.abs(vb))
-                flagged |= same
-    return flagged
+    return [parameters for _, parameters in circuit.elements if len(parameters) > 1]
 
 
 @dataclass
@@ -299,28 +302,35 @@ def weighted_residual(model: BoundedParameters, u: torch.Tensor, spectra: Padded
 
 
 def residual_jacobian(model: BoundedParameters, u: torch.Tensor, spectra: PaddedSpectra):
-    """(residual (N, 2M), Jacobian (N, 2M, P)) by one reverse-mode pass over per-point parameter copies.
+    """(residual (N, 2M), Jacobian (N, 2M, P) with respect to u), by value_jacobian and the chain rule
+    through the elementwise bounds map v(u)."""
+    with torch.enable_grad():
+        coordinates = u.detach().requires_grad_(True)
+        values = model.values(coordinates)
+        dv_du = torch.autograd.grad(values.sum(), coordinates)[0]  # the map is elementwise: its diagonal
+    residual, jacobian = value_jacobian(model, values.detach(), spectra)
+    return residual, jacobian * dv_du[:, None, :]
+
+
+def value_jacobian(model: BoundedParameters, values: torch.Tensor, spectra: PaddedSpectra):
+    """(residual (N, 2M), Jacobian (N, 2M, P) with respect to the physical values), by one reverse-mode
+    pass over per-point parameter copies.
 
     Point m of spectrum n depends only on spectrum n's parameters and omega[n, m], so with a
     copy of the (complex) parameters at every point, one backward pass of sum Z gives every
     point's derivatives. Z is holomorphic in complex parameters c, so torch's gradient
     conj(dZ/dc) holds both dRe Z/dv and dIm Z/dv at real c = v; the chain rule through the
-    elementwise bounds map v(u) finishes the Jacobian. (Forward mode needs a tangent per
+    elementwise bounds map v(u) gives the Jacobian in u. (Forward mode needs a tangent per
     parameter and runs products with constants through torch's Python decompositions: several
     times slower on the CPU, host-bound on a GPU.)
     """
     with torch.enable_grad():
-        coordinates = u.detach().requires_grad_(True)
-        values = model.values(coordinates)
-        dv_du = torch.autograd.grad(values.sum(), coordinates)[0]  # the map is elementwise: its diagonal
         per_point = values.detach().to(spectra.impedance.dtype)[:, None, :].expand(-1, spectra.omega.shape[1], -1)
         per_point = per_point.clone().requires_grad_(True)
         z = model.impedance_of(per_point, spectra.omega)
-        dz_dv = torch.autograd.grad(z, per_point, torch.ones_like(z))[0].conj()
-    weight = spectra.weight[..., None]
-    dz_du = dz_dv * (dv_du[:, None, :] * weight)
+        dz_dv = torch.autograd.grad(z, per_point, torch.ones_like(z))[0].conj() * spectra.weight[..., None]
     difference = (z.detach() - spectra.impedance) * spectra.weight
-    return torch.cat([difference.real, difference.imag], dim=-1), torch.cat([dz_du.real, dz_du.imag], dim=1)
+    return torch.cat([difference.real, difference.imag], dim=-1), torch.cat([dz_dv.real, dz_dv.imag], dim=1)
 
 
 CUDA_CHECK_EVERY = 8  # LM iterations between convergence checks on a GPU (each check waits for the device)
@@ -463,40 +473,37 @@ def fit_circuit(circuit: Circuit, omegas, impedances, initial: np.ndarray, setti
 
     Rows of `initial` with missing values take the naive start; with bounds_mode "data" that is read
     off each spectrum (data_starts) and, with n_starts > 1, the fit of such rows is repeated from
-    other naive variants (exponents, time-constant order) and the lowest cost kept."""
+    other naive variants (exponents, time-constant order); then every spectrum not yet reproduced is
+    refitted from `random_starts` random starts, all in one batch. Per spectrum the lowest cost is kept."""
     initial = np.asarray(initial, dtype=float).reshape(len(omegas), len(circuit.parameters))
     if settings.bounds_mode != "data":
         return _fit_once(circuit, omegas, impedances, with_naive_gaps(circuit, initial), settings, device, None)
     omega, _ = pad_edge([np.asarray(o, float) for o in omegas])
     z, _ = pad_edge([np.asarray(zz, complex) for zz in impedances])
     limits = spectra_limits(circuit, omega, z)
-    naive_rows = ~np.all(np.isfinite(initial) & (initial > 0), axis=1)
-    best = None
-    for k, (exponent, reverse) in enumerate(NAIVE_VARIANTS[: max(settings.n_starts, 1)]):
-        if k > 0 and not naive_rows.any():
-            break
-        starts = data_starts(circuit, omega, z, exponent, reverse)
-        filled = np.where(np.isfinite(initial) & (initial > 0), initial, starts)
-        rows = np.arange(len(omegas)) if k == 0 else np.flatnonzero(naive_rows)
-        result = _fit_once(circuit, [omegas[i] for i in rows], [impedances[i] for i in rows], filled[rows], settings, device, limits[rows])
-        if best is None:
-            best = result
-            continue
-        better = _ranking(result) < _ranking(_rows(best, rows))
-        target = rows[better]
-        for field_name in ("parameters", "relative_residual", "weighted_cost", "iterations", "converged", "degenerate"):
-            getattr(best, field_name)[target] = getattr(result, field_name)[better]
+    usable = np.isfinite(initial) & (initial > 0)
+    variants = NAIVE_VARIANTS[: max(settings.n_starts, 1)]
+    best = _fit_once(circuit, omegas, impedances, np.where(usable, initial, data_starts(circuit, omega, z, *variants[0])), settings, device, limits)
+    naive_rows = np.flatnonzero(~usable.all(axis=1))
+    for exponent, reverse in variants[1:]:
+        if naive_rows.size:
+            _keep_better(best, naive_rows, _fit_once(circuit, [omegas[i] for i in naive_rows], [impedances[i] for i in naive_rows],
+                                                     data_starts(circuit, omega, z, exponent, reverse)[naive_rows], settings, device, limits[naive_rows]))
+    rows = np.flatnonzero(~best.reproduces)
+    if settings.random_starts and rows.size:
+        rng = np.random.default_rng(settings.seed)
+        starts = np.concatenate([data_starts(circuit, omega[rows], z[rows], float(rng.uniform(0.55, 1.0)), False, rng) for _ in range(settings.random_starts)])
+        repeated = np.tile(rows, settings.random_starts)  # start k of row j at position k * len(rows) + j
+        result = _fit_once(circuit, [omegas[i] for i in repeated], [impedances[i] for i in repeated], starts, settings, device, limits[repeated])
+        lowest = np.argmin(result.weighted_cost.reshape(settings.random_starts, len(rows)), axis=0) * len(rows) + np.arange(len(rows))
+        _keep_better(best, rows, result.rows(lowest))
     return best
 
 
-def _ranking(result: FitResult) -> np.ndarray:
-    """Lower is better: non-degenerate fits first, then by weighted cost."""
-    return np.where(result.degenerate, 1e300, 0.0) + result.weighted_cost
-
-
-def _rows(result: FitResult, rows: np.ndarray) -> FitResult:
-    return FitResult(result.circuit, result.parameters[rows], result.relative_residual[rows], result.weighted_cost[rows],
-                     result.n_points[rows], result.iterations[rows], result.converged[rows], result.degenerate[rows])
+def _keep_better(best: FitResult, rows: np.ndarray, result: FitResult) -> None:
+    """Rows `rows` of best take result's fit (one row each) where its cost is lower."""
+    better = result.weighted_cost < best.weighted_cost[rows]
+    best.replace_rows(rows[better], result.rows(np.flatnonzero(better)))
 
 
 def _fit_once(circuit: Circuit, omegas, impedances, initial: np.ndarray, settings: FitSettings, device, limits) -> FitResult:
@@ -507,11 +514,16 @@ def _fit_once(circuit: Circuit, omegas, impedances, initial: np.ndarray, setting
     with torch.no_grad() if settings.optimizer == "lm" else torch.enable_grad():
         u, iterations = OPTIMIZERS[settings.optimizer](model, u, spectra, settings)
     with torch.no_grad():
-        cost = (weighted_residual(model, u, spectra) ** 2).sum(-1) * torch.as_tensor(spectra.n_points, device=device)
-        parameters = model.values(u).double().cpu().numpy()
+        values = model.values(u)
+        residual_vector, jacobian = value_jacobian(model, values, spectra)
+        # the weights hold 1/sqrt(n): the cost is the sum over points of |w (Z_model - Z_data)|^2
+        n_points = torch.as_tensor(spectra.n_points, device=device)
+        cost = (residual_vector**2).sum(-1) * n_points
+        covariance = uncertainty.covariance(jacobian * torch.sqrt(n_points)[:, None, None], cost, spectra.n_points, values, model.log_scaled)
+        standard_errors, correlation = uncertainty.standard_errors_and_correlation(covariance)
+        parameters = values.double().cpu().numpy()
         fraction = model.fraction(u).double().cpu().numpy()
     residual = relative_residual(circuit, parameters, omegas, impedances)
-    degenerate = degenerate_fits(circuit, parameters, fraction)
     return FitResult(
         circuit=circuit,
         parameters=parameters,
@@ -519,8 +531,10 @@ def _fit_once(circuit: Circuit, omegas, impedances, initial: np.ndarray, setting
         weighted_cost=cost.double().cpu().numpy(),
         n_points=spectra.n_points,
         iterations=iterations.cpu().numpy(),
-        converged=np.isfinite(residual) & (residual <= settings.converged_residual) & ~degenerate,
-        degenerate=degenerate,
+        reproduces=np.isfinite(residual) & (residual <= settings.converged_residual),
+        standard_errors=standard_errors,
+        correlation=correlation,
+        undetermined=uncertainty.undetermined_reasons(circuit, parameters, standard_errors, fraction),
     )
 
 
@@ -529,40 +543,57 @@ def fit_spectra(
 ) -> pd.DataFrame:
     """Fit every spectrum with its circuit, one batch per circuit class, rows in input order.
 
-    initial[i] maps parameter names to start values (missing or None: naive start).
-    Columns: circuit, parameters (dict), relative_residual, converged, iterations, aic, bic,
-    fit_seconds (wall time of the spectrum's class batch).
+    initial[i] maps parameter names to start values (missing or None: naive start). `circuits` holds
+    names of CIRCUITS or Circuit objects (e.g. reduced circuits).
+    Columns: FIT_SPECTRA_COLUMNS; parameters, standard_errors (same units) and undetermined (parameter:
+    reason) are dicts; fit_seconds is the wall time of the spectrum's class batch.
     """
     rows: list[dict | None] = [None] * len(circuits)
-    for name in sorted(set(circuits)):
-        circuit = CIRCUITS[name]
-        members = [i for i, c in enumerate(circuits) if c == name]
+    circuits = [CIRCUITS[c] if isinstance(c, str) else c for c in circuits]
+    keys = [(c.name, c.parameters) for c in circuits]  # reduced circuits of one name can differ in parameters
+    for key in sorted(set(keys)):
+        name = key[0]
+        members = [i for i, k in enumerate(keys) if k == key]
+        circuit = circuits[members[0]]
         start = np.array([[(initial[i] or {}).get(p, np.nan) for p in circuit.parameters] for i in members], float)
         began = time.perf_counter()
         result = fit_circuit(circuit, [omegas[i] for i in members], [impedances[i] for i in members], start, settings, device)
         seconds = time.perf_counter() - began
         aic, bic = result.information_criteria()
+        correlation, pair = uncertainty.strongest_correlation(circuit, result.correlation)
         for k, i in enumerate(members):
             rows[i] = {
                 "circuit": name,
                 "parameters": dict(zip(circuit.parameters, result.parameters[k].tolist())),
+                "standard_errors": dict(zip(circuit.parameters, result.standard_errors[k].tolist())),
+                "undetermined": result.undetermined[k],
                 "relative_residual": float(result.relative_residual[k]),
-                "converged": bool(result.converged[k]),
-                "degenerate": bool(result.degenerate[k]),
+                "reproduces": bool(result.reproduces[k]),
+                "determined": bool(result.determined[k]),
+                "max_abs_correlation": float(correlation[k]),
+                "correlated_pair": pair[k],
                 "iterations": int(result.iterations[k]),
                 "aic": float(aic[k]),
                 "bic": float(bic[k]),
                 "fit_seconds": seconds,
             }
-    return pd.DataFrame(rows, columns=["circuit", "parameters", "relative_residual", "converged", "degenerate", "iterations", "aic", "bic", "fit_seconds"])
+    return pd.DataFrame(rows, columns=FIT_SPECTRA_COLUMNS)
+
+
+FIT_SPECTRA_COLUMNS = [
+    "circuit", "parameters", "standard_errors", "undetermined", "relative_residual", "reproduces", "determined",
+    "max_abs_correlation", "correlated_pair", "iterations", "aic", "bic", "fit_seconds",
+]
 
 
 # ---- fitting tables of spectra (used by the eis_circuit_fits asset) ---------------------
 
 FIT_COLUMNS = [
     "spectrum_id", "source", "row", "origin", "classifier_circuit", "circuit", "selected_by", "start", "initial_parameters",
-    "parameters", "relative_residual", "converged", "iterations", "aic", "bic",
-    "initial_relative_residual", "initial_converged", "initial_iterations", "naive_parameters", "naive_relative_residual", "naive_converged", "naive_iterations",
+    "parameters", "standard_errors", "relative_residual", "reproduces", "determined", "undetermined", "max_abs_correlation",
+    "correlated_pair", "iterations", "aic", "bic", "supported_circuit", "supported_parameters", "supported_standard_errors",
+    "supported_undetermined", "supported_relative_residual", "supported_bic",
+    "initial_relative_residual", "initial_reproduces", "initial_iterations", "naive_parameters", "naive_relative_residual", "naive_reproduces", "naive_iterations",
 ]
 
 
@@ -590,12 +621,15 @@ def fit_with_selection(
 ) -> pd.DataFrame:
     """Fit each spectrum's first candidate from `initial` and from the naive start and keep the
     better fit (the naive columns report the naive start alone); fit the other candidates from
-    the naive start and keep, per spectrum, the lowest `criterion` ("aic"/"bic").
+    the naive start and keep, per spectrum, the lowest `criterion` ("aic"/"bic"); then the simplest
+    circuit the kept fit supports (assets/eis/supported.py).
 
     spectra: rows with omega_rad_s, z_real, z_imag lists (formats.spectra_table) plus
-    spectrum_id, source, row, origin. Returns FIT_COLUMNS, parameters as challenge-format text.
+    spectrum_id, source, row, origin. Returns FIT_COLUMNS, parameters and standard errors as
+    challenge-format text ('R1: 1.3, ...'), undetermined parameters as 'name: reason; ...'.
     """
     from assets.eis.formats import format_parameters
+    from assets.eis.supported import supported_circuits
 
     omegas = [np.asarray(o) for o in spectra["omega_rad_s"]]
     impedances = [np.asarray(re) + 1j * np.asarray(im) for re, im in zip(spectra["z_real"], spectra["z_imag"])]
@@ -611,6 +645,8 @@ def fit_with_selection(
         better = alternative[criterion] < chosen.loc[rows, criterion]
         chosen.loc[better[better].index, alternative.columns] = alternative[better]
         chosen.loc[better[better].index, ["selected_by", "start"]] = [criterion, "naive"]
+    chosen = chosen.reset_index(drop=True)
+    supported = supported_circuits(omegas, impedances, chosen, settings, device)
     table = spectra[["spectrum_id", "source", "row", "origin"]].reset_index(drop=True).assign(
         classifier_circuit=first,
         circuit=chosen["circuit"].to_numpy(),
@@ -618,34 +654,69 @@ def fit_with_selection(
         start=chosen["start"].to_numpy(),
         initial_parameters=[format_parameters(start) if start else "" for start in initial],
         parameters=[format_parameters(values) for values in chosen["parameters"]],
+        standard_errors=[format_parameters(values) for values in chosen["standard_errors"]],
         relative_residual=chosen["relative_residual"].to_numpy(float),
-        converged=chosen["converged"].to_numpy(bool),
+        reproduces=chosen["reproduces"].to_numpy(bool),
+        determined=chosen["determined"].to_numpy(bool),
+        undetermined=[uncertainty.reasons_text(reasons) for reasons in chosen["undetermined"]],
+        max_abs_correlation=chosen["max_abs_correlation"].to_numpy(float),
+        correlated_pair=chosen["correlated_pair"].to_numpy(),
         iterations=chosen["iterations"].to_numpy(int),
         aic=chosen["aic"].to_numpy(float),
         bic=chosen["bic"].to_numpy(float),
+        supported_circuit=supported["supported_circuit"].to_numpy(),
+        supported_parameters=[format_parameters(values) for values in supported["supported_parameters"]],
+        supported_standard_errors=[format_parameters(values) for values in supported["supported_standard_errors"]],
+        supported_undetermined=[uncertainty.reasons_text(reasons) for reasons in supported["supported_undetermined"]],
+        supported_relative_residual=supported["supported_relative_residual"].to_numpy(float),
+        supported_bic=supported["supported_bic"].to_numpy(float),
         initial_relative_residual=primary["relative_residual"].to_numpy(float),
-        initial_converged=primary["converged"].to_numpy(bool),
+        initial_reproduces=primary["reproduces"].to_numpy(bool),
         initial_iterations=primary["iterations"].to_numpy(int),
         naive_parameters=[format_parameters(values) for values in naive["parameters"]],
         naive_relative_residual=naive["relative_residual"].to_numpy(float),
-        naive_converged=naive["converged"].to_numpy(bool),
+        naive_reproduces=naive["reproduces"].to_numpy(bool),
         naive_iterations=naive["iterations"].to_numpy(int),
     )
     return table[FIT_COLUMNS]
 
 
-def export_view(fits: pd.DataFrame) -> pd.DataFrame:
-    """The fits as exported: one column per fitted parameter (named with its unit, 4 significant
-    digits), residuals rounded, no packed parameter strings."""
-    from assets.eis.exports import parameter_columns
+def named_values(text) -> dict[str, float]:
+    """'R1: 1.3, C1: inf' -> {R1: 1.3, C1: inf}; any names, empty text -> {}."""
+    if not isinstance(text, str):
+        return {}
+    return {name.strip(): float(value) for name, _, value in (item.partition(":") for item in text.split(",") if item.strip())}
 
-    values = [parameters_or_none(text, circuit) for text, circuit in zip(fits["parameters"], fits["circuit"])]
-    view = fits.drop(columns=["initial_parameters", "parameters", "naive_parameters"]).reset_index(drop=True)
-    for column in ("relative_residual", "initial_relative_residual", "naive_relative_residual"):
+
+def export_view(fits: pd.DataFrame) -> pd.DataFrame:
+    """The fits as exported: per fitted parameter its value (named with its unit, 4 significant
+    digits), its standard error (`<column>_se`, same unit) and whether the data determine it
+    (`<parameter>_determined`); the same for the supported circuit (`supported_` prefix); residuals
+    rounded, no packed parameter strings."""
+    from assets.eis.exports import determined_columns, parameter_columns
+
+    circuits = fits["circuit"].tolist()
+    view = fits.drop(columns=["initial_parameters", "parameters", "naive_parameters", "standard_errors", "supported_parameters",
+                              "supported_standard_errors"]).reset_index(drop=True)
+    for column in ("relative_residual", "initial_relative_residual", "naive_relative_residual", "supported_relative_residual", "max_abs_correlation"):
         view[column] = view[column].astype(float).map(lambda v: float(f"{v:.4g}") if np.isfinite(v) else v)
-    for column in ("aic", "bic"):
+    for column in ("aic", "bic", "supported_bic"):
         view[column] = view[column].astype(float).round(2)
-    return pd.concat([view, parameter_columns(fits["circuit"].tolist(), values)], axis=1)
+    tables = [view]
+    for prefix in ("", "supported_"):
+        values = [named_values(text) for text in fits[f"{prefix}parameters"]]
+        errors = [named_values(text) for text in fits[f"{prefix}standard_errors"]]
+        reasons = [undetermined_names(text) for text in fits[f"{prefix}undetermined"]]
+        tables += [
+            parameter_columns(circuits, values, prefix=prefix), parameter_columns(circuits, errors, prefix=prefix, suffix="_se"),
+            determined_columns(circuits, values, reasons, prefix=prefix),
+        ]
+    return pd.concat(tables, axis=1)
+
+
+def undetermined_names(text) -> set[str]:
+    """The parameter names of an 'undetermined' text ('L1: at a bound; R3: se 240% of value')."""
+    return {item.partition(":")[0].strip() for item in str(text).split(";") if item.strip()} if isinstance(text, str) else set()
 
 
 def log10_parameter_error(fitted_text: pd.Series, true_json: pd.Series, circuits: pd.Series) -> np.ndarray:

@@ -1,10 +1,11 @@
-"""Pictures of spectra for asset metadata (matplotlib through resources.plots)."""
+"""Pictures and summaries of spectra and fits for asset metadata (matplotlib through resources.plots)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-from resources.plots import figure_markdown, new_figure
+from resources.plots import figure_markdown, new_figure, round_sig
 
 
 def nyquist_markdown(curves: dict[str, np.ndarray], title: str) -> str:
@@ -19,3 +20,38 @@ def nyquist_markdown(curves: dict[str, np.ndarray], title: str) -> str:
     ax.set_title(title)
     ax.legend(fontsize=8)
     return figure_markdown(fig, title)
+
+
+def _start_summary(fits: pd.DataFrame, prefix: str, label: str) -> dict:
+    """Reproduced share, median relative residual and iterations of one start's fits."""
+    return {
+        f"{label}_reproduces_share": round_sig(float(fits[f"{prefix}reproduces"].mean())),
+        f"{label}_median_relative_residual": round_sig(float(fits[f"{prefix}relative_residual"].median())),
+        f"{label}_median_iterations": float(fits[f"{prefix}iterations"].median()),
+    }
+
+
+def fit_summary(fits: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    """eis_circuit_fits' figures: the shares that reproduce their spectrum (relative residual within
+    the bound) and that determine every parameter too, how often the supported circuit is simpler,
+    per start; for labelled spectra (their true `parameters` in rows) the median log10 parameter error."""
+    from assets.eis.fitting import log10_parameter_error
+
+    if fits.empty:
+        return {}
+    summary = {
+        "reproduces_share": round_sig(float(fits["reproduces"].mean())),
+        "determined_share": round_sig(float(fits["determined"].mean())),
+        "supported_differs_share": round_sig(float((fits["supported_circuit"] != fits["circuit"]).mean())),
+        **_start_summary(fits, "", "final"),
+        **_start_summary(fits, "initial_", "regressor_start"),
+        **_start_summary(fits, "naive_", "naive_start"),
+        "n_selected_by_criterion": int((fits["selected_by"] != "classifier").sum()),
+    }
+    labelled = (fits["origin"] == "labelled").to_numpy()
+    if labelled.any():
+        truth, circuits = rows.loc[labelled, "parameters"], fits.loc[labelled, "circuit"]
+        for label, column in (("regressor_prediction", "initial_parameters"), ("naive_start_fit", "naive_parameters"), ("final_fit", "parameters")):
+            errors = log10_parameter_error(fits.loc[labelled, column], truth, circuits)
+            summary[f"labelled_median_log10_error_{label}"] = round_sig(float(np.nanmedian(errors))) if np.isfinite(errors).any() else float("nan")
+    return summary

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 SECTIONS = ("eis", "diffraction", "pdf", "pdf_cnn", "diffraction_cnn", "encoder")
 # Figures every section reports on the CPU (device "cpu"), beside its agreement verdict.
 EXPECTED = {
-    "eis": ["spectra_each_side", "device_spectra_per_s", "device_converged_share",
+    "eis": ["spectra_each_side", "device_spectra_per_s", "device_reproduces_share",
             "cost_max_relative_difference_torch_vs_numpy"],
     "diffraction": ["patterns_each_side", "numpy_one_core_patterns_per_s", "device_patterns_per_s",
                     "device_float32_patterns_per_s", "speedup_device_over_best_cpu",

@@ -1,0 +1,134 @@
+"""Parameter standard errors, identifiability and the simplest supported circuit."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from assets.eis.circuits import CIRCUITS, Circuit, rc, rcpe, reduced_circuit
+from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra
+from assets.eis.simulate import SimulationSettings, simulate_class
+from assets.eis.supported import supported_circuits
+
+OMEGA = np.logspace(-2, 5, 50)  # rad/s
+ONE_RC = Circuit("RC", ("R1", "C1"), ("resistance", "capacitance"), lambda p, omega, xp: rc(p["R1"], p["C1"], omega),
+                 elements=(("RC", ("R1", "C1")),))
+
+
+def noisy(circuit: Circuit, values: dict, relative_noise: float, rng, omega=OMEGA) -> np.ndarray:
+    clean = circuit_impedance(circuit, np.array([values[p] for p in circuit.parameters]), omega)
+    return clean + relative_noise * np.abs(clean) * (rng.standard_normal(len(omega)) + 1j * rng.standard_normal(len(omega)))
+
+
+def test_standard_errors_of_one_rc_match_the_closed_form():
+    """s^2 (J^T J)^-1 with the analytic derivatives dZ/dR = 1/(1 + j w R C)^2, dZ/dC = -j w R^2/(1 + j w R C)^2,
+    residuals weighted by 1/|Z_data|, s^2 = cost / (2 n - 2)."""
+    rng = np.random.default_rng(0)
+    z = noisy(ONE_RC, {"R1": 2.0, "C1": 1e-3}, 0.01, rng)
+    result = fit_circuit(ONE_RC, [OMEGA], [z], np.array([[2.0, 1e-3]]), FitSettings())
+    r, c = result.parameters[0]
+    denominator = (1 + 1j * OMEGA * r * c) ** 2
+    weight = 1 / np.abs(z)
+    columns = [weight / denominator, weight * (-1j * OMEGA * r**2) / denominator]
+    jacobian = np.stack([np.concatenate([d.real, d.imag]) for d in columns], axis=1)
+    residual = weight * (rc(r, c, OMEGA) - z)
+    variance = np.sum(np.abs(residual) ** 2) / (2 * len(OMEGA) - 2)
+    expected = np.sqrt(np.diag(variance * np.linalg.inv(jacobian.T @ jacobian)))
+    np.testing.assert_allclose(result.standard_errors[0], expected, rtol=1e-6)
+    assert 0 < expected[0] / r < 0.01  # 1 % noise on 50 points pins R to well under 1 %
+    assert result.determined[0]
+
+
+def test_standard_errors_match_impedance_py_conf_on_the_same_fit():
+    from impedance.models.circuits import CustomCircuit
+
+    circuit = CIRCUITS["L-R-RCPE"]
+    truth = {"L1": 1e-6, "R1": 0.5, "R2": 2.0, "CPE1_t": 0.8, "CPE1_C": 1e2**-0.8 / 2.0}
+    z = noisy(circuit, truth, 0.005, np.random.default_rng(1))
+    start = np.array([truth[p] for p in circuit.parameters])
+    ours = fit_circuit(circuit, [OMEGA], [z], start[None], FitSettings())
+    order = ("L1", "R1", "R2", "CPE1_C", "CPE1_t")
+    reference = CustomCircuit("L0-R0-p(R1,CPE1)", initial_guess=[truth[p] for p in order])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference.fit(OMEGA / (2 * math.pi), z, weight_by_modulus=True)
+    reference_values = dict(zip(order, reference.parameters_))
+    reference_errors = dict(zip(order, reference.conf_))
+    for k, name in enumerate(circuit.parameters):
+        assert ours.parameters[0, k] == pytest.approx(reference_values[name], rel=1e-3)  # the same minimum
+        assert 0.95 < ours.standard_errors[0, k] / reference_errors[name] < 1.05, name
+
+
+def test_95_percent_intervals_of_determined_parameters_cover_the_truth():
+    """Simulated spectra (0.5 % noise on Re and Im, relative to |Z|, as the 1/|Z| weighting assumes) with
+    known parameters, fitted from the truth: value +- 1.96 se holds the true value 90-98 % of the time."""
+    rng = np.random.default_rng(3)
+    inside, count = 0, 0
+    for name in ("L-R-RCPE", "RCPE-RCPE", "RC-G-G"):
+        circuit = CIRCUITS[name]
+        batch = simulate_class(circuit, 60, SimulationSettings(noise_relative_std=0.005), rng)
+        truth = np.stack([batch.parameters[p] for p in circuit.parameters], axis=1)
+        result = fit_circuit(circuit, [batch.omega[i, :n] for i, n in enumerate(batch.n_points)],
+                             [batch.impedance[i, :n] for i, n in enumerate(batch.n_points)], truth, FitSettings(random_starts=0))
+        determined = np.array([[p not in reasons for p in circuit.parameters] for reasons in result.undetermined]) & result.reproduces[:, None]
+        covered = np.abs(result.parameters - truth) <= 1.96 * result.standard_errors
+        inside += int(covered[determined].sum())
+        count += int(determined.sum())
+    assert count > 300
+    assert 0.90 <= inside / count <= 0.98, inside / count
+
+
+def test_a_negligible_inductance_is_undetermined_and_the_supported_circuit_drops_it():
+    circuit = CIRCUITS["L-R-RCPE"]
+    truth = {"L1": 1e-12, "R1": 0.5, "R2": 2.0, "CPE1_t": 0.8, "CPE1_C": 1e2**-0.8 / 2.0}  # w L <= 1e-7 Ohm
+    z = noisy(circuit, truth, 0.002, np.random.default_rng(4))
+    fits = fit_spectra([OMEGA], [z], [circuit.name], [None], FitSettings())
+    assert fits["reproduces"][0] and not fits["determined"][0]
+    assert set(fits["undetermined"][0]) == {"L1"}
+    supported = supported_circuits([OMEGA], [z], fits, FitSettings())
+    assert supported["supported_circuit"][0] == "R-RCPE"
+    values = supported["supported_parameters"][0]
+    assert set(values) == {"R1", "R2", "CPE1_t", "CPE1_C"} and not supported["supported_undetermined"][0]
+    assert values["R1"] == pytest.approx(0.5, rel=0.02) and values["R2"] == pytest.approx(2.0, rel=0.02)
+    assert supported["supported_bic"][0] < fits["bic"][0]
+
+
+def test_an_arc_above_the_measured_span_is_undetermined_and_dropped():
+    """The second arc's corner (1e9 rad/s) lies four decades above the highest measured frequency: it adds
+    a constant 1 Ohm the series resistance takes up, so L-R-RCPE-RCPE reduces to L-R-RCPE with R1 = 1.5."""
+    circuit = CIRCUITS["L-R-RCPE-RCPE"]
+    truth = {"L1": 2e-6, "R1": 0.5, "R2": 2.0, "CPE1_t": 0.8, "CPE1_C": 1e2**-0.8 / 2.0,
+             "R3": 1.0, "CPE2_t": 0.9, "CPE2_C": 1e9**-0.9 / 1.0}
+    z = noisy(circuit, truth, 0.002, np.random.default_rng(5))
+    fits = fit_spectra([OMEGA], [z], [circuit.name], [truth], FitSettings())
+    assert fits["reproduces"][0]
+    undetermined = set(fits["undetermined"][0])
+    assert undetermined and undetermined <= {"R3", "CPE2_t", "CPE2_C", "R2", "CPE1_t", "CPE1_C", "R1"}
+    supported = supported_circuits([OMEGA], [z], fits, FitSettings())
+    assert supported["supported_circuit"][0] == "L-R-RCPE"
+    values = supported["supported_parameters"][0]
+    assert values["R1"] == pytest.approx(1.5, rel=0.02)
+    assert not supported["supported_undetermined"][0]
+
+
+def test_a_reduced_circuit_is_its_parent_without_the_removed_elements():
+    parent = CIRCUITS["L-R-RCPE-RCPE"]
+    reduced = reduced_circuit(parent, frozenset({0, 3}))  # no L, no second RCPE
+    assert reduced.name == "R-RCPE" and reduced.parameters == ("R1", "R2", "CPE1_t", "CPE1_C")
+    values = {"R1": 0.7, "R2": 2.0, "CPE1_t": 0.8, "CPE1_C": 1e-3}
+    expected = 0.7 + rcpe(2.0, 1e-3, 0.8, OMEGA)
+    np.testing.assert_allclose(reduced.impedance(values, OMEGA), expected, rtol=1e-12)
+
+
+def test_a_fit_that_determines_every_parameter_supports_itself():
+    circuit = CIRCUITS["RCPE-RCPE"]
+    truth = {"R1": 1.0, "CPE1_t": 0.9, "CPE1_C": 1e4**-0.9, "R2": 2.0, "CPE2_t": 0.7, "CPE2_C": 1e1**-0.7 / 2.0}
+    z = noisy(circuit, truth, 0.002, np.random.default_rng(6))
+    fits = fit_spectra([OMEGA], [z], [circuit.name], [truth], FitSettings())
+    assert fits["determined"][0]
+    supported = supported_circuits([OMEGA], [z], fits, FitSettings())
+    assert supported["supported_circuit"][0] == "RCPE-RCPE"
+    assert supported["supported_parameters"][0] == fits["parameters"][0]
