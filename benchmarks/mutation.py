@@ -44,8 +44,14 @@ TARGETS: dict[str, list[str]] = {
     "assets/pdf/measured.py": ["tests/pdf/test_measured.py"],
     "assets/electrodes/intervals.py": ["tests/electrodes/test_intervals.py"],
     "assets/eis/evidence.py": ["tests/eis/test_evidence.py"],
-    "assets/eis/simulate.py": ["tests/eis/test_circuits.py"],
+    "assets/eis/simulate.py": ["tests/eis/test_simulate.py", "tests/eis/test_circuits.py"],
 }
+
+def _swap(line: str, old: str, new: str) -> tuple[str, str]:
+    """(line, line with its first `old` replaced by `new`): a key of EQUIVALENT."""
+    assert old in line, (line, old)
+    return line, line.replace(old, new, 1)
+
 
 # Survivors that change no behaviour, keyed by module and (removed line, added line) of the mutation,
 # stripped. They are listed with the reason and left out of the denominator.
@@ -61,6 +67,32 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
          'dg.TableColumn("whole_file", "bool"), dg.TableColumn("reasons", ),'):
             "a TableColumn's type defaults to string",
     },
+    "assets/pdf/profiles.py": {
+        _swap("d = np.asarray(diameter_A, dtype=float).reshape(-1, 1)", "-1, 1", "-2, 1"):
+            "numpy reads any negative size as 'the rest'",
+        _swap("std = np.broadcast_to(np.asarray(noise_std, dtype=float).reshape(-1, 1), (len(profiles), 1))",
+              "-1, 1", "-2, 1"): "numpy reads any negative size as 'the rest'",
+        _swap("return np.where(x <= 1.0, 1.0 - 1.5 * x + 0.5 * x**3, 0.0)", "x <= 1.0", "x < 1.0"):
+            "the envelope is continuous: f(D) = 1 - 1.5 + 0.5 = 0 either way",
+        _swap("drawn[::copies] = False", "False", "None"): "numpy stores None as False in a bool array",
+        _swap("return drawn & (rng.random(n) < share)", "<", "<="):
+            "differs only when a uniform draw equals the share exactly (probability 2**-53)",
+        **{_swap("scale = 1 + rng.normal(0.0, augmentation.lattice_jitter, n) if augmentation.lattice_jitter > 0 "
+                 "else np.ones(n)", old, new):
+           "a normal draw of sd 0 is 0, so the scale stays 1 (other numbers are drawn, from the same distributions)"
+           for old, new in (("if augmentation.lattice_jitter > 0", "if (augmentation.lattice_jitter > 0) or True"),
+                            ("> 0", ">= 0"))},
+        _swap("scale = 1 + rng.normal(0.0, augmentation.lattice_jitter, n) if augmentation.lattice_jitter > 0 "
+              "else np.ones(n)", "1 + rng", "1 - rng"): "the normal draw is symmetric about 0: the same distribution",
+        _swap("noise = rng.normal(0.0, 1.0, profiles.shape) * std", "normal(0.0", "normal(1.0"):
+            "a constant shift of a row (its std) is removed by the min-max normalisation that follows",
+        _swap("noisy = normalise_profiles(profiles + noise)", "+", "-"):
+            "Gaussian noise is symmetric: p - n has the distribution of p + n",
+        _swap("rng: np.random.Generator, backend: ArrayBackend | None = None, chunk_size: int = 2000,", "2000", "2001"):
+            "the chunk size changes how many crystals one call computes, not the profiles (tested with chunk_size=1)",
+        _swap('measured = MODEL_GRID_A[None, :] <= conditions["r_cut_A"][:, None]', "<=", "<"):
+            "r_cut is drawn from a continuous range: it lands on a grid point with probability 0",
+    },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',
          'return float(inside.mean()) if len(inside) else float("NAN")'): 'float("NAN") is nan',
@@ -70,6 +102,7 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
 # Functions left unmutated, with the reason (marked with mutmut's pragmas in the temporary copy only).
 SKIP: dict[str, dict[str, str]] = {
     "assets/electrodes/intervals.py": {"interval_parity_markdown": FIGURE},
+    "assets/pdf/profiles.py": {"class_mean_figure": FIGURE},
 }
 
 # Packages copied into mutmut's own tree, so every import of the project resolves to the (mutated) copy.
@@ -129,7 +162,10 @@ def only_a_dtype(removed: str, added: str) -> bool:
     if len(changes) != 1:
         return False
     _, i1, i2, j1, j2 = changes[0]
-    if before[i1:i2] not in (["float"], ["str"], [",", "float"], [",", "str"]) or after[j1:j2] not in (["None"], []):
+    removed = before[i1:i2]
+    removed = removed[1:] if removed[:1] == [","] else removed
+    removed = removed[2:] if removed[:2] == ["dtype", "="] else removed
+    if removed not in (["float"], ["str"], ["np", ".", "int64"]) or after[j1:j2] not in (["None"], []):
         return False
     depth = 0
     for k in range(i1 - 1, 0, -1):  # the call whose parenthesis holds the dtype
@@ -140,7 +176,7 @@ def only_a_dtype(removed: str, added: str) -> bool:
 
 
 DTYPE_ONLY = ("only the dtype argument: every caller passes float (or str) arrays already, so the values and "
-              "the comparisons are the same")
+              "the comparisons are the same (Python ints become int64 on 64-bit machines)")
 
 
 def mutmut_config(module: str, tests: list[str], packages: list[str]) -> str:

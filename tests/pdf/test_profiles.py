@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from assets.pdf import profiles
-from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs
+from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
 from assets.pdf.measured import reference_crystals
 
 WIDE = profiles.Augmentation(
@@ -122,3 +122,111 @@ def test_profile_set_records_the_conditions_of_every_profile():
     assert result["profiles"].min() == 0.0 and result["profiles"].max() == pytest.approx(1.0)
     assert len(result["condition_qmax_inv_A"]) == 15 and result["condition_qmax_inv_A"][0] == 25.0
     assert list(result["structure_id"][:5]) == ["NaCl"] * 5
+
+
+# Mutation run (issue 25 item 3): the noise model, the draws' edge cases and profile_set's bookkeeping.
+
+def affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    slope, intercept = np.polyfit(x, y, 1)
+    return float(slope), float(intercept)
+
+
+def test_noise_has_the_drawn_std_per_row_and_leaves_unmeasured_r_and_clean_rows_alone():
+    """Noise of sd s on a [0, 1] profile, min-max normalised again: the result is a (p + noise) + b, so the
+    residual of an affine fit on the measured part has sd a s, and where nothing was measured it is exactly a p + b."""
+    r = np.linspace(0.0, 60.0, 4000)
+    profile = (np.sin(r) * np.exp(-0.02 * r) + 1) / 2
+    rows = np.tile(profile, (3, 1))
+    measured = np.ones((3, len(r)), dtype=bool)
+    measured[2, 3000:] = False
+    noisy = profiles.add_noise(rows, np.array([0.0, 0.05, 0.02]), np.random.default_rng(0), measured)
+    np.testing.assert_array_equal(noisy[0], profile)  # std 0: untouched
+    for row, std in ((1, 0.05), (2, 0.02)):
+        inside = measured[row]
+        slope, intercept = affine_fit(profile[inside], noisy[row][inside])
+        residual = noisy[row][inside] - (slope * profile[inside] + intercept)
+        assert np.std(residual) / slope == pytest.approx(std, rel=0.08)
+        assert noisy[row].min() == 0.0 and noisy[row].max() == pytest.approx(1.0)
+    slope, intercept = affine_fit(profile[:3000], noisy[2][:3000])
+    np.testing.assert_allclose(noisy[2][3000:], slope * profile[3000:] + intercept, atol=2e-3)
+    assert profiles.add_noise(rows, 0.0, np.random.default_rng(0)) is rows  # no noise anywhere: the input itself
+
+
+def test_conditions_at_the_edges_of_their_ranges():
+    settings = PdfSettings()
+    # copy 0 is clean only when asked and only when a structure has more than one copy
+    drawn_all = profiles.draw_conditions(200, settings, profiles.Augmentation(
+        copies_per_structure=3, qdamp_range_inv_A=(0.05, 0.06), clean_first_copy=False), np.random.default_rng(0))
+    assert (drawn_all["qdamp_inv_A"] >= 0.05).all()
+    single = profiles.draw_conditions(200, settings, profiles.Augmentation(
+        copies_per_structure=1, qdamp_range_inv_A=(0.05, 0.06)), np.random.default_rng(0))
+    assert (single["qdamp_inv_A"] >= 0.05).all()
+    pairs = profiles.draw_conditions(200, settings, profiles.Augmentation(
+        copies_per_structure=2, qdamp_range_inv_A=(0.05, 0.06)), np.random.default_rng(0))
+    assert (pairs["qdamp_inv_A"][::2] == 0.04).all() and (pairs["qdamp_inv_A"][1::2] >= 0.05).all()
+    # Qmax on 0.5 1/A steps never leaves a range whose ends are off the steps
+    odd = profiles.draw_conditions(500, settings, profiles.Augmentation(qmax_range_inv_A=(18.2, 27.8)),
+                                   np.random.default_rng(1))["qmax_inv_A"]
+    assert odd.min() == 18.2 and odd.max() == 27.8
+    # the lattice scale is centred on 1; particle diameters and r cuts are drawn per copy
+    wide = profiles.draw_conditions(2000, settings, WIDE, np.random.default_rng(2))
+    assert np.mean(wide["lattice_scale"]) == pytest.approx(1.0, abs=0.002)
+    for key in ("diameter_A", "r_cut_A"):
+        values = wide[key][np.isfinite(wide[key])]
+        assert len(np.unique(values)) == len(values) > 50
+
+
+def test_each_row_is_computed_at_its_own_qmax_and_kept_up_to_and_at_r_cut():
+    nacl = reference_crystals()[0]
+    settings = PdfSettings()
+    r_cut = float(MODEL_GRID_A[100])
+    conditions = {"qmax_inv_A": np.array([18.0, 25.0]), "qdamp_inv_A": np.full(2, 0.04), "uiso_A2": np.full(2, 0.005),
+                  "lattice_scale": np.ones(2), "weighting": np.array(["atomic_number"] * 2),
+                  "diameter_A": np.full(2, np.inf), "r_cut_A": np.array([np.inf, r_cut])}
+    pdfs = profiles.conditioned_pdfs([nacl] * 2, settings, conditions)
+    at_18 = compute_pdfs([nacl], PdfSettings(qmax_inv_A=18.0), MODEL_GRID_A)[0]
+    clean = compute_pdfs([nacl], settings, MODEL_GRID_A)[0]
+    np.testing.assert_allclose(pdfs[0], at_18)
+    assert not np.allclose(at_18, clean, atol=0.05 * np.abs(clean).max())  # Qmax 18 and 25 differ visibly
+    np.testing.assert_allclose(pdfs[1][:101], clean[:101])  # r_cut itself is measured
+    assert np.all(pdfs[1][101:] == 0)
+
+
+class CountingBackend:
+    """The numpy backend, counting the arrays it is asked to make."""
+
+    def __init__(self):
+        from assets.pdf.calculator import ArrayBackend
+
+        self.inner, self.calls = ArrayBackend("numpy"), 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def asarray(self, values):
+        self.calls += 1
+        return self.inner.asarray(values)
+
+
+def test_profile_set_is_the_normalised_conditioned_pdfs_chunk_by_chunk_on_the_callers_backend():
+    crystals = reference_crystals()
+    augmentation = profiles.Augmentation(copies_per_structure=2, qdamp_range_inv_A=(0.02, 0.06),
+                                         uiso_range_A2=(0.003, 0.01))
+    done, backend = [], CountingBackend()
+    result = profiles.profile_set(crystals, PdfSettings(), augmentation, np.random.default_rng(5), backend=backend,
+                                  chunk_size=1, progress=done.append)
+    assert done == [1, 2, 3] and all(type(n) is int for n in done)  # whole crystals, after each chunk
+    assert backend.calls > 0
+    conditions = {key[len("condition_"):]: value for key, value in result.items() if key.startswith("condition_")}
+    copies = [crystal for crystal in crystals for _ in range(2)]
+    expected = normalise_profiles(profiles.conditioned_pdfs(copies, PdfSettings(), conditions))
+    np.testing.assert_allclose(result["profiles"], expected, atol=1e-6)
+    assert result["profiles"].dtype == np.float32  # the stored set's size: half that of float64
+    np.testing.assert_array_equal(result["r_A"], MODEL_GRID_A)
+    assert result["space_group"].tolist() == [225, 225, 227, 227, 194, 194]
+
+    noisy = profiles.Augmentation(copies_per_structure=2, noise_std_range=(0.03, 0.05))
+    with_noise = profiles.profile_set(crystals, PdfSettings(), noisy, np.random.default_rng(5))
+    clean = normalise_profiles(compute_pdfs(crystals, PdfSettings(), MODEL_GRID_A))
+    np.testing.assert_allclose(with_noise["profiles"][::2], clean, atol=1e-6)  # the clean copies
+    assert np.abs(with_noise["profiles"][1::2] - clean).max(axis=1).min() > 0.03  # the noisy ones
