@@ -41,7 +41,7 @@ _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _START_MARKER = re.compile(r"^\s*#+\s*start\s+data\b", re.IGNORECASE)
 _WAVELENGTH = re.compile(rf"\b(?:wavelength|lambda|wavelen)\s*[=:]\s*({_FLOAT})", re.IGNORECASE)
 _QMAX = re.compile(rf"\bqmax\s*[=:]\s*({_FLOAT})", re.IGNORECASE)
-_COMPOSITION = re.compile(r"^\s*composition\s*[=:]\s*(\S[^#]*?)\s*$", re.IGNORECASE | re.MULTILINE)
+_COMPOSITION = re.compile(r"^\s*composition[ \t]*[=:][ \t]*(\S[^#\n]*?)\s*$", re.IGNORECASE | re.MULTILINE)
 _NEUTRON = re.compile(r"\bmode\s*=\s*neutron\b|\bstype\s*=\s*N\b|PDFgetN\b|^\s*prep=\w+", re.IGNORECASE | re.MULTILINE)
 _XRAY = re.compile(r"\bmode\s*=\s*xray\b|\bstype\s*=\s*X\b|PDFgetX|x-?ray", re.IGNORECASE)
 _ELEMENT_ROW = re.compile(rf"^\s*([A-Z][a-z]?)\s+({_FLOAT})(?:\s+{_FLOAT}){{3,}}\s*$")  # PDFgetN sample table

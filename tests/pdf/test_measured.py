@@ -9,6 +9,7 @@ knows what the reader must recover. Nothing here goes through our own writer.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from assets.pdf import measured
@@ -392,3 +393,163 @@ def test_top_k_table_orders_by_probability_and_names_the_groups():
     assert a["composition"].tolist() == ["NaCl", "NaCl"] and a["wavelength_A"].tolist() == [0.1839] * 2
     assert b["composition"].isna().all() and b["qmax_inv_A"].isna().all()
     assert (table["model_id"] == "model-1").all() and (table["source"] == "user").all()
+
+
+# Mutation run (issue 25 item 3): edges of the reader, the messages' row numbers, the embedded examples.
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def two_columns(r, sep=" "):
+    return "".join(f"{x:.4f}{sep}{known_pdf(x):.6f}\n" for x in r)
+
+
+def test_reference_crystals_are_the_cited_room_temperature_structures():
+    lengths = {c.structure_id: np.round(np.linalg.norm(c.lattice_A, axis=1), 3).tolist()
+               for c in measured.reference_crystals()}
+    elements = {c.structure_id: sorted(set(c.atomic_numbers.tolist())) for c in measured.reference_crystals()}
+    assert lengths["NaCl"] == [5.64] * 3 and elements["NaCl"] == [11, 17]
+    assert lengths["Si"] == [5.431] * 3 and elements["Si"] == [14]
+    assert lengths["Mg"] == [3.209, 3.209, 5.211] and elements["Mg"] == [12]
+
+
+def test_embedded_examples_are_the_reference_pdfs_with_three_percent_noise_and_read_with_their_facts(tmp_path):
+    paths = measured.write_embedded_examples(tmp_path, np.random.default_rng(0))
+    crystals = {c.structure_id: c for c in measured.reference_crystals()}
+    r = np.arange(0.01, 35.0, 0.01)
+    for path in paths:
+        gr = measured.read_gr_file(path)
+        np.testing.assert_allclose(gr.r_A, r, atol=1e-6)
+        clean = compute_pdfs([crystals[path.stem]], PdfSettings(r_max_A=35.0), r)[0]
+        noise = gr.pdf - clean
+        assert abs(np.mean(noise)) < 0.003 * np.abs(clean).max()
+        assert np.std(noise) == pytest.approx(0.03 * np.abs(clean).max(), rel=0.05)
+        assert gr.header == {"wavelength_A": 0.1839, "qmax_inv_A": 25.0, "composition": path.stem,
+                             "radiation": "xray", "tool": None}
+        assert f"space group {crystals[path.stem].space_group}" in path.read_text()
+    nameless = write(tmp_path, "x.gr", measured.gr_text(r, np.sin(r), "test"))
+    assert measured.read_gr_file(nameless).header["composition"] is None  # no composition given, none claimed
+
+
+def test_examples_top_k_hits_looks_at_the_synthetic_examples_only():
+    table = pd.DataFrame({
+        "file": ["NaCl.gr", "NaCl.gr", "Si.gr", "Si.gr", "Mg.gr", "Mg.gr", "NaCl.gr", "mine.gr"],
+        "source": ["synthetic"] * 6 + ["user", "synthetic"],
+        "rank": [1, 2, 1, 2, 1, 2, 1, 1],
+        "space_group": [225, 14, 194, 227, 225, 227, 14, 225],
+    })
+    assert measured.examples_top_k_hits(table) == {"NaCl.gr": True, "Si.gr": True, "Mg.gr": False}
+    assert measured.examples_top_k_hits(table, k=1) == {"NaCl.gr": True, "Si.gr": False, "Mg.gr": False}
+
+
+def test_the_short_readers_return_what_the_full_ones_do(tmp_path):
+    header, rows, r, _ = STYLES["PDFgetX3"]
+    path = write(tmp_path, "a.gr", header + rows(r))
+    write(tmp_path, "b.gr", "nothing here\n")
+    r_A, pdf = measured.read_gr(path)
+    np.testing.assert_array_equal(r_A, measured.read_gr_file(path).r_A)
+    np.testing.assert_array_equal(pdf, measured.read_gr_file(path).pdf)
+    names, inputs, rejections = measured.measured_inputs(tmp_path)
+    found = measured.read_measured_folder(tmp_path)
+    assert names == found.names == ["a.gr"] and np.array_equal(inputs, found.inputs)
+    assert [x.source for x in rejections] == [x.source for x in found.rejections] == [str(tmp_path / "b.gr")]
+    assert found.paths == [str(path)] and found.inputs.dtype == np.float32
+
+
+def test_an_empty_folder_gives_no_rows_of_the_model_width(tmp_path):
+    found = measured.read_measured_folder(tmp_path)
+    assert (found.names, found.paths, found.headers, found.rejections, found.r_max_used_A) == ([], [], [], [], [])
+    assert found.inputs.shape == (0, len(MODEL_GRID_A)) and found.inputs.dtype == np.float32
+    empty = measured.MeasuredSet.empty()
+    assert empty.inputs.shape == (0, len(MODEL_GRID_A)) and empty.inputs.dtype == np.float32
+    assert (empty.names, empty.paths, empty.headers, empty.rejections, empty.r_max_used_A) == ([], [], [], [], [])
+
+
+def test_plain_two_column_files_without_a_marker_read_also_comma_separated(tmp_path):
+    r = np.arange(0.01, 30.0, 0.01)
+    for name, sep in (("space.gr", " "), ("comma.gr", ",")):
+        gr = measured.read_gr_file(write(tmp_path, name, "# r G\n\n" + two_columns(r, sep)))
+        assert gr.data_start_row == 3 and len(gr.r_A) == len(r)
+        np.testing.assert_allclose(gr.pdf, known_pdf(r), atol=1e-6)
+
+
+def test_the_data_start_when_numeric_rows_come_before_it(tmp_path):
+    table = "".join(f"{i} {i * 0.5}\n" for i in range(19))  # 19 numeric rows: a header table, not data
+    r = np.arange(0.01, 0.21, 0.01)  # exactly MIN_POINTS data rows, no marker
+    gr = measured.read_gr_file(write(tmp_path, "a.gr", "title=x\n" + table + "Qmax=25\n" + two_columns(r)))
+    assert gr.data_start_row == 22 and len(gr.r_A) == 20
+    right_after = "#### start data\n" + two_columns(np.arange(0.01, 0.31, 0.01))  # no #S or #L lines
+    assert measured.read_gr_file(write(tmp_path, "b.gr", right_after)).data_start_row == 2
+
+
+def test_messages_name_the_rows_the_user_must_look_at(tmp_path):
+    def message(text):
+        with pytest.raises(measured.GrFormatError) as error:
+            measured.read_gr_file(write(tmp_path, "bad.gr", text))
+        return str(error.value)
+
+    r = np.arange(0.01, 0.41, 0.01)
+    marker_only = "title=x\n\n#### start data\n#L r G\n"
+    assert "marker on line 3" in message(marker_only)
+    assert "from line 2 on, got 'oops'" in message("#### start data\n" + two_columns(r) + "oops\n")
+    rows = two_columns(r).splitlines()
+    assert "data row 2 is not finite" in message("\n".join(rows[:1] + ["0.02 nan"] + rows[2:]) + "\n")
+    assert "data row 4 does not" in message("\n".join(rows[:3] + [rows[1]] + rows[4:]) + "\n")
+    assert "data row 3 does not" in message("\n".join(rows[:2] + [rows[1]] + rows[3:]) + "\n")  # r repeated
+    assert "expected a header followed by data rows" in message("words only\n" * 30)
+    missing = tmp_path / "missing.gr"
+    with pytest.raises(measured.GrFormatError, match="cannot read the file") as error:
+        measured.read_gr_file(missing)
+    assert error.value.row is None
+
+
+def test_rows_may_add_dr_and_dg_columns_part_way(tmp_path):
+    r = np.arange(0.01, 0.41, 0.01)
+    text = "#### start data\n" + two_columns(r[:20]) + "".join(f"{x:.4f} {known_pdf(x):.6f} 0 0.01\n" for x in r[20:])
+    gr = measured.read_gr_file(write(tmp_path, "a.gr", text))
+    np.testing.assert_allclose(gr.pdf, known_pdf(r), atol=1e-6)
+
+
+def test_a_rejected_file_keeps_the_row_to_blame(tmp_path):
+    write(tmp_path, "bad.gr", "#### start data\n" + two_columns(np.arange(0.01, 0.41, 0.01)) + "oops\n")
+    found = measured.read_measured_folder(tmp_path)
+    assert [(x.row, "oops" in x.reason) for x in found.rejections] == [(42, True)]
+
+
+@pytest.mark.parametrize(("r", "read"), [
+    (np.round(np.arange(1.5, 30.01, 0.1), 2), True),  # starts on the grid's first point, 0.1 A steps
+    (np.round(np.arange(1.55, 30.01, 0.05), 2), True),  # starts at the tolerance
+    (np.round(np.arange(0.1, 15.01, 0.1), 2), True),  # ends at 15 A in 0.1 A steps
+    (np.round(np.arange(0.05, 14.951, 0.05), 2), True),  # ends at the tolerance below 15 A
+    (np.round(np.arange(1.6, 30.01, 0.1), 2), False),
+])
+def test_range_edges_within_the_tolerance_are_read(tmp_path, r, read):
+    write(tmp_path, "f.gr", "#### start data\n" + two_columns(r))
+    found = measured.read_measured_folder(tmp_path)
+    assert (found.names == ["f.gr"]) is read
+
+
+def test_the_tool_is_recognised_in_any_case():
+    assert measured.parse_header("# written by PDFgetX3 1.1\nqmax = 25\n")["tool"] == "PDFgetX3"
+
+
+def test_a_fraction_column_is_read_when_the_table_names_it_without_hash_l():
+    header = "symbol valence fractions z\n  Cu 0.00 1.0 29 0 0\n  Ir 0.00 2.0 77 0 0\n"
+    assert measured.parse_header(header)["composition"] == "CuIr2"
+
+
+def test_top_k_table_columns_ranks_and_the_model_that_made_it():
+    probabilities = np.array([[0.2, 0.8]])
+    header = {"radiation": "neutron", "qmax_inv_A": 35.0, "wavelength_A": None, "composition": "MnO"}
+    table = measured.top_k_table(["n.gr"], probabilities, [62, 225], 2, "id-7", [header], r_max_used_A=[20.0],
+                                 model="compact")
+    assert list(table.columns) == measured.PREDICTION_COLUMNS
+    assert table["rank"].tolist() == [1, 2] and table["space_group"].tolist() == [225, 62]
+    assert table["r_max_used_A"].tolist() == [20.0, 20.0] and table["radiation"].tolist() == ["neutron"] * 2
+    assert table["qmax_inv_A"].tolist() == [35.0, 35.0] and table["model"].tolist() == ["compact"] * 2
+    unnamed = measured.top_k_table(["n.gr"], probabilities, [62, 225], 1, "id-7")
+    assert unnamed["model"].tolist() == [""] and unnamed["r_max_used_A"].isna().all()
+    assert list(measured.top_k_table([], np.zeros((0, 2)), [62, 225], 2, "id-7").columns) == measured.PREDICTION_COLUMNS
