@@ -54,7 +54,7 @@ def run_config(args, extra: dict, assets=None) -> dict:
         "eis_simulated_spectra": {"config": {"spectra_per_class": args.simulated_per_class, "unlabelled_examples": 0}},
         "eis_spectra": {"config": {"include_simulated": args.include_simulated}},
         "eis_label_fitted_spectra": {"config": {"spectra_per_class": args.label_fitted_per_class}},
-        "eis_features": {"config": {"max_features": args.max_features}},
+        "eis_features": {"config": {"max_features": args.max_features, "evidence_random_starts": args.evidence_random_starts}},
         "eis_circuit_classifier": {"config": {"n_estimators": args.n_estimators, "learning_rate": args.learning_rate, "max_depth": args.max_depth,
                                               "subsample": args.subsample, "colsample_bytree": args.colsample_bytree}},
         "eis_parameter_regressors": {"config": {"n_estimators": 30}},
@@ -77,6 +77,7 @@ def main() -> int:
     parser.add_argument("--simulated-per-class", type=int, default=50)
     parser.add_argument("--label-fitted-per-class", type=int, default=1000, help="eis_label_fitted_spectra's spectra_per_class (0: off)")
     parser.add_argument("--max-features", type=int, default=40)
+    parser.add_argument("--evidence-random-starts", type=int, default=0, help="eis_features' evidence_random_starts")
     parser.add_argument("--n-estimators", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.15)
     parser.add_argument("--max-depth", type=int, default=4)

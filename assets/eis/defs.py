@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from resources.compute import ComputeResource
-from resources.datapaths import Rejection, examples_dir, raw_dir, relative_to_root, write_export_csv, write_quarantine
+from resources.datapaths import Rejection, cache_dir, examples_dir, raw_dir, relative_to_root, write_export_csv, write_quarantine
 from resources.plots import confusion_matrix_markdown, round_sig, table_markdown
 from resources.quarantine import report_rejections
 
@@ -334,6 +334,7 @@ class FeaturesConfig(dg.Config):
     max_features: int = 40  # best relevant features kept (by smallest p-value over classes)
     # Fit all nine circuits to every spectrum and give the classifier each fit's quality (evidence.py).
     circuit_evidence: bool = True
+    evidence_random_starts: int = 0  # random restarts of each evidence fit that does not reproduce its spectrum
 
 
 @dg.asset(group_name=PIPELINE)
@@ -368,8 +369,9 @@ def eis_features(
         from assets.eis.evidence import circuit_evidence
 
         started = time.perf_counter()
-        table = pd.concat([table, _evidence_of(ids, eis_spectra, compute)], axis=1)
-        label_fitted = pd.concat([label_fitted, circuit_evidence(eis_label_fitted_spectra["omega_rad_s"], eis_label_fitted_spectra["z_raw"], compute.torch_device())], axis=1)
+        table = pd.concat([table, _evidence_of(ids, eis_spectra, compute, config.evidence_random_starts)], axis=1)
+        label_fitted = pd.concat([label_fitted, circuit_evidence(eis_label_fitted_spectra["omega_rad_s"], eis_label_fitted_spectra["z_raw"], compute.torch_device(),
+                                                                 config.evidence_random_starts, cache_dir(PIPELINE) / "evidence")], axis=1)
         evidence_s = time.perf_counter() - started
     context.add_output_metadata(
         {
@@ -393,6 +395,7 @@ def eis_features(
         "grid_rad_s": eis_interpolated["grid_rad_s"],
         "selection": {"fc_preset": config.fc_preset, "fdr_level": config.fdr_level, "max_features": config.max_features},
         "circuit_evidence": config.circuit_evidence,
+        "evidence_random_starts": config.evidence_random_starts,
     }
 
 
@@ -409,13 +412,13 @@ def _feature_table(ids: list[str], z_on_grid: np.ndarray, jobs: int, kind_to_fc:
     return table
 
 
-def _evidence_of(ids: list[str], spectra: pd.DataFrame, compute: ComputeResource) -> pd.DataFrame:
-    """Circuit evidence of these spectra (rows as ids), from their measured points in `spectra`."""
+def _evidence_of(ids: list[str], spectra: pd.DataFrame, compute: ComputeResource, random_starts: int) -> pd.DataFrame:
+    """Circuit evidence of these spectra (rows as ids), from their measured points in `spectra` (cached)."""
     from assets.eis.evidence import circuit_evidence
 
     raw = spectra.set_index("spectrum_id").loc[ids]
     impedances = [np.asarray(a) + 1j * np.asarray(b) for a, b in zip(raw["z_real"], raw["z_imag"])]
-    return circuit_evidence([np.asarray(o) for o in raw["omega_rad_s"]], impedances, compute.torch_device())
+    return circuit_evidence([np.asarray(o) for o in raw["omega_rad_s"]], impedances, compute.torch_device(), random_starts, cache_dir(PIPELINE) / "evidence")
 
 
 # ---- 5. classifier -------------------------------------------------------------------------
@@ -642,7 +645,7 @@ def eis_predictions(
             accepted[source] = accepted.get(source, 0) + 1
         expected = {r.source: 1 for r in rejections if r.row is None}
         summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
-    evidence = _evidence_of(kept["spectrum_id"].tolist(), table, compute) if eis_features.get("circuit_evidence") and len(kept) else None
+    evidence = _evidence_of(kept["spectrum_id"].tolist(), table, compute, eis_features.get("evidence_random_starts", 0)) if eis_features.get("circuit_evidence") and len(kept) else None
     predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS, evidence)
     path = write_export_csv(predict.export_view(predictions), "eis_predictions.csv")
     context.log.info(f"eis: {len(predictions)} spectra predicted ({'embedded synthetic examples' if examples else f'{len(files)} user files'}) -> {relative_to_root(path)}")

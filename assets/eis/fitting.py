@@ -519,7 +519,7 @@ def _fit_once(circuit: Circuit, omegas, impedances, initial: np.ndarray, setting
         # the weights hold 1/sqrt(n): the cost is the sum over points of |w (Z_model - Z_data)|^2
         n_points = torch.as_tensor(spectra.n_points, device=device)
         cost = (residual_vector**2).sum(-1) * n_points
-        covariance = uncertainty.covariance(jacobian * torch.sqrt(n_points)[:, None, None], cost, spectra.n_points, values, model.log_scaled)
+        covariance = uncertainty.covariance(jacobian * torch.sqrt(n_points)[:, None, None], cost, spectra.n_points)
         standard_errors, correlation = uncertainty.standard_errors_and_correlation(covariance)
         parameters = values.double().cpu().numpy()
         fraction = model.fraction(u).double().cpu().numpy()

@@ -3,9 +3,9 @@
 Standard errors are the usual linearised ones (as scipy's curve_fit, and so impedance.py's `conf_`,
 report them): cov = s^2 (J^T J)^-1 with J the Jacobian of the weighted residuals with respect to the
 parameters at the solution and s^2 = cost / (2 n - P), the residual variance per real observation
-(Re and Im of n points). J^T J is inverted in log coordinates for log-scaled kinds (columns scaled to
-unit norm), where its condition is far better; a direction the data cannot see gets a huge variance
-instead of the zero a pseudo-inverse would give.
+(Re and Im of n points). J^T J is inverted with J's columns scaled to unit norm (parameters from 1e-9 H
+to 1e5 Ohm otherwise ruin its condition) by an eigendecomposition whose eigenvalues are floored: a
+direction the data cannot see gets a huge variance instead of the zero a pseudo-inverse would give.
 
 A parameter is undetermined when its fit cannot pin it down:
 - at a bound: a log-scaled parameter within PINNED_FRACTION of its bound width (the optimiser pushed
@@ -29,25 +29,21 @@ EQUAL_BLOCK_TOLERANCE = 1e-3  # relative difference below which two blocks' R an
 EIGENVALUE_FLOOR = 1e-14  # of the largest, in the column-normalised J^T J (double precision)
 
 
-def covariance(jacobian: torch.Tensor, cost: torch.Tensor, n_points, values: torch.Tensor, log_scaled: torch.Tensor) -> torch.Tensor:
+def covariance(jacobian: torch.Tensor, cost: torch.Tensor, n_points) -> torch.Tensor:
     """(N, P, P) covariance of the physical parameter values.
 
     jacobian: (N, 2M, P) of the weighted residual with respect to the values (zero rows on padding);
     cost: (N,) sum of squared weighted residuals; n_points: (N,) measured points per spectrum."""
-    jacobian, values = jacobian.double(), values.double()
-    # d/d(ln v) = v d/dv for log-scaled kinds
-    scale = torch.where(log_scaled, values, torch.ones_like(values))
-    scaled = jacobian * scale[:, None, :]
-    norms = torch.linalg.vector_norm(scaled, dim=1).clamp_min(1e-300)  # (N, P)
-    normalised = scaled / norms[:, None, :]
+    jacobian = jacobian.double()
+    norms = torch.linalg.vector_norm(jacobian, dim=1).clamp_min(1e-300)  # (N, P)
+    normalised = jacobian / norms[:, None, :]
     eigenvalues, vectors = torch.linalg.eigh(normalised.transpose(1, 2) @ normalised)
     floor = eigenvalues[:, -1:].clamp_min(1e-300) * EIGENVALUE_FLOOR
     inverse = (vectors / eigenvalues.clamp_min(floor)[:, None, :]) @ vectors.transpose(1, 2)
     n_obs = 2 * torch.as_tensor(np.asarray(n_points), dtype=torch.float64, device=jacobian.device)
-    dof = (n_obs - values.shape[1]).clamp_min(1.0)
+    dof = (n_obs - jacobian.shape[2]).clamp_min(1.0)
     variance = cost.double() / dof
-    factor = scale / norms  # back from normalised log coordinates to physical values
-    return variance[:, None, None] * inverse * factor[:, :, None] * factor[:, None, :]
+    return variance[:, None, None] * inverse / (norms[:, :, None] * norms[:, None, :])
 
 
 def standard_errors_and_correlation(cov: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

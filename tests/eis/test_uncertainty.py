@@ -11,7 +11,8 @@ import pytest
 from assets.eis.circuits import CIRCUITS, Circuit, rc, rcpe, reduced_circuit
 from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra
 from assets.eis.simulate import SimulationSettings, simulate_class
-from assets.eis.supported import supported_circuits
+from assets.eis.supported import removable_elements, supported_circuits
+from assets.eis.uncertainty import undetermined_reasons
 
 OMEGA = np.logspace(-2, 5, 50)  # rad/s
 ONE_RC = Circuit("RC", ("R1", "C1"), ("resistance", "capacitance"), lambda p, omega, xp: rc(p["R1"], p["C1"], omega),
@@ -132,3 +133,46 @@ def test_a_fit_that_determines_every_parameter_supports_itself():
     supported = supported_circuits([OMEGA], [z], fits, FitSettings())
     assert supported["supported_circuit"][0] == "RCPE-RCPE"
     assert supported["supported_parameters"][0] == fits["parameters"][0]
+
+
+def test_a_parameter_is_undetermined_exactly_when_its_95_percent_interval_reaches_zero():
+    circuit = CIRCUITS["RCPE-RCPE"]
+    by_name = {"R1": 1.0, "CPE1_t": 0.9, "CPE1_C": 1e-4, "R2": 2.0, "CPE2_t": 0.7, "CPE2_C": 1e-2}
+    relative = {"R1": 0.50, "CPE1_C": 0.52}  # 1.96 x: 0.98 (the interval excludes 0), 1.02 (it reaches 0)
+    values = np.array([[by_name[p] for p in circuit.parameters]])
+    errors = values * np.array([[relative.get(p, 0.1) for p in circuit.parameters]])
+    fraction = np.full(values.shape, 0.5)  # inside the bounds
+    reasons = undetermined_reasons(circuit, values, errors, fraction)[0]
+    assert reasons == {"CPE1_C": "se 52% of value"}
+    assert set(undetermined_reasons(circuit, values, np.full(values.shape, np.inf), fraction)[0]) == set(circuit.parameters)
+    pinned = fraction.copy()
+    pinned[0, circuit.parameters.index("R1")] = 1e-6  # R1 at its lower bound
+    assert undetermined_reasons(circuit, values, values * 0.01, pinned)[0] == {"R1": "at a bound"}
+
+
+def test_an_undetermined_element_the_spectrum_needs_stays():
+    """The second block's corner (1e-6 rad/s) lies four decades below the lowest frequency: its R cannot be
+    seen (undetermined), but its CPE shapes the low-frequency tail, so dropping the block raises BIC and the
+    supported circuit is the full one."""
+    circuit = CIRCUITS["RCPE-RCPE"]
+    truth = {"R1": 1.0, "CPE1_t": 0.9, "CPE1_C": 1e3**-0.9, "R2": 1e4, "CPE2_t": 0.8, "CPE2_C": 1e-6**-0.8 / 1e4}
+    z = noisy(circuit, truth, 0.002, np.random.default_rng(7))
+    fits = fit_spectra([OMEGA], [z], [circuit.name], [truth], FitSettings())
+    assert fits["reproduces"][0] and "R2" in fits["undetermined"][0]
+    supported = supported_circuits([OMEGA], [z], fits, FitSettings())
+    assert supported["supported_circuit"][0] == "RCPE-RCPE"
+    assert "R2" in supported["supported_undetermined"][0]
+
+
+def test_the_last_element_is_never_removed():
+    assert removable_elements("Rs_Ws", frozenset({0}), {"W1_R": "at a bound"}) == []
+    assert removable_elements("Rs_Ws", frozenset(), {"W1_R": "at a bound", "R1": "at a bound"}) == [0, 1]
+
+
+def test_two_equal_interchangeable_blocks_are_undetermined():
+    """One block doing the work of two: equal resistances and exponents of two RCPE blocks."""
+    circuit = CIRCUITS["RCPE-RCPE-RCPE"]
+    by_name = {"R1": 1.0, "CPE1_t": 0.8, "CPE1_C": 1e-3, "R2": 1.0, "CPE2_t": 0.8, "CPE2_C": 2e-3, "R3": 3.0, "CPE3_t": 0.7, "CPE3_C": 1e-1}
+    values = np.array([[by_name[p] for p in circuit.parameters]])
+    reasons = undetermined_reasons(circuit, values, values * 0.01, np.full(values.shape, 0.5))[0]
+    assert reasons == dict.fromkeys(("R1", "R2", "CPE1_t", "CPE1_C", "CPE2_t", "CPE2_C"), "equal blocks")
