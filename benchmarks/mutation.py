@@ -1,10 +1,10 @@
 """Mutation testing of the science modules with mutmut (issue 25 item 3); not part of the test suite.
 
-    python -m benchmarks.mutation [--module PATH ...] [--sample K] [--report FILE] [--keep]
+    python -m benchmarks.mutation [--module PATH ...] [--sample K] [--report FILE] [--rescore FILE] [--keep]
 
 For each target module (default: all of TARGETS) the tracked and untracked-but-not-ignored files of the
 repository are copied to a fresh temporary folder, and mutmut runs there on that one module with only
-the test files that cover it (TARGETS), one worker, niced. The working tree is never written to, so an
+the test files that cover it (TARGETS), one worker, at nice 19 (its own autogroup too). The working tree is never written to, so an
 interrupted run leaves nothing to restore (the temporary copy is removed unless --keep).
 `--sample K` runs only the first K mutants of every function (a quick run); the default runs them all.
 
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import tokenize
 from pathlib import Path
 
@@ -45,6 +46,7 @@ TARGETS: dict[str, list[str]] = {
     "assets/electrodes/intervals.py": ["tests/electrodes/test_intervals.py"],
     "assets/eis/evidence.py": ["tests/eis/test_evidence.py"],
     "assets/eis/simulate.py": ["tests/eis/test_simulate.py", "tests/eis/test_circuits.py"],
+    "assets/cycling/intervals.py": ["tests/cycling/test_intervals_mutants.py"],
 }
 
 def _swap(line: str, old: str, new: str) -> tuple[str, str]:
@@ -99,11 +101,29 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     },
 }
 
+# Lines whose mutants that only change letter case are equivalent, with the reason.
+CASE_ONLY: dict[str, dict[str, str]] = {
+    "assets/pdf/measured.py": {
+        **{line: "the tool patterns are searched with re.IGNORECASE" for line in (
+            'for tool, pattern in (("xPDFsuite", r"xPDFsuite"), ("PDFgetX3", r"pdfgetx-?3|diffpy\\.pdfgetx"), '
+            '("PDFgetX2", r"PDFgetX2"),',
+            '("PDFgetN", r"PDFgetN|prep=\\w+"), ("PDFgui", r"PDFgui")):')},
+        **{line: "the embedded examples' header is read only by this reader, which matches keys and the marker "
+                 "ignoring case and skips comment lines" for line in (
+            '"[DEFAULT]", "version = embedded example of the pdf pipeline (synthetic)", f"source = {source}",',
+            '"mode = xray", "wavelength = 0.1839", f"composition = {composition}", "qmax = 25.0", "",',
+            '"#### start data", "#S 1", "#L r($\\\\AA$)  G($\\\\AA^{-2}$)",')},
+    },
+}
+
 # Functions left unmutated, with the reason (marked with mutmut's pragmas in the temporary copy only).
 SKIP: dict[str, dict[str, str]] = {
     "assets/electrodes/intervals.py": {"interval_parity_markdown": FIGURE},
     "assets/pdf/profiles.py": {"class_mean_figure": FIGURE},
 }
+
+# Modules of which only these functions are mutated (the new code of a large module); "Class.method" for methods.
+ONLY: dict[str, list[str]] = {}
 
 # Packages copied into mutmut's own tree, so every import of the project resolves to the (mutated) copy.
 PACKAGES = ["assets", "resources", "orchestration", "benchmarks"]
@@ -131,17 +151,31 @@ def copy_tree(root: Path, target: Path) -> None:
         shutil.copy2(root / name, destination)
 
 
-def skip_functions(path: Path, names: dict[str, str]) -> None:
-    """Wrap each named function (top level or method) in `# pragma: no mutate start/end` in the copy at `path`."""
+def functions(tree: ast.Module) -> dict[str, ast.AST]:
+    """Top-level functions and methods of top-level classes by name ("f", "Class.method")."""
+    found = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found[node.name] = node
+        elif isinstance(node, ast.ClassDef):
+            found.update({f"{node.name}.{item.name}": item for item in node.body
+                          if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))})
+    return found
+
+
+def skip_functions(path: Path, names, keep_only: bool = False) -> None:
+    """Wrap each named function ("f" or "Class.method") in `# pragma: no mutate start/end` in the copy at
+    `path`; with keep_only, every function except the named ones."""
     lines = path.read_text().splitlines()
-    spans = []
-    for node in ast.walk(ast.parse("\n".join(lines))):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in names:
-            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            spans.append((start, node.end_lineno, " " * node.col_offset))
-    missing = set(names) - {n.name for n in ast.walk(ast.parse("\n".join(lines))) if hasattr(n, "name")}
+    found = functions(ast.parse("\n".join(lines)))
+    missing = set(names) - set(found)
     if missing:
-        raise RuntimeError(f"{path}: no function {', '.join(sorted(missing))} to skip")
+        raise RuntimeError(f"{path}: no function {', '.join(sorted(missing))}")
+    chosen = [node for name, node in found.items() if (name in names) != keep_only]
+    spans = []
+    for node in chosen:
+        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        spans.append((start, node.end_lineno, " " * node.col_offset))
     for start, end, indent in sorted(spans, reverse=True):
         lines[end:end] = [f"{indent}# pragma: no mutate end", f"{indent}pass"]
         lines[start - 1:start - 1] = [f"{indent}# pragma: no mutate start"]
@@ -186,20 +220,21 @@ def mutmut_config(module: str, tests: list[str], packages: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lower_priority(pid: int) -> None:
-    """nice 19 for the child's own session (its autogroup), so other work on the machine goes first."""
+def _lower_priority(pid: int, nice: int) -> None:
+    """`nice` for the child's own session (its autogroup), so other work on the machine goes first."""
     try:
-        Path(f"/proc/{pid}/autogroup").write_text("19")
+        Path(f"/proc/{pid}/autogroup").write_text(str(nice))
     except OSError:
         pass
 
 
-def run_mutmut(work: Path, patterns: list[str], env: dict) -> int:
+def run_mutmut(work: Path, patterns: list[str], env: dict, nice: int = 19) -> int:
     command = [sys.executable, "-m", "mutmut", "run", "--max-children", "1", *patterns]
     process = subprocess.Popen(command, cwd=work, env=env, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               preexec_fn=lambda: os.nice(19))
-    _lower_priority(process.pid)
+                               preexec_fn=(lambda: os.nice(nice)) if nice else None)
+    if nice:
+        _lower_priority(process.pid, nice)
     try:
         output, _ = process.communicate()
     except BaseException:
@@ -256,7 +291,10 @@ def line_number(source_lines: list[str], diff: str) -> int | None:
     return None
 
 
-def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep: bool) -> dict:
+def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep: bool, nice: int = 19,
+             earlier: dict | None = None) -> dict:
+    """Mutants of `module` against `tests`; with `earlier` (this module's result in an earlier report, same
+    source), only the mutants alive then are run again, and the ones killed then count as killed."""
     work = Path(tempfile.mkdtemp(prefix="mutation-"))
     try:
         copy_tree(root, work)
@@ -264,15 +302,21 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
         (work / "setup.cfg").write_text(mutmut_config(module, tests, packages))
         if SKIP.get(module):
             skip_functions(work / module, SKIP[module])
+        if ONLY.get(module):
+            skip_functions(work / module, ONLY[module], keep_only=True)
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"),
                    MATERIALS_DATA=str(work / "data"), DAGSTER_HOME=str(work / ".dagster_home"),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         (work / ".dagster_home").mkdir()
         patterns = [f"*__mutmut_{i}" for i in range(1, sample + 1)] if sample else []
-        status = run_mutmut(work, patterns, env)
+        if earlier:
+            skipped = [f".x_{name}__mutmut_" for name in SKIP.get(module, {})]
+            patterns = [entry["mutant"] for entry in earlier["survivors"] + earlier["equivalent_mutants"]
+                        if not any(part in entry["mutant"] for part in skipped)]
+        status = run_mutmut(work, patterns, env, nice) if patterns or not earlier else 0
         meta = work / "mutants" / (module + ".meta")
-        if not meta.is_file():
-            raise RuntimeError(f"mutmut wrote no results for {module} (exit {status})")
+        if status != 0 or not meta.is_file():
+            raise RuntimeError(f"mutmut stopped on {module} (exit {status})")
         codes, diffs = mutant_results(work, module, env)
     finally:
         if keep:
@@ -281,27 +325,67 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
             shutil.rmtree(work, ignore_errors=True)
     source_lines = (root / module).read_text().splitlines()
     checked = {name: code for name, code in codes.items() if code is not None}
-    killed = sum(code in KILLED for code in checked.values())
-    survivors, equivalent = [], []
-    known = EQUIVALENT.get(module, {})
+    alive = []
     for name in sorted(diffs, key=lambda n: (n.rsplit("_", 1)[0], int(n.rsplit("_", 1)[1]))):
         removed, added = changed_lines(diffs[name])
-        entry = {"mutant": name, "status": STATUS.get(checked[name], "suspicious"),
-                 "line": line_number(source_lines, diffs[name]), "removed": removed, "added": added,
-                 "diff": diffs[name]}
-        reason = known.get((removed, added)) or (DTYPE_ONLY if only_a_dtype(removed, added) else None)
+        alive.append({"mutant": name, "status": STATUS.get(checked[name], "suspicious"),
+                      "line": line_number(source_lines, diffs[name]), "removed": removed, "added": added,
+                      "diff": diffs[name]})
+    killed = sum(code in KILLED for code in checked.values())
+    if earlier:
+        # mutants alive then that no longer exist (a function now in SKIP) leave the count; any other change
+        # of the count means the source changed
+        gone = [e for e in earlier["survivors"] + earlier["equivalent_mutants"] if e["mutant"] not in codes]
+        if len(codes) != earlier["mutants"] - len(gone):
+            raise RuntimeError(f"{module} has {len(codes)} mutants now, {earlier['mutants'] - len(gone)} in the "
+                               "earlier report: its source changed, run it in full")
+        return score(module, tests, len(codes), earlier["killed"] + killed, alive)
+    return score(module, tests, len(checked), killed, alive)
+
+
+def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: list[dict]) -> dict:
+    """Split the live mutants into survivors and equivalent ones (EQUIVALENT, CASE_ONLY, dtype-only)."""
+    survivors, equivalent = [], []
+    for entry in alive:
+        entry = {key: value for key, value in entry.items() if key != "reason"}
+        reason = equivalence(module, entry["removed"], entry["added"])
         if reason:
             equivalent.append(dict(entry, reason=reason))
         else:
             survivors.append(entry)
-    counted = len(checked) - len(equivalent)
-    return {"module": module, "tests": tests, "mutants": len(checked), "killed": killed,
+    counted = n_mutants - len(equivalent)
+    return {"module": module, "tests": tests, "mutants": n_mutants, "killed": killed,
             "equivalent": len(equivalent), "survived": len(survivors),
             "killed_percent": round(100 * killed / counted, 1) if counted else float("nan"),
             "survivors": survivors, "equivalent_mutants": equivalent}
 
 
+def equivalence(module: str, removed: str, added: str) -> str | None:
+    reason = EQUIVALENT.get(module, {}).get((removed, added))
+    if reason is None and removed in CASE_ONLY.get(module, {}) and added.lower() == removed.lower():
+        reason = CASE_ONLY[module][removed]
+    if reason is None and only_a_dtype(removed, added):
+        reason = DTYPE_ONLY
+    return reason
+
+
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    # SIGTERM, and SIGINT even where a shell started us with it ignored: stop mutmut, remove the copy
+    previous = {number: signal.signal(number, _interrupted) for number in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _main(argv)
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--module", action="append", help="a module of TARGETS (repeatable; default all)")
     parser.add_argument("--target", action="append", default=[], metavar="MODULE=TEST[,TEST]",
@@ -309,7 +393,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="the source tree (default: this repository)")
     parser.add_argument("--sample", type=int, help="only the first K mutants of each function")
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
+    parser.add_argument("--nice", type=int, default=19, help="priority of the mutmut run (default 19; 0 leaves it)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (to inspect mutants/)")
+    parser.add_argument("--resume", type=Path, metavar="REPORT",
+                        help="run only the mutants alive in an earlier --report (its modules' sources unchanged since)")
+    parser.add_argument("--rescore", type=Path, metavar="REPORT",
+                        help="no run: classify the live mutants of an earlier --report again (after editing EQUIVALENT)")
     args = parser.parse_args(argv)
 
     targets = {}
@@ -322,14 +411,22 @@ def main(argv: list[str] | None = None) -> int:
         targets[module] = TARGETS[module]
 
     results = []
-    for module, tests in targets.items():
-        try:
-            result = evaluate(args.root.resolve(), module, tests, args.sample, args.keep)
-        except (RuntimeError, subprocess.CalledProcessError) as error:
-            print(f"{module}: mutmut could not run: {error}", file=sys.stderr)
-            return 1
+    earlier = {r["module"]: r for r in json.loads(args.rescore.read_text())} if args.rescore else {}
+    resumed = {r["module"]: r for r in json.loads(args.resume.read_text())} if args.resume else {}
+    for module, tests in (earlier.items() if args.rescore and not args.module else targets.items()):
+        if args.rescore:
+            old = earlier[module]
+            result = score(module, old["tests"], old["mutants"], old["killed"],
+                           old["survivors"] + old["equivalent_mutants"])
+        else:
+            try:
+                result = evaluate(args.root.resolve(), module, tests, args.sample, args.keep, args.nice,
+                                  resumed.get(module))
+            except (RuntimeError, subprocess.CalledProcessError) as error:
+                print(f"{module}: mutmut could not run: {error}", file=sys.stderr)
+                return 1
         results.append(result)
-        print(f"== {module} (tests: {' '.join(tests)})")
+        print(f"== {module} (tests: {' '.join(result['tests'])})")
         print(f"mutants: {result['mutants']}  killed: {result['killed']}  survived: {result['survived']}"
               f"  equivalent: {result['equivalent']}")
         for entry in result["survivors"]:

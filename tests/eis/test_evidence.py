@@ -47,3 +47,31 @@ def test_fitted_resistances_are_scaled_by_the_largest_modulus_and_exponents_kept
     values = np.array([[10.0, 1000.0, 0.8, 1e-6, 0.6, 1e-3]])
     scaled = scaled_parameters(circuit, values, np.array([1000.0]))
     np.testing.assert_allclose(scaled, [[-2.0, 0.0, 0.8, -6.0, 0.6, -3.0]])
+
+
+def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_difference():
+    """The columns of a circuit are that circuit's own fit of the spectrum (one naive start, as the module says):
+    log10 of its relative residual, its BIC relative to the other circuits' and its parameters scaled by max|Z|."""
+    from assets.eis.evidence import RESIDUAL_FLOOR, scaled_parameters
+    from assets.eis.fitting import FitSettings, fit_spectra
+
+    omegas, impedances, _ = _spectra(per_class=1, seed=9)
+    omegas, impedances = omegas[::3], impedances[::3]  # three spectra of three classes
+    for i, z in enumerate(impedances):
+        impedances[i] = z * 10.0 ** i  # cells of different sizes: resistances must be scaled per spectrum
+    evidence = circuit_evidence(omegas, impedances)
+    modulus_max = np.array([np.abs(z).max() for z in impedances])
+    bics = {}
+    for name in ("RCPE-RCPE", "Rs_Ws"):
+        fits = fit_spectra(omegas, impedances, [name] * 3, [None] * 3, FitSettings(n_starts=1))
+        residual = np.log10(np.maximum(fits["relative_residual"].to_numpy(float), RESIDUAL_FLOOR))
+        np.testing.assert_allclose(evidence[f"evidence__log10_residual_{name}"], residual, atol=1e-3)
+        circuit = CIRCUITS[name]
+        values = np.array([[fitted[p] for p in circuit.parameters] for fitted in fits["parameters"]])
+        columns = [f"evidence__{name}__{p}" for p in circuit.parameters]
+        resistances = [j for j, kind in enumerate(circuit.kinds) if kind == "resistance"]
+        np.testing.assert_allclose(evidence[columns].to_numpy()[:, resistances],
+                                   scaled_parameters(circuit, values, modulus_max)[:, resistances], atol=1e-2)
+        bics[name] = fits["bic"].to_numpy(float)
+    np.testing.assert_allclose(evidence["evidence__delta_bic_RCPE-RCPE"] - evidence["evidence__delta_bic_Rs_Ws"],
+                               bics["RCPE-RCPE"] - bics["Rs_Ws"], rtol=1e-3, atol=0.5)

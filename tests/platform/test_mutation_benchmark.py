@@ -1,0 +1,51 @@
+"""benchmarks.mutation on a toy project: it counts killed and surviving mutants and never edits the source tree."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mutmut")
+
+TOY = '''
+def clamp(x, low, high):
+    """x limited to [low, high]."""
+    if x < low:
+        return low
+    return min(x, high)
+'''
+
+TOY_TESTS = '''
+from toy.arith import clamp
+
+
+def test_clamp():
+    assert clamp(-1, 0, 5) == 0 and clamp(7, 0, 5) == 5 and clamp(3, 0, 5) == 3
+'''
+
+
+def test_the_mutation_run_scores_a_toy_module_in_a_copy(tmp_path, capsys):
+    from benchmarks import mutation
+
+    root = tmp_path / "project"
+    (root / "toy").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "toy" / "__init__.py").write_text("")
+    (root / "toy" / "arith.py").write_text(TOY)
+    (root / "tests" / "test_arith.py").write_text(TOY_TESTS)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    report = tmp_path / "report.json"
+    status = mutation.main(["--root", str(root), "--target", "toy/arith.py=tests/test_arith.py", "--nice", "0",
+                            "--report", str(report)])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    result = json.loads(report.read_text())[0]
+    # `x < low` -> `x <= low` returns low for x == low either way: the one mutant the test cannot see
+    assert result["mutants"] >= 5 and result["killed"] == result["mutants"] - result["survived"]
+    assert [s["line"] for s in result["survivors"]] == [4] and "x <= low" in result["survivors"][0]["added"]
+    assert out.strip().splitlines()[-1] == f"killed_percent_min: {result['killed_percent']}"
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # the source tree is untouched
+    assert not list(Path(sys.prefix).glob("mutants"))
