@@ -49,9 +49,11 @@ def test_fitted_resistances_are_scaled_by_the_largest_modulus_and_exponents_kept
     np.testing.assert_allclose(scaled, [[-2.0, 0.0, 0.8, -6.0, 0.6, -3.0]])
 
 
-def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_difference():
-    """The columns of a circuit are that circuit's own fit of the spectrum (one naive start, as the module says):
-    log10 of its relative residual, its BIC relative to the other circuits' and its parameters scaled by max|Z|."""
+def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_difference(tmp_path, monkeypatch):
+    """The columns of a circuit are that circuit's own fit of the spectrum (one naive start, no random restarts
+    by default): log10 of its relative residual, its BIC relative to the other circuits' and its parameters
+    scaled by max|Z|. A cached batch is read back, not refitted."""
+    from assets.eis import evidence as module
     from assets.eis.evidence import RESIDUAL_FLOOR, scaled_parameters
     from assets.eis.fitting import FitSettings, fit_spectra
 
@@ -59,11 +61,14 @@ def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_differen
     omegas, impedances = omegas[::3], impedances[::3]  # three spectra of three classes
     for i, z in enumerate(impedances):
         impedances[i] = z * 10.0 ** i  # cells of different sizes: resistances must be scaled per spectrum
-    evidence = circuit_evidence(omegas, impedances)
+    evidence = circuit_evidence(omegas, impedances, cache=tmp_path / "cache")
+    monkeypatch.setattr(module, "_fitted_evidence", None)  # a second fit would fail
+    assert circuit_evidence(omegas, impedances, cache=tmp_path / "cache").equals(evidence)
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".pkl"]
     modulus_max = np.array([np.abs(z).max() for z in impedances])
     bics = {}
     for name in ("RCPE-RCPE", "Rs_Ws"):
-        fits = fit_spectra(omegas, impedances, [name] * 3, [None] * 3, FitSettings(n_starts=1))
+        fits = fit_spectra(omegas, impedances, [name] * 3, [None] * 3, FitSettings(n_starts=1, random_starts=0))
         residual = np.log10(np.maximum(fits["relative_residual"].to_numpy(float), RESIDUAL_FLOOR))
         np.testing.assert_allclose(evidence[f"evidence__log10_residual_{name}"], residual, atol=1e-3)
         circuit = CIRCUITS[name]
@@ -75,3 +80,16 @@ def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_differen
         bics[name] = fits["bic"].to_numpy(float)
     np.testing.assert_allclose(evidence["evidence__delta_bic_RCPE-RCPE"] - evidence["evidence__delta_bic_Rs_Ws"],
                                bics["RCPE-RCPE"] - bics["Rs_Ws"], rtol=1e-3, atol=0.5)
+
+
+def test_the_cache_key_changes_with_every_value_the_order_and_the_restarts():
+    from assets.eis.evidence import evidence_digest
+
+    omegas, impedances = [np.array([1.0, 10.0]), np.array([2.0, 20.0])], [np.array([1 + 1j, 2 + 0j]), np.array([3j, 4.0])]
+    key = evidence_digest(omegas, impedances, 0)
+    assert key == evidence_digest([o.copy() for o in omegas], [z.copy() for z in impedances], 0) and len(key) == 32
+    assert key != evidence_digest(omegas, impedances, 5)
+    assert key != evidence_digest(omegas[::-1], impedances[::-1], 0)
+    assert key != evidence_digest(omegas, [impedances[0], impedances[1] + 1e-9j], 0)
+    assert key != evidence_digest([omegas[0], omegas[1] * 1.000001], impedances, 0)
+    assert key != evidence_digest(omegas[:1], impedances[:1], 0)
