@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--simulated-per-class", type=int, default=50)
     parser.add_argument("--label-fitted-per-class", type=int, default=1000, help="eis_label_fitted_spectra's spectra_per_class (0: off)")
     parser.add_argument("--max-features", type=int, default=40)
-    parser.add_argument("--evidence-random-starts", type=int, default=0, help="eis_features' evidence_random_starts")
+    parser.add_argument("--evidence-random-starts", type=int, default=10, help="eis_features' evidence_random_starts (0: one start)")
     parser.add_argument("--n-estimators", type=int, default=60)
     parser.add_argument("--learning-rate", type=float, default=0.15)
     parser.add_argument("--max-depth", type=int, default=4)

@@ -334,7 +334,9 @@ class FeaturesConfig(dg.Config):
     max_features: int = 40  # best relevant features kept (by smallest p-value over classes)
     # Fit all nine circuits to every spectrum and give the classifier each fit's quality (evidence.py).
     circuit_evidence: bool = True
-    evidence_random_starts: int = 0  # random restarts of each evidence fit that does not reproduce its spectrum
+    # Random restarts of each evidence fit that does not reproduce its spectrum: better fits of every circuit
+    # (CV accuracy 0.525 -> 0.600 on the public dev spectra with 10; README), at about 3x the fitting time.
+    evidence_random_starts: int = 10
 
 
 @dg.asset(group_name=PIPELINE)

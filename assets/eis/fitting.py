@@ -201,7 +201,8 @@ def data_starts(
     """(N, P) naive starts read off each spectrum (no regressor, no truth): the series resistance from
     Re Z at the highest frequency, the rest of Re Z at the lowest frequency shared equally by the blocks,
     block time constants spread evenly in log over the measured span (fastest first; `reverse`: slowest
-    first; with `rng`: drawn uniformly in log over the span widened by a tenth each side, then sorted),
+    first; with `rng`: placed at fractions of the span (widened by a tenth each side) drawn once for all
+    spectra, sorted, so a spectrum gets the same starts whatever batch it is in),
     exponents `exponent` (CPE) / 0.5 (Warburg), L such that omega_max L = 1e-3 max|Z|.
 
     omega, z: (N, M) as in spectra_limits, frequencies in any order (of tied extreme frequencies, the first listed)."""
@@ -225,7 +226,7 @@ def data_starts(
         # The interior points of np.linspace(first, last, n_blocks + 2), its arithmetic per row.
         log_taus = first[:, None] + np.arange(1, n_blocks + 1) * ((last - first) / (n_blocks + 1))[:, None]
     else:
-        log_taus = np.sort(first[:, None] + (last - first)[:, None] * rng.uniform(-0.1, 1.1, (len(rows), n_blocks)), axis=1)
+        log_taus = first[:, None] + (last - first)[:, None] * np.sort(rng.uniform(-0.1, 1.1, n_blocks))[None, :]
     if reverse:
         log_taus = log_taus[:, ::-1]
     tau_of = {name: 10 ** log_taus[:, k] for k, name in enumerate(block_resistors)}

@@ -129,7 +129,8 @@ def test_demo_runs_on_simulated_data_alone_writes_nothing_under_raw_and_learns(d
     residuals = [c for c in features.columns if c.startswith(f"{EVIDENCE_PREFIX}log10_residual_")]
     for spectrum_id in features.index[[3, 70, 140]]:
         measured = spectra.loc[spectrum_id]
-        own = circuit_evidence([np.asarray(measured["omega_rad_s"])], [np.asarray(measured["z_real"]) + 1j * np.asarray(measured["z_imag"])])
+        own = circuit_evidence([np.asarray(measured["omega_rad_s"])], [np.asarray(measured["z_real"]) + 1j * np.asarray(measured["z_imag"])],
+                               random_starts=eis.FeaturesConfig().evidence_random_starts)
         np.testing.assert_allclose(features.loc[spectrum_id, residuals].to_numpy(float), own.loc[0, residuals].to_numpy(float), atol=1e-3, err_msg=spectrum_id)
 
 
