@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from assets.eis.circuits import CIRCUITS, Circuit, rc, rcpe, reduced_circuit
-from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra
+from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra, relative_residual
 from assets.eis.simulate import SimulationSettings, simulate_class
 from assets.eis.supported import removable_elements, supported_circuits
 from assets.eis.uncertainty import undetermined_reasons
@@ -189,3 +189,5 @@ def test_random_restarts_only_lower_costs_and_reproduce_more_spectra():
     restarted = fit_circuit(circuit, omegas, impedances, start, FitSettings(random_starts=5, converged_residual=strict))
     assert np.all(restarted.weighted_cost <= naive.weighted_cost)
     assert restarted.reproduces.sum() > naive.reproduces.sum() and restarted.reproduces[naive.reproduces].all()
+    # each spectrum keeps a fit of its own data: its residual recomputed from its parameters is the reported one
+    np.testing.assert_allclose(relative_residual(circuit, restarted.parameters, omegas, impedances), restarted.relative_residual, rtol=1e-9)
