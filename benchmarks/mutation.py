@@ -92,8 +92,48 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
             "Gaussian noise is symmetric: p - n has the distribution of p + n",
         _swap("rng: np.random.Generator, backend: ArrayBackend | None = None, chunk_size: int = 2000,", "2000", "2001"):
             "the chunk size changes how many crystals one call computes, not the profiles (tested with chunk_size=1)",
+        **{_swap("rows = slice(start, start + step)", old, new):
+           "the chunks then overlap and rows are computed again with the same conditions: more work, same profiles"
+           for old, new in (("start, start + step", "None, start + step"), ("start, start + step", "start, None"),
+                            ("start, start + step", "start + step"))},
         _swap('measured = MODEL_GRID_A[None, :] <= conditions["r_cut_A"][:, None]', "<=", "<"):
             "r_cut is drawn from a continuous range: it lands on a grid point with probability 0",
+    },
+    "assets/pdf/measured.py": {
+        _swap("def examples_top_k_hits(table: pd.DataFrame, k: int = 2) -> dict[str, bool]:", "= 2", "= 3"):
+            "the default k is never used: the asset passes k = 2",
+        _swap('"[DEFAULT]", "version = embedded example of the pdf pipeline (synthetic)", f"source = {source}",',
+              '"[DEFAULT]"', '"XX[DEFAULT]XX"'): "the section line of our own writer is not read back",
+        _swap('"[DEFAULT]", "version = embedded example of the pdf pipeline (synthetic)", f"source = {source}",',
+              '"version = embedded example of the pdf pipeline (synthetic)"',
+              '"XXversion = embedded example of the pdf pipeline (synthetic)XX"'):
+            "the version line of our own writer is not read back",
+        _swap('"mode = xray", "wavelength = 0.1839", f"composition = {composition}", "qmax = 25.0", "",',
+              '"mode = xray"', '"XXmode = xrayXX"'): "the reader also knows X-ray data by the word xray anywhere",
+        _swap('"mode = xray", "wavelength = 0.1839", f"composition = {composition}", "qmax = 25.0", "",',
+              '"qmax = 25.0", "",', '"qmax = 25.0", "XXXX",'): "a text line before the marker is header either way",
+        _swap('"#### start data", "#S 1", "#L r($\\\\AA$)  G($\\\\AA^{-2}$)",', '"#### start data"',
+              '"XX#### start dataXX"'):
+            "without the marker the reader finds the same first data row (the first long run of numbers)",
+        _swap('lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()', '"utf-8"', '"UTF-8"'):
+            "the same codec",
+        _swap('f"{start + 1} on, got {line.strip()[:60]!r}")', "60", "61"):
+            "the offending line is quoted to 61 characters instead of 60",
+        _swap("order = np.argsort(-probabilities, axis=1)[:, :k]", "axis=1", ""):
+            "argsort's default axis is the last, which is 1 for the (files, classes) array",
+        _swap("pdfs = compute_pdfs(crystals, PdfSettings(r_max_A=35.0), r)", "35.0", "36.0"):
+            "G is computed on the r given (to 35 A); r_max_A of the settings does not change it",
+        _swap("noisy = pdf + rng.normal(0.0, noise_fraction * np.abs(pdf).max(), pdf.shape)", "pdf + rng", "pdf - rng"):
+            "Gaussian noise is symmetric: the same distribution",
+        **{_swap('EXAMPLE_COMPOSITIONS.get(crystal.structure_id, ""))', '""))', new):
+           "every reference crystal has its composition: the default is never used"
+           for new in ("None))", "))", '"XXXX"))')},
+        **{("return cls([], [], np.zeros((0, len(MODEL_GRID_A)), np.float32), [], [], [])", new):
+           "r_max_used_A defaults to an empty list"
+           for new in ("return cls([], [], np.zeros((0, len(MODEL_GRID_A)), np.float32), [], [])",
+                       "return cls([], [], np.zeros((0, len(MODEL_GRID_A)), np.float32), [], [], )")},
+        _swap("inside = grid_A <= r_max_used + COVERAGE_TOLERANCE_A", "<=", "<"):
+            "differs only for a grid point exactly 0.05 A past a file's end (the step of the model grid is 0.137 A)",
     },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',
@@ -278,16 +318,29 @@ def changed_lines(diff: str) -> tuple[str, str]:
     return " ".join(removed), " ".join(added)
 
 
-def line_number(source_lines: list[str], diff: str) -> int | None:
-    """The line of the module that the mutation changes (its first removed line, found in the source)."""
+def line_number(source_lines: list[str], diff: str, mutant: str = "") -> int | None:
+    """The line of the module that the mutation changes: its first removed line, looked for inside the
+    mutated function (named in the mutant: x_f__mutmut_3, xǁClassǁmethod__mutmut_3) first."""
     removed = [line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     first = removed[0] if removed else ""
-    for number, line in enumerate(source_lines, 1):
-        if first and line.strip() == first:
-            return number
-    for number, line in enumerate(source_lines, 1):
-        if first and first in line:
-            return number
+    if not first:
+        return None
+    span = (1, len(source_lines))
+    name = mutant.rsplit(".", 1)[-1].split("__mutmut_")[0]
+    name = name[2:] if name.startswith("x_") else name.lstrip("x").replace("ǁ", ".").strip(".")
+    try:
+        node = functions(ast.parse("\n".join(source_lines))).get(name)
+        if node is not None:
+            span = (node.lineno, node.end_lineno)
+    except SyntaxError:
+        pass
+    for lines in (range(span[0], span[1] + 1), range(1, len(source_lines) + 1)):
+        for number in lines:
+            if source_lines[number - 1].strip() == first:
+                return number
+        for number in lines:
+            if first in source_lines[number - 1]:
+                return number
     return None
 
 
@@ -329,7 +382,7 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
     for name in sorted(diffs, key=lambda n: (n.rsplit("_", 1)[0], int(n.rsplit("_", 1)[1]))):
         removed, added = changed_lines(diffs[name])
         alive.append({"mutant": name, "status": STATUS.get(checked[name], "suspicious"),
-                      "line": line_number(source_lines, diffs[name]), "removed": removed, "added": added,
+                      "line": line_number(source_lines, diffs[name], name), "removed": removed, "added": added,
                       "diff": diffs[name]})
     killed = sum(code in KILLED for code in checked.values())
     if earlier:

@@ -553,3 +553,11 @@ def test_top_k_table_columns_ranks_and_the_model_that_made_it():
     unnamed = measured.top_k_table(["n.gr"], probabilities, [62, 225], 1, "id-7")
     assert unnamed["model"].tolist() == [""] and unnamed["r_max_used_A"].isna().all()
     assert list(measured.top_k_table([], np.zeros((0, 2)), [62, 225], 2, "id-7").columns) == measured.PREDICTION_COLUMNS
+
+
+def test_comment_and_blank_lines_inside_the_data_are_skipped_not_the_end(tmp_path):
+    r = np.arange(0.01, 0.61, 0.01)
+    rows = two_columns(r).splitlines()
+    text = "#### start data\n" + "\n".join(rows[:25] + ["# bank 2", ""] + rows[25:]) + "\n"
+    gr = measured.read_gr_file(write(tmp_path, "a.gr", text))
+    np.testing.assert_allclose(gr.r_A, np.round(r, 4))
