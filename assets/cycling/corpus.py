@@ -117,14 +117,16 @@ def build_difference_corpus(unified: pd.DataFrame, split: pd.DataFrame, referenc
         ["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]]
 
 
-def pretraining_documents(documents: pd.DataFrame, monitor_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean masks over `documents`: (pretrain on, monitor the loss on). Both come from training cells
-    only: a `monitor_share` of them (at least one when there are two or more) is held out by cell for the
-    validation loss; held-out sets (validation, test, test1, ...) are never read by pretraining."""
+def pretraining_documents(documents: pd.DataFrame, monitor_share: float, seed: int,
+                          held_out_curves: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks over `documents`: (pretrain on, monitor the loss on). A `monitor_share` of the training
+    cells (at least one when there are two or more) is held out by cell for the validation loss. With
+    `held_out_curves` the documents of every other cell (held-out sets, unknown lives) are pretrained on too:
+    their curves only, since masked-token pretraining never reads a life; else they are never read."""
     train = (documents["split"] == "train").to_numpy()
     cells = np.array(sorted(documents.loc[train, "cell_key"].unique()))
     n_monitor = int(round(monitor_share * len(cells))) if len(cells) > 1 else 0
     n_monitor = max(n_monitor, 1) if len(cells) > 1 and monitor_share > 0 else n_monitor
     monitor_cells = np.random.default_rng(seed).permutation(cells)[:n_monitor]
     monitor = train & documents["cell_key"].isin(monitor_cells).to_numpy()
-    return train & ~monitor, monitor
+    return (~monitor if held_out_curves else train & ~monitor), monitor

@@ -146,7 +146,9 @@ class CorpusConfig(dg.Config):
     difference_decimals: int = 1  # 0.1 mAh
     columns: list[str] = ["voltage", "current", "discharge_capacity", "temperature"]  # time_steps only
     precision: dict[str, int] = {}  # time_steps: decimals per column; missing ones use corpus.DEFAULT_PRECISION
-    cycles_per_document: int = 0  # 0: qv_difference puts all document_cycles in one document; time_steps uses 2
+    # qv_difference: 1 = one document per cycle of document_cycles (the change of a cell's embedding from its
+    # first to its last document then mirrors Q100(V) - Q10(V)); 0 = all in one document. time_steps: 0 = 2.
+    cycles_per_document: int = 1
     time_step_stride: int = 8  # time_steps: keep every n-th time step of each cycle
     last_cycle: int = 100  # time_steps: 0 = all cycles
 
@@ -241,7 +243,10 @@ class EncoderConfig(dg.Config):
     mask_probability: float = 0.15
     number_loss_weight: float = 0.1  # weight of the number-token loss (0: cross-entropy only)
     eval_every: int = 10  # steps between validation losses and checkpoints
-    monitor_share: float = 0.1  # training cells held out for the validation loss (held-out sets are never read)
+    monitor_share: float = 0.1  # training cells held out for the validation loss
+    # Also pretrain on the curves of held-out and unknown-life cells (never a life: masked tokens only), so a new
+    # batch is seen as the batch-level CV's held-out batches are (the encoder has read every training cell).
+    pretrain_on_held_out_curves: bool = True
 
 
 def _token_windows(corpus, tokenizer, window_tokens: int, max_windows: int):
@@ -277,7 +282,8 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
         path = encoder.save_checkpoint(model, step, checkpoint_dir / f"step_{step:06d}.pt")
         checkpoints.append({"step": step, "validation_loss": validation_loss, "path": str(path)})
 
-    fit, monitor = corpus_science.pretraining_documents(cycling_corpus, config.monitor_share, compute.seed)
+    fit, monitor = corpus_science.pretraining_documents(cycling_corpus, config.monitor_share, compute.seed,
+                                                         config.pretrain_on_held_out_curves)
     history = encoder.pretrain(model, (ids[fit], mask[fit]), (ids[monitor], mask[monitor]), vocab, settings,
                                device, on_checkpoint=save, log=context.log.info)
     last = history.iloc[-1]
@@ -288,6 +294,7 @@ def multiscale_encoder(context: dg.AssetExecutionContext, config: EncoderConfig,
         "windows_shape": str(list(ids.shape)),
         "documents_truncated": truncated,
         "n_pretraining_documents": int(fit.sum()),
+        "pretrained_on_held_out_curves": config.pretrain_on_held_out_curves,
         "n_monitor_documents": int(monitor.sum()),
         "final_train_loss": round_sig(last["loss"]),
         "final_validation_loss": round_sig(last["validation_loss"]),
@@ -339,6 +346,7 @@ class LifeModelConfig(dg.Config):
     cv_folds: int = 5  # K-fold CV inside the training cells chooses every hyperparameter
     exclude_cells: list[str] = []  # scored twice: with and without them (<set>_excl), e.g. ["test1/cell22"]
     encoder_method: Literal["ridge", "elastic_net"] = "ridge"
+    batches_file: str = ""  # JSON {batch: [cells]}; empty: batch_number, else Severson keys b<batch>c<cell>
 
 
 @dg.asset(group_name=PIPELINE)
@@ -346,24 +354,16 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
                      cycling_embeddings, cycling_unified, cycling_split) -> dict:
     """Encoder-based regressors vs Severson's variance, discharge and full models and a constant, fitted on the
     labelled training cells (CV inside them); one selected by that CV, with conformal 80 % and 95 % intervals
-    from its out-of-fold residuals; every held-out set scored; cells whose life is unknown predicted."""
+    from its out-of-fold residuals; every model also scored by a batch-level CV (each training batch
+    predicted by models fitted on the others) when the training cells come from two batches or more; every
+    held-out set scored; cells whose life is unknown predicted."""
     from assets.cycling import lifemodel
     from assets.cycling.split import held_out_sets
     from resources.plots import parity_markdown
 
     severson = lifemodel.severson_features(cycling_unified, config.early_cycle, config.late_cycle)
     embedding = lifemodel.embedding_features(cycling_embeddings, config.first_cycles)
-    feature_sets = {
-        "constant": severson[lifemodel.VARIANCE_FEATURES],  # ignores its features: the training mean
-        "variance": severson[lifemodel.VARIANCE_FEATURES],
-        "discharge": severson[lifemodel.DISCHARGE_FEATURES],
-        "full": lifemodel.full_model_features(severson),
-        f"encoder_{config.encoder_method}": embedding,
-        f"encoder_variance_{config.encoder_method}": embedding.join(severson[lifemodel.VARIANCE_FEATURES]),
-    }
-    methods = {"constant": "constant", "variance": "least_squares", "discharge": "elastic_net",
-               "full": "elastic_net", f"encoder_{config.encoder_method}": config.encoder_method,
-               f"encoder_variance_{config.encoder_method}": config.encoder_method}
+    feature_sets, methods = lifemodel.life_feature_sets(severson, embedding, config.encoder_method)
     targets = (cycling_unified.groupby("cell_key", as_index=False).agg(cycle_life=("cycle_life", "first"),
                                                                       source=("source", "first"))
                .merge(cycling_split))
@@ -375,8 +375,9 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     if n_train < 3:
         raise dg.Failure(f"{n_train} training cells with a known life and features; need at least 3 for "
                          f"cross-validation ({len(rejections)} cells left out: {[r.row for r in rejections[:5]]})")
+    batches, batch_source = split_science.cell_batches(cycling_unified, config.batches_file)
     result = lifemodel.fit_and_score(cells, feature_sets, methods, config.exclude_cells, config.cv_folds,
-                                     compute.seed)
+                                     compute.seed, batches)
     for name, warning in result["warnings"].items():
         context.log.warning(f"{PIPELINE}: {name}: {warning}")
     model_id = str(uuid.uuid4())
@@ -391,14 +392,14 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     metrics = result["metrics"].assign(selected=result["metrics"]["model"] == selected_name)
     metrics_path = write_export_csv(metrics.assign(source=data_source), "cycling_cycle_life_metrics.csv")
     sets = held_out_sets(cycling_split)
-    scored = metrics.loc[~metrics["split"].isin(["train", "train_cv"])]
+    scored = metrics.loc[~metrics["split"].isin(["train", "train_cv", "train_batchcv"])]
     shown = next((s for s in sets if s in set(scored["split"])), "train")
     parity = "\n\n".join(f"**{name}** ({shown})\n\n" + parity_markdown(group["cycle_life"].to_numpy(),
                                                                        group["predicted_cycle_life"].to_numpy(),
                                                                        "cycle life")
                          for name, group in every_model.loc[(every_model["split"] == shown) & ~every_model["life_unknown"]]
                          .groupby("model", sort=False)
-                         if name in (selected_name, "variance", f"encoder_variance_{config.encoder_method}"))
+                         if name in (selected_name, "variance", f"encoder_change_variance_{config.encoder_method}"))
     headline = {f"{row.split}_{metric}_{row.model}": round_sig(getattr(row, metric))
                 for row in scored.itertuples() for metric in ("mape_percent", "rmse_cycles")}
     selected_scores = {f"{row.split}_{metric}_selected": round_sig(getattr(row, metric))
@@ -409,6 +410,10 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
         "model_id": model_id,
         "selected_model": selected_name,
         "selection": "lowest out-of-fold MAPE of a K-fold CV inside the labelled training cells",
+        "batch_source": batch_source,
+        "n_training_batches": result["n_training_batches"],
+        "batch_cv": ("whole training batches held out (every model); train_batchcv rows in the metrics"
+                     if result["n_training_batches"] else "not run: no two training batches"),
         "cv_metrics": dg.MetadataValue.md(table_markdown(result["cv_metrics"].reset_index())),
         "interval_half_width_log10": dg.MetadataValue.json(
             {level: round_sig(h) for level, h in result["half_widths_log10"][selected_name].items()}),

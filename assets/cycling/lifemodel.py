@@ -117,10 +117,49 @@ def embedding_features(embeddings: pd.DataFrame, last_cycle: int) -> pd.DataFram
     return pd.concat([by_cell.mean(), (by_cell.last() - by_cell.first()).add_prefix("change_")], axis=1)
 
 
-def _folds(n: int, n_folds: int, seed: int):
-    from sklearn.model_selection import KFold
+def change_columns(embedding: pd.DataFrame) -> pd.DataFrame:
+    """The change of the embedding from a cell's first to its last document (the `change_` columns of
+    embedding_features): with one document per cycle, the encoder's analogue of Severson's Q100(V) - Q10(V)."""
+    return embedding[[c for c in embedding.columns if c.startswith("change_")]]
 
-    return KFold(n_splits=max(2, min(n_folds, n)), shuffle=True, random_state=seed)
+
+def life_feature_sets(severson: pd.DataFrame, embedding: pd.DataFrame,
+                      encoder_method: str = "ridge") -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The models cycle_life_model compares: ({name: features per cell}, {name: method}). Baselines: constant,
+    Severson's variance (least squares), discharge and full (elastic net); encoder-based:
+    encoder_<m> (embedding_features), encoder_variance_<m> (+ log10 var dQ) and encoder_change_variance_<m>
+    (the embedding's change from a cell's first to last document + log10 var dQ: the one meant to hold up
+    on an unseen batch)."""
+    variance = severson[VARIANCE_FEATURES]
+    feature_sets = {
+        "constant": variance,  # ignores its features: the training mean
+        "variance": variance,
+        "discharge": severson[DISCHARGE_FEATURES],
+        "full": full_model_features(severson),
+        f"encoder_{encoder_method}": embedding,
+        f"encoder_variance_{encoder_method}": embedding.join(variance),
+        f"encoder_change_variance_{encoder_method}": change_columns(embedding).join(variance),
+    }
+    methods = {"constant": "constant", "variance": "least_squares", "discharge": "elastic_net",
+               "full": "elastic_net", **{name: encoder_method for name in feature_sets if name.startswith("encoder")}}
+    return feature_sets, methods
+
+
+def cv_folds(n: int, n_folds: int, seed: int, groups=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit, held) index pairs over n cells. Without groups: shuffled K-fold. With groups (one label per cell,
+    e.g. its batch; at least two distinct): by group, so that a group is never on both sides of a fold:
+    leave one group out when there are at most n_folds groups, else GroupKFold into n_folds."""
+    from sklearn.model_selection import GroupKFold, KFold, LeaveOneGroupOut
+
+    if groups is None:
+        splitter = KFold(n_splits=max(2, min(n_folds, n)), shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros((n, 1))))
+    groups = np.asarray(groups)
+    if len(groups) != n or len(np.unique(groups)) < 2:
+        raise ValueError(f"group CV needs one group per cell ({len(groups)} for {n}) and two groups or more "
+                         f"(got {sorted(set(groups.tolist()))[:5]})")
+    splitter = LeaveOneGroupOut() if len(np.unique(groups)) <= n_folds else GroupKFold(n_splits=n_folds)
+    return list(splitter.split(np.zeros((n, 1)), groups=groups))
 
 
 def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, method: str = "ridge", n_folds: int = 5,
@@ -145,7 +184,7 @@ def fit_life_regressor(x_train: np.ndarray, life_train: np.ndarray, method: str 
         return DummyRegressor(strategy="mean").fit(x_train, y), choice
     if method == "least_squares":
         return make_pipeline(StandardScaler(), LinearRegression()).fit(x_train, y), choice
-    folds = _folds(len(y), n_folds, seed)
+    folds = cv_folds(len(y), n_folds, seed)
     if method == "ridge":
         search = GridSearchCV(make_pipeline(StandardScaler(), Ridge()), {"ridge__alpha": RIDGE_ALPHAS},
                               cv=folds, scoring="neg_root_mean_squared_error").fit(x_train, y)
@@ -212,11 +251,12 @@ def modelled_cells(targets: pd.DataFrame, feature_sets: dict[str, pd.DataFrame],
 
 
 def out_of_fold_log10_life(x_train: np.ndarray, life_train: np.ndarray, method: str, n_folds: int = 5,
-                           seed: int = 0) -> np.ndarray:
+                           seed: int = 0, groups=None) -> np.ndarray:
     """log10 life of each training cell predicted by a regressor fitted without its fold (hyperparameters
-    by CV inside the other folds): out-of-sample predictions for model selection and interval calibration."""
+    by shuffled K-fold CV inside the other folds): out-of-sample predictions for model selection and interval
+    calibration. Folds are shuffled K-fold, or by `groups` (batch-level CV: a whole batch held out at once)."""
     predicted = np.full(len(life_train), np.nan)
-    for fit, held in _folds(len(life_train), n_folds, seed).split(x_train):
+    for fit, held in cv_folds(len(life_train), n_folds, seed, groups):
         model, _ = fit_life_regressor(x_train[fit], life_train[fit], method, n_folds, seed)
         predicted[held] = model.predict(x_train[held])
     return predicted
@@ -258,13 +298,25 @@ def _set_metrics(life: np.ndarray, table: pd.DataFrame, mask: np.ndarray) -> dic
                for level in LEVELS_PERCENT}}
 
 
+def training_batches(cells: pd.DataFrame, batches: pd.Series | None, train: np.ndarray) -> np.ndarray | None:
+    """The batch of each labelled training cell (`batches`: cell_key -> label, "" unknown), or None when a
+    batch-level CV is not possible: some training cell has no batch, or all are in one batch."""
+    if batches is None:
+        return None
+    labels = cells.loc[train, "cell_key"].map(batches).fillna("").astype(str).to_numpy()
+    return labels if (labels != "").all() and len(set(labels)) >= 2 else None
+
+
 def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], methods: dict[str, str],
-                  exclude_cells: list[str] = (), n_folds: int = 5, seed: int = 0) -> dict:
+                  exclude_cells: list[str] = (), n_folds: int = 5, seed: int = 0,
+                  batches: pd.Series | None = None) -> dict:
     """Fit one regressor per feature set on the labelled `train` cells (hyperparameters by CV inside
     them), with conformal intervals from its K-fold out-of-fold residuals on those cells; select one model
     by that CV; predict every cell (those with NaN cycle_life included: life_unknown) and score every set's
-    labelled cells. Metrics rows: `train` (in-sample), `train_cv` (out-of-fold), each held-out set, and
-    `<set>_excl` for a set holding a cell of `exclude_cells`."""
+    labelled cells. Metrics rows: `train` (in-sample), `train_cv` (out-of-fold), `train_batchcv` (out-of-fold
+    of a batch-level CV: each training batch predicted by a model fitted on the others; only when `batches`
+    names a batch for every training cell and there are two or more), each held-out set, and `<set>_excl`
+    for a set holding a cell of `exclude_cells`."""
     from assets.cycling.intervals import LEVELS_PERCENT, interval_columns
     from resources.conformal import conformal_quantile
     from assets.cycling.split import TRAIN
@@ -273,6 +325,7 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
     labelled = np.isfinite(life)
     train = (cells["split"] == TRAIN).to_numpy() & labelled
     masks = _score_masks(cells, labelled, exclude_cells)
+    groups = training_batches(cells, batches, train)
     models, choices, half_widths, predictions, metrics, cv = {}, {}, {}, [], [], {}
     for name, features in feature_sets.items():
         x = features.loc[cells["cell_key"]].to_numpy(dtype=float)
@@ -286,11 +339,17 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
         predictions.append(table)
         cv[name] = {**life_metrics(life[train], 10**out_of_fold), "rmse_log10": float(np.sqrt(np.mean(residuals**2)))}
         rows = [{"model": name, "split": split, **_set_metrics(life, table, mask)} for split, mask in masks.items()]
-        metrics += rows[:1] + [{"model": name, "split": f"{TRAIN}_cv", **cv[name]}] + rows[1:]  # train first
+        rows.insert(1, {"model": name, "split": f"{TRAIN}_cv", **cv[name]})  # after train
+        if groups is not None:
+            by_batch = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed, groups)
+            cv[name]["batchcv_mape_percent"] = life_metrics(life[train], 10**by_batch)["mape_percent"]
+            rows.insert(2, {"model": name, "split": f"{TRAIN}_batchcv", **life_metrics(life[train], 10**by_batch),
+                            "n_batches": len(set(groups))})
+        metrics += rows
     cv_metrics = pd.DataFrame.from_dict(cv, orient="index").rename_axis("model")
     return {"models": models, "choices": choices, "predictions": pd.concat(predictions, ignore_index=True),
             "metrics": pd.DataFrame(metrics), "cv_metrics": cv_metrics, "selected_model": select_model(cv_metrics),
-            "half_widths_log10": half_widths,
+            "half_widths_log10": half_widths, "n_training_batches": 0 if groups is None else len(set(groups)),
             "warnings": {n: c["warning"] for n, c in choices.items() if c["warning"]}}
 
 

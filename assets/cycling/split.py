@@ -22,6 +22,7 @@ import pandas as pd
 from resources.datapaths import Rejection
 
 TRAIN = "train"
+SEVERSON_KEY = re.compile(r"^b(\d+)c\d+$")  # Severson pickles: b<batch>c<cell>
 SPLITS = ("train", "validation", "test")  # the names ratios produce
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -91,3 +92,21 @@ def choose_mode(mode: str, split_file: str, datasets: pd.Series) -> str:
     if len(datasets) and (datasets != "").all() and TRAIN in set(datasets):
         return "folders"
     return "ratios"
+
+
+def cell_batches(unified: pd.DataFrame, batches_file: str | Path = "") -> tuple[pd.Series, str]:
+    """The batch of each cell (cell_key -> label, "" when unknown) and where the labels came from, for the
+    batch-level CV: a JSON file {batch: [cells]} when given, else the `batch_number` column, else Severson
+    pickle keys (b<batch>c<cell>); "none" when no cell has a batch (the Qdlin layout names none)."""
+    cells = pd.Index(sorted(unified["cell_key"].unique()), name="cell_key")
+    if batches_file:
+        listed = json.loads(Path(batches_file).read_text())
+        if not isinstance(listed, dict):
+            raise ValueError(f"{batches_file}: expected a JSON object {{batch: [cell keys]}}")
+        labels = {str(cell): str(batch) for batch, members in listed.items() for cell in members}
+        return pd.Series([labels.get(c, "") for c in cells], index=cells, dtype=str), str(batches_file)
+    numbers = unified.groupby("cell_key")["batch_number"].first().reindex(cells)
+    if numbers.notna().any():
+        return numbers.map(lambda v: "" if pd.isna(v) else f"{v:g}").astype(str), "batch_number"
+    keys = pd.Series([m.group(1) if (m := SEVERSON_KEY.match(c)) else "" for c in cells], index=cells, dtype=str)
+    return keys, "cell keys b<batch>c<cell>" if (keys != "").any() else "none"

@@ -110,7 +110,7 @@ def test_predictions_carry_model_ids_and_reuse_the_stored_split(demo_run):
     joined = predictions.merge(split, on="cell_key", suffixes=("", "_stored"))
     assert (joined["split"] == joined["split_stored"]).all()
     assert set(every_model["model"]) == {"constant", "variance", "discharge", "full", "encoder_ridge",
-                                         "encoder_variance_ridge"}
+                                         "encoder_variance_ridge", "encoder_change_variance_ridge"}
     assert set(predictions["source"]) == {"synthetic", "user.pkl"}  # synthetic cells are labelled as such
     # One row per cell: the selected model's, named, the same numbers as that model's rows of the comparison.
     assert predictions["cell_key"].is_unique and set(predictions["selected_model"]) == {model["selected_model"]}
@@ -119,7 +119,7 @@ def test_predictions_carry_model_ids_and_reuse_the_stored_split(demo_run):
                                chosen.loc[predictions["cell_key"], "predicted_cycle_life"])
     metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
     assert set(metrics.columns) >= {"mae_cycles", "mape_percent", "rmse_cycles", "r2", "coverage80", "coverage95"}
-    assert len(metrics) == 24  # 6 models x (train, train_cv, validation, test)
+    assert len(metrics) == 28  # 7 models x (train, train_cv, validation, test); no batches: no train_batchcv
     # The headline in the metadata is the test set's MAPE of the variance model, recomputed from the export.
     test = every_model.loc[(every_model["model"] == "variance") & (every_model["split"] == "test")]
     recomputed = 100 * np.mean(np.abs(test["predicted_cycle_life"] - test["cycle_life"]) / test["cycle_life"])
