@@ -515,9 +515,9 @@ def _main(argv: list[str] | None) -> int:
         for entry in result["equivalent_mutants"]:
             print(f"  {module}:{entry['line']} equivalent ({entry['reason']}): {entry['removed']}  ->  {entry['added']}")
         sys.stdout.flush()
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(results, indent=1))
+        if args.report:  # after every module: an interrupted run keeps the modules it finished
+            args.report.parent.mkdir(parents=True, exist_ok=True)
+            args.report.write_text(json.dumps(results, indent=1))
     for result in results:
         print(f"killed_percent_{result['module']}: {result['killed_percent']}")
     print(f"killed_percent_min: {min(r['killed_percent'] for r in results)}")
