@@ -11,7 +11,7 @@ import pytest
 from assets.eis.circuits import CIRCUITS, Circuit, rc, rcpe, reduced_circuit
 from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra, relative_residual
 from assets.eis.simulate import SimulationSettings, simulate_class
-from assets.eis.supported import removable_elements, supported_circuits
+from assets.eis.supported import differs_share_by_class, removable_elements, supported_circuits
 from assets.eis.uncertainty import undetermined_reasons
 
 OMEGA = np.logspace(-2, 5, 50)  # rad/s
@@ -191,3 +191,9 @@ def test_random_restarts_only_lower_costs_and_reproduce_more_spectra():
     assert restarted.reproduces.sum() > naive.reproduces.sum() and restarted.reproduces[naive.reproduces].all()
     # each spectrum keeps a fit of its own data: its residual recomputed from its parameters is the reported one
     np.testing.assert_allclose(relative_residual(circuit, restarted.parameters, omegas, impedances), restarted.relative_residual, rtol=1e-9)
+
+
+def test_the_share_whose_supported_circuit_differs_is_counted_per_labelled_class():
+    labels = ["L-R-RCPE", "L-R-RCPE", "RCPE-RCPE", "L-R-RCPE", "RCPE-RCPE"]
+    supported = ["R-RCPE", "L-R-RCPE", "RCPE-RCPE", "R-RCPE", "RCPE-RCPE"]
+    assert differs_share_by_class(labels, supported) == {"L-R-RCPE": pytest.approx(2 / 3), "RCPE-RCPE": 0.0}
