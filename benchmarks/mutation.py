@@ -54,6 +54,7 @@ TARGETS: dict[str, list[str]] = {
     "assets/cycling/intervals.py": ["tests/cycling/test_intervals_mutants.py"],
     # not run yet (2026-12-06): see the README's mutation section
     "assets/cycling/lifemodel.py": ["tests/cycling/test_lifemodel.py", "tests/cycling/test_unknown_life.py"],
+    "assets/eis/supported.py": ["tests/eis/test_uncertainty.py"],
     "assets/eis/uncertainty.py": ["tests/eis/test_uncertainty.py"],
     "assets/eis/fitting.py": ["tests/eis/test_fitting.py", "tests/eis/test_uncertainty.py"],
 }
