@@ -66,4 +66,4 @@ def test_holdout_and_fitting_with_skip_cv(tmp_path):
     for key in ("reproduces_share", "determined_share", "supported_differs_share", "se_ratio_median_vs_impedance_py",
                 "seconds_per_spectrum_ours", "seconds_per_spectrum_impedance_py"):
         assert key in printed, key
-    assert 0 <= float(printed["reproduces_share"]) <= 1 and float(printed["seconds_per_spectrum_impedance_py"]) > 0
+    assert 0 <= float(printed["reproduces_share"]) <= 1 and 0 <= float(printed["determined_share"]) <= float(printed["reproduces_share"])
