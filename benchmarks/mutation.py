@@ -8,8 +8,9 @@ the test files that cover it (TARGETS), one worker, at nice 19 (its own autogrou
 interrupted run leaves nothing to restore (the temporary copy is removed unless --keep).
 `--sample K` runs only the first K mutants of every function (a quick run); the default runs them all.
 
-Prints, per module: mutants, killed (a failing test or a timeout), survived (no covering test
-included), then every surviving mutant with its file:line and the mutation as a diff; a survivor that
+Prints, per module: mutants, killed (a failing test, or a timeout: the covering tests ran past
+`--timeout-multiplier` times their own duration plus `--timeout-constant` seconds; timeouts are also counted
+apart), survived (no covering test failed), then every surviving mutant with its file:line and the mutation as a diff; a survivor that
 EQUIVALENT lists is shown with its reason and counted apart. One line `killed_percent_<module>: x`
 per module (killed / (mutants - equivalent)), the lowest of them last as `killed_percent_min`.
 --report writes the same as JSON. Exits non-zero only when mutmut could not run.
@@ -52,8 +53,8 @@ TARGETS: dict[str, list[str]] = {
         "test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_difference")],
     "assets/eis/simulate.py": ["tests/eis/test_simulate.py", "tests/eis/test_circuits.py"],
     "assets/cycling/intervals.py": ["tests/cycling/test_intervals_mutants.py"],
-    # not run yet (2026-12-06): see the README's mutation section
-    "assets/cycling/lifemodel.py": ["tests/cycling/test_lifemodel.py", "tests/cycling/test_unknown_life.py"],
+    "assets/cycling/lifemodel.py": ["tests/cycling/test_lifemodel.py", "tests/cycling/test_unknown_life.py",
+                                    "tests/cycling/test_batch_cv.py"],
     "assets/eis/supported.py": ["tests/eis/test_uncertainty.py"],
     "assets/eis/uncertainty.py": ["tests/eis/test_uncertainty.py"],
     "assets/eis/fitting.py": ["tests/eis/test_fitting.py", "tests/eis/test_uncertainty.py"],
@@ -195,14 +196,22 @@ SKIP: dict[str, dict[str, str]] = {
 
 # Modules of which only these functions are mutated (the new code of a large module); "Class.method" for methods.
 ONLY: dict[str, list[str]] = {
-    "assets/cycling/lifemodel.py": ["out_of_fold_log10_life", "select_model", "_score_masks", "_set_metrics",
-                                    "fit_and_score", "selected_predictions"],  # model selection and intervals
+    # model selection, intervals and the batch-level CV
+    "assets/cycling/lifemodel.py": ["cv_folds", "out_of_fold_log10_life", "select_model", "_score_masks",
+                                    "_set_metrics", "training_batches", "fit_and_score", "selected_predictions"],
 }
 
 # Packages copied into mutmut's own tree, so every import of the project resolves to the (mutated) copy.
 PACKAGES = ["assets", "resources", "orchestration", "benchmarks"]
 
-KILLED = {1, 3, 36, 24, -24, 152, 255}  # a failing test, pytest's internal error, a timeout
+TIMED_OUT = {36, 24, -24, 152, 255}  # mutmut's codes for a mutant stopped at its time limit (SIGXCPU)
+KILLED = {1, 3} | TIMED_OUT  # a failing test, pytest's internal error, a timeout
+
+# Native thread pools in one thread: mutmut forks a child per mutant from a process that has run the tests
+# once, and a child forked while OpenMP/MKL worker threads exist can wait forever on a lock one of them held
+# (seen: an evidence mutant asleep on a futex until its timeout, which would count it killed).
+SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                          "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
 STATUS = {0: "survived", 33: "no tests", 5: "no tests", 34: "skipped", None: "not checked"}
 
 
@@ -287,11 +296,15 @@ DTYPE_ONLY = ("only the dtype argument: every caller passes float (or str) array
               "the comparisons are the same (Python ints become int64 on 64-bit machines)")
 
 
-def mutmut_config(module: str, tests: list[str], packages: list[str], timeout_multiplier: float = 15.0) -> str:
+def mutmut_config(module: str, tests: list[str], packages: list[str], timeout_multiplier: float = 5.0,
+                  timeout_constant: float = 10.0) -> str:
+    """mutmut's configuration. A mutant's time limit is (its tests' own duration + timeout_constant) x
+    timeout_multiplier seconds; the constant covers what the per-test durations leave out (module fixtures,
+    collection, a loaded machine), so a mutant that changes nothing does not time out."""
     lines = ["[mutmut]", "source_paths ="] + [f"    {p}" for p in packages]
     lines += [f"only_mutate = {module}", "pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
     lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -q", "use_git_change_detection = false",
-              f"timeout_multiplier = {timeout_multiplier}"]
+              f"timeout_multiplier = {timeout_multiplier}", f"timeout_constant = {timeout_constant}"]
     return "\n".join(lines) + "\n"
 
 
@@ -380,19 +393,20 @@ def line_number(source_lines: list[str], diff: str, mutant: str = "") -> int | N
 
 
 def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep: bool, nice: int = 19,
-             earlier: dict | None = None, timeout_multiplier: float = 15.0) -> dict:
+             earlier: dict | None = None, timeout_multiplier: float = 5.0, timeout_constant: float = 10.0) -> dict:
     """Mutants of `module` against `tests`; with `earlier` (this module's result in an earlier report, same
     source), only the mutants alive then are run again, and the ones killed then count as killed."""
     work = Path(tempfile.mkdtemp(prefix="mutation-"))
     try:
         copy_tree(root, work)
         packages = [p for p in PACKAGES if (work / p).is_dir()] or [module.split("/")[0]]
-        (work / "setup.cfg").write_text(mutmut_config(module, tests, packages, timeout_multiplier))
+        (work / "setup.cfg").write_text(mutmut_config(module, tests, packages, timeout_multiplier,
+                                                           timeout_constant))
         if SKIP.get(module):
             skip_functions(work / module, SKIP[module])
         if ONLY.get(module):
             skip_functions(work / module, ONLY[module], keep_only=True)
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"),
+        env = dict(os.environ, **SINGLE_THREADED, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=os.environ.get("KERAS_BACKEND", "tensorflow"),
                    MATERIALS_DATA=str(work / "data"), DAGSTER_HOME=str(work / ".dagster_home"),
                    PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
         (work / ".dagster_home").mkdir()
@@ -420,6 +434,7 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
                       "line": line_number(source_lines, diffs[name], name), "removed": removed, "added": added,
                       "diff": diffs[name]})
     killed = sum(code in KILLED for code in checked.values())
+    timed_out = sorted(name for name, code in checked.items() if code in TIMED_OUT)
     if earlier:
         # mutants alive then that no longer exist (a function now in SKIP) leave the count; any other change
         # of the count means the source changed
@@ -427,11 +442,13 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
         if len(codes) != earlier["mutants"] - len(gone):
             raise RuntimeError(f"{module} has {len(codes)} mutants now, {earlier['mutants'] - len(gone)} in the "
                                "earlier report: its source changed, run it in full")
-        return score(module, tests, len(codes), earlier["killed"] + killed, alive)
-    return score(module, tests, len(checked), killed, alive)
+        return score(module, tests, len(codes), earlier["killed"] + killed, alive,
+                     earlier.get("timed_out_mutants", []) + timed_out)
+    return score(module, tests, len(checked), killed, alive, timed_out)
 
 
-def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: list[dict]) -> dict:
+def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: list[dict],
+          timed_out: list[str] = ()) -> dict:
     """Split the live mutants into survivors and equivalent ones (EQUIVALENT, CASE_ONLY, dtype-only)."""
     survivors, equivalent = [], []
     for entry in alive:
@@ -443,6 +460,7 @@ def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: lis
             survivors.append(entry)
     counted = n_mutants - len(equivalent)
     return {"module": module, "tests": tests, "mutants": n_mutants, "killed": killed,
+            "timed_out": len(timed_out), "timed_out_mutants": list(timed_out),
             "equivalent": len(equivalent), "survived": len(survivors),
             "killed_percent": round(100 * killed / counted, 1) if counted else float("nan"),
             "survivors": survivors, "equivalent_mutants": equivalent}
@@ -481,8 +499,11 @@ def _main(argv: list[str] | None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help="the source tree (default: this repository)")
     parser.add_argument("--sample", type=int, help="only the first K mutants of each function")
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
-    parser.add_argument("--timeout-multiplier", type=float, default=15.0,
-                        help="a mutant times out (counts as killed) past this many times its tests' own time (15)")
+    parser.add_argument("--timeout-multiplier", type=float, default=5.0,
+                        help="a mutant times out (counts as killed) past this many times its tests' own time "
+                             "plus the constant (default 5)")
+    parser.add_argument("--timeout-constant", type=float, default=10.0,
+                        help="seconds added to the tests' own time before the multiplier (default 10)")
     parser.add_argument("--nice", type=int, default=19, help="priority of the mutmut run (default 19; 0 leaves it)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary copy (to inspect mutants/)")
     parser.add_argument("--resume", type=Path, metavar="REPORT",
@@ -507,17 +528,18 @@ def _main(argv: list[str] | None) -> int:
         if args.rescore:
             old = earlier[module]
             result = score(module, old["tests"], old["mutants"], old["killed"],
-                           old["survivors"] + old["equivalent_mutants"])
+                           old["survivors"] + old["equivalent_mutants"], old.get("timed_out_mutants", []))
         else:
             try:
                 result = evaluate(args.root.resolve(), module, tests, args.sample, args.keep, args.nice,
-                                  resumed.get(module), args.timeout_multiplier)
+                                  resumed.get(module), args.timeout_multiplier, args.timeout_constant)
             except (RuntimeError, subprocess.CalledProcessError) as error:
                 print(f"{module}: mutmut could not run: {error}", file=sys.stderr)
                 return 1
         results.append(result)
         print(f"== {module} (tests: {' '.join(result['tests'])})")
-        print(f"mutants: {result['mutants']}  killed: {result['killed']}  survived: {result['survived']}"
+        print(f"mutants: {result['mutants']}  killed: {result['killed']} (timed out: {result['timed_out']})"
+              f"  survived: {result['survived']}"
               f"  equivalent: {result['equivalent']}")
         for entry in result["survivors"]:
             print(f"  {module}:{entry['line']} {entry['status']}: {entry['removed']}  ->  {entry['added']}")

@@ -49,3 +49,43 @@ def test_the_mutation_run_scores_a_toy_module_in_a_copy(tmp_path, capsys):
     assert out.strip().splitlines()[-1] == f"killed_percent_min: {result['killed_percent']}"
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # the source tree is untouched
     assert not list(Path(sys.prefix).glob("mutants"))
+
+
+LOOP = '''
+def countdown(n):
+    """The number of steps from n down to 0."""
+    steps = 0
+    while n > 0:
+        n -= 1
+        steps += 1
+    return steps
+'''
+
+LOOP_TESTS = '''
+import os
+
+from toy.loop import countdown
+
+
+def test_countdown_in_one_native_thread():
+    assert countdown(3) == 3 and os.environ.get("OMP_NUM_THREADS") == "1"
+'''
+
+
+def test_a_mutant_that_never_ends_times_out_and_counts_as_killed(tmp_path):
+    from benchmarks import mutation
+
+    root = tmp_path / "project"
+    (root / "toy").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "toy" / "__init__.py").write_text("")
+    (root / "toy" / "loop.py").write_text(LOOP)
+    (root / "tests" / "test_loop.py").write_text(LOOP_TESTS)
+    report = tmp_path / "report.json"
+    status = mutation.main(["--root", str(root), "--target", "toy/loop.py=tests/test_loop.py", "--nice", "0",
+                            "--timeout-constant", "1", "--timeout-multiplier", "2", "--report", str(report)])
+    assert status == 0
+    result = json.loads(report.read_text())[0]
+    # `n -= 1` -> `n += 1` never leaves the loop; the tests see one native thread, so every other mutant fails them
+    assert result["timed_out"] >= 1 and len(result["timed_out_mutants"]) == result["timed_out"]
+    assert result["survived"] == 0 and result["killed"] == result["mutants"] > result["timed_out"]
