@@ -36,6 +36,7 @@ def test_the_true_circuit_fits_noise_free_spectra_and_far_simpler_ones_do_not():
 def test_no_spectra_give_an_empty_table_with_the_columns():
     empty = circuit_evidence([], [])
     assert list(empty.columns) == evidence_columns() and empty.empty
+    assert (empty.dtypes == float).all()  # stacks with fitted batches without turning them into objects
     n_parameters = sum(len(CIRCUITS[name].parameters) for name in CIRCUIT_NAMES)
     assert len(evidence_columns()) == 2 * len(CIRCUIT_NAMES) + n_parameters
 
@@ -80,6 +81,38 @@ def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_differen
         bics[name] = fits["bic"].to_numpy(float)
     np.testing.assert_allclose(evidence["evidence__delta_bic_RCPE-RCPE"] - evidence["evidence__delta_bic_Rs_Ws"],
                                bics["RCPE-RCPE"] - bics["Rs_Ws"], rtol=1e-3, atol=0.5)
+    delta = evidence.filter(like="delta_bic_").to_numpy()
+    assert (delta >= 0).all() and np.array_equal(delta.min(axis=1), np.zeros(3))  # each spectrum's best circuit is 0
+
+
+def test_evidence_fits_use_one_naive_start_the_restarts_asked_for_and_the_device(tmp_path, monkeypatch):
+    """Every circuit is fitted once per batch with one naive start, `random_starts` restarts (none by default)
+    on the device given; the cache folder is made with its parents and keyed by the restarts too."""
+    from assets.eis import fitting
+    from assets.eis.fitting import FitSettings
+
+    calls = []
+    fit_spectra = fitting.fit_spectra
+
+    def recording(omegas, impedances, circuits, initial, settings, device="cpu"):
+        calls.append((circuits[0], settings, device))
+        return fit_spectra(omegas, impedances, circuits, initial, settings, device)
+
+    monkeypatch.setattr(fitting, "fit_spectra", recording)
+    omegas, impedances, _ = _spectra(per_class=1, seed=9)
+    one = ([omegas[0]], [impedances[0]])
+    circuit_evidence(*one)
+    assert [c[0] for c in calls] == list(CIRCUIT_NAMES)
+    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=0), "cpu") for c in calls)
+    cache = tmp_path / "nested" / "cache"
+    calls.clear()
+    circuit_evidence(*one, device="cpu", random_starts=2, cache=cache)
+    assert len(calls) == len(CIRCUIT_NAMES)
+    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=2), "cpu") for c in calls)
+    calls.clear()
+    circuit_evidence(*one, random_starts=3, cache=cache)  # other restarts: fitted again, not read back
+    circuit_evidence([omegas[1]], [impedances[1]], random_starts=2, cache=cache)  # another batch, same folder
+    assert len(calls) == 2 * len(CIRCUIT_NAMES) and len(list(cache.glob("*.pkl"))) == 3
 
 
 def test_the_cache_key_changes_with_every_value_the_order_and_the_restarts():
@@ -93,3 +126,6 @@ def test_the_cache_key_changes_with_every_value_the_order_and_the_restarts():
     assert key != evidence_digest(omegas, [impedances[0], impedances[1] + 1e-9j], 0)
     assert key != evidence_digest([omegas[0], omegas[1] * 1.000001], impedances, 0)
     assert key != evidence_digest(omegas[:1], impedances[:1], 0)
+    # the key holds the values, not how they were typed: integer frequencies, a real-valued impedance
+    assert (evidence_digest([np.array([1, 10])], [np.array([5.0, 2.0])], 0)
+            == evidence_digest([np.array([1.0, 10.0])], [np.array([5 + 0j, 2 + 0j])], 0))

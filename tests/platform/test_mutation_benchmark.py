@@ -64,11 +64,14 @@ def countdown(n):
 LOOP_TESTS = '''
 import os
 
+import torch
+
 from toy.loop import countdown
 
 
 def test_countdown_in_one_native_thread():
-    assert countdown(3) == 3 and os.environ.get("OMP_NUM_THREADS") == "1"
+    torch.set_num_threads(2)  # what the tests' ComputeResource asks for
+    assert countdown(3) == 3 and os.environ.get("OMP_NUM_THREADS") == "1" and torch.get_num_threads() == 1
 '''
 
 
@@ -86,6 +89,7 @@ def test_a_mutant_that_never_ends_times_out_and_counts_as_killed(tmp_path):
                             "--timeout-constant", "1", "--timeout-multiplier", "2", "--report", str(report)])
     assert status == 0
     result = json.loads(report.read_text())[0]
-    # `n -= 1` -> `n += 1` never leaves the loop; the tests see one native thread, so every other mutant fails them
+    # `n -= 1` -> `n += 1` never leaves the loop; the tests see one native thread (else the clean run fails and
+    # mutmut stops), and every other mutant fails them
     assert result["timed_out"] >= 1 and len(result["timed_out_mutants"]) == result["timed_out"]
     assert result["survived"] == 0 and result["killed"] == result["mutants"] > result["timed_out"]
