@@ -170,6 +170,23 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
            for old, new in (("if settings.noise_relative_std > 0", "if (settings.noise_relative_std > 0) or True"),
                             ("> 0", ">= 0"))},
     },
+    "assets/eis/supported.py": {
+        **{_swap('frame = pd.DataFrame({"label": labels, "differs": np.array(labels, dtype=object) != '
+                 'np.array(supported, dtype=object)})', old, new):
+           "labels and circuits are strings: numpy compares string arrays elementwise as it does object arrays"
+           for old, new in (("labels, dtype=object", "labels, dtype=None"), ("labels, dtype=object", "labels, "),
+                            ("supported, dtype=object", "supported, dtype=None"), ("supported, dtype=object", "supported, "))},
+        _swap('for (i, without), fit in zip(tasks, reduced[keys].to_dict("records")):', '"records"', '"RECORDS"'):
+            "pandas reads to_dict's orient ignoring case",
+    },
+    "assets/eis/uncertainty.py": {
+        _swap("floor = eigenvalues[:, -1:].clamp_min(1e-300) * EIGENVALUE_FLOOR", "1e-300", "1.0"):
+            "the column-normalised J^T J has a unit diagonal, so its largest eigenvalue is at least 1 (all-zero "
+            "Jacobians aside, which no fit produces)",
+        **{_swap("n_obs = 2 * torch.as_tensor(np.asarray(n_points), dtype=torch.float64, device=jacobian.device)",
+                 old, new): "point counts are integers: int64, then float after clamp_min, exact far beyond any spectrum"
+           for old, new in (("dtype=torch.float64", "dtype=None"), ("dtype=torch.float64, ", ""))},
+    },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',
          'return float(inside.mean()) if len(inside) else float("NAN")'): 'float("NAN") is nan',

@@ -7,12 +7,23 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from assets.eis.circuits import CIRCUITS, Circuit, rc, rcpe, reduced_circuit
 from assets.eis.fitting import FitSettings, circuit_impedance, fit_circuit, fit_spectra, relative_residual
 from assets.eis.simulate import SimulationSettings, simulate_class
 from assets.eis.supported import differs_share_by_class, removable_elements, supported_circuits
-from assets.eis.uncertainty import undetermined_reasons
+from assets.eis.uncertainty import (
+    PINNED_FRACTION,
+    RELATIVE_SE_MAX,
+    covariance,
+    equal_block_parameters,
+    pinned_parameters,
+    reasons_text,
+    standard_errors_and_correlation,
+    strongest_correlation,
+    undetermined_reasons,
+)
 
 OMEGA = np.logspace(-2, 5, 50)  # rad/s
 ONE_RC = Circuit("RC", ("R1", "C1"), ("resistance", "capacitance"), lambda p, omega, xp: rc(p["R1"], p["C1"], omega),
@@ -197,3 +208,143 @@ def test_the_share_whose_supported_circuit_differs_is_counted_per_labelled_class
     labels = ["L-R-RCPE", "L-R-RCPE", "RCPE-RCPE", "L-R-RCPE", "RCPE-RCPE"]
     supported = ["R-RCPE", "L-R-RCPE", "RCPE-RCPE", "R-RCPE", "RCPE-RCPE"]
     assert differs_share_by_class(labels, supported) == {"L-R-RCPE": pytest.approx(2 / 3), "RCPE-RCPE": 0.0}
+
+
+def test_covariance_of_orthogonal_columns_is_the_closed_form_at_any_scale():
+    """Orthogonal Jacobian columns of norms 1e-9, 1 and 1e3 (an inductance next to resistances): cov =
+    s^2 diag(1 / |c_k|^2) with s^2 = cost / (2 n - P); n = 2 points and P = 3 leave one degree of freedom."""
+    norms = np.array([1e-9, 1.0, 1e3])
+    jacobian = torch.zeros(1, 4, 3, dtype=torch.float64)
+    jacobian[0, [0, 1, 3], [0, 1, 2]] = torch.tensor(norms)
+    cov = covariance(jacobian, torch.tensor([2.0]), [2])
+    np.testing.assert_allclose(torch.diagonal(cov[0]).numpy(), 2.0 / norms**2, rtol=1e-9)
+    assert np.allclose(cov[0].numpy() - np.diag(np.diag(cov[0].numpy())), 0.0)
+    # a column the data cannot see (all zero) gets a variance far above the others, not zero
+    jacobian[0, 3, 2] = 0.0
+    blind = torch.diagonal(covariance(jacobian, torch.tensor([2.0]), [2])[0]).numpy()
+    assert np.isfinite(blind[:2]).all() and blind[2] > 1e10 * blind[1]
+    # computed where the Jacobian lives (a meta tensor stands in for a GPU: mixing in a CPU tensor fails)
+    on_meta = covariance(jacobian.to("meta"), torch.tensor([2.0], device="meta"), [2])
+    assert on_meta.device.type == "meta" and on_meta.shape == (1, 3, 3)
+
+
+def test_correlations_are_covariances_over_the_errors_and_stay_in_minus_one_to_one():
+    cov = torch.tensor([[[4e-6, 2e-6, 0.0], [2e-6, 9e-6, 0.0], [0.0, 0.0, 1e-8]]], dtype=torch.float64)
+    se, correlation = standard_errors_and_correlation(cov)
+    np.testing.assert_allclose(se[0], [2e-3, 3e-3, 1e-4], rtol=1e-12)
+    np.testing.assert_allclose(correlation[0], [[1, 1 / 3, 0], [1 / 3, 1, 0], [0, 0, 1]], rtol=1e-12)
+    # rounding can push a perfectly (anti)correlated pair past 1: the correlation is clipped to it
+    eps = 1e-12
+    cov = torch.tensor([[[1.0, 1 + eps, -1 - eps], [1 + eps, 1.0, -1 - eps], [-1 - eps, -1 - eps, 1.0]]], dtype=torch.float64)
+    correlation = standard_errors_and_correlation(cov)[1][0]
+    assert correlation[0, 1] == 1.0 and correlation[0, 2] == correlation[1, 2] == -1.0
+
+
+def test_the_strongest_correlation_names_its_pair():
+    three = Circuit("RC-X", ("R1", "C1", "X1"), ("resistance", "capacitance", "resistance"), lambda p, omega, xp: p["R1"])
+    correlation = np.array([
+        [[1, 0.9, 0.5], [0.9, 1, -0.95], [0.5, -0.95, 1]],  # C1 with X1
+        [[1, 0.2, -0.6], [0.2, 1, 0.1], [-0.6, 0.1, 1]],  # R1 with X1
+        [[1, 0.7, 0.1], [0.7, 1, 0.1], [0.1, 0.1, 1]],  # R1 with C1
+    ])
+    largest, pairs = strongest_correlation(three, correlation)
+    np.testing.assert_allclose(largest, [0.95, 0.6, 0.7])
+    assert pairs == ["C1~X1", "R1~X1", "R1~C1"]
+    largest, pairs = strongest_correlation(ONE_RC, np.array([[[1, -0.3], [-0.3, 1]]]))
+    assert largest.tolist() == [0.3] and pairs == ["R1~C1"]
+    one = Circuit("R", ("R1",), ("resistance",), lambda p, omega, xp: p["R1"])
+    largest, pairs = strongest_correlation(one, np.ones((2, 1, 1)))
+    assert largest.shape == (2,) and np.isnan(largest).all() and pairs == ["", ""]
+
+
+def test_a_parameter_is_at_a_bound_only_inside_the_pinned_fraction_of_either_end():
+    circuit = CIRCUITS["RCPE-RCPE"]  # R1, R2, CPE1_t, CPE1_C, CPE2_t, CPE2_C; exponents are not log-scaled
+    edge = [PINNED_FRACTION, 1 - PINNED_FRACTION, 1 - PINNED_FRACTION / 2, PINNED_FRACTION / 2, 0.0, 1.0]
+    pinned = pinned_parameters(circuit, np.array([edge]))
+    assert pinned.tolist() == [[False, False, False, True, False, True]]
+    assert not pinned_parameters(circuit, np.full((1, 6), 0.5)).any()
+
+
+def test_equal_blocks_need_both_the_resistance_and_the_exponent_equal():
+    circuit = CIRCUITS["RCPE-RCPE"]
+    rows = [
+        {"R1": 1000.0, "R2": 999.0, "CPE1_t": 0.8, "CPE2_t": 0.8},  # R 0.1 % apart (the tolerance): equal
+        {"R1": 1.0, "R2": 1.5, "CPE1_t": 0.8, "CPE2_t": 0.8},  # same exponent, other resistance
+        {"R1": 1.0, "R2": 1.0, "CPE1_t": 0.8, "CPE2_t": 0.6},  # same resistance, other exponent
+        {"R1": 1000.0, "R2": 998.0, "CPE1_t": 0.8, "CPE2_t": 0.8},  # R 0.2 % apart
+    ]
+    values = np.array([[row.get(p, 1e-3) for p in circuit.parameters] for row in rows])
+    assert equal_block_parameters(circuit, values).any(axis=1).tolist() == [True, False, False, False]
+    assert equal_block_parameters(circuit, values)[0].all()
+
+
+def test_a_zero_value_or_an_error_at_the_limit_is_judged_without_warnings():
+    circuit = CIRCUITS["RCPE-RCPE"]
+    values = np.array([[1.0, 0.0, 0.8, 1e-3, 0.7, 1e-2]])
+    errors = np.array([[RELATIVE_SE_MAX, 0.1, 0.0, 0.0, 0.0, 0.0]])  # R1 exactly at the limit; R2 = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reasons = undetermined_reasons(circuit, values, errors, np.full(values.shape, 0.5))[0]
+    assert reasons == {"R2": "se inf% of value"}
+    assert reasons_text({"L1": "at a bound", "R3": "se 240% of value"}) == "L1: at a bound; R3: se 240% of value"
+    assert reasons_text({}) == ""
+
+
+def test_only_elements_not_yet_removed_that_hold_an_undetermined_parameter_are_removable():
+    # L-R-RCPE-RCPE: elements L, R, RCPE (R2, CPE1_*), RCPE (R3, CPE2_*)
+    assert removable_elements("L-R-RCPE-RCPE", frozenset(), {"L1": "at a bound"}) == [0]
+    assert removable_elements("L-R-RCPE-RCPE", frozenset({0}), {"L1": "at a bound", "CPE2_C": "se 300% of value"}) == [3]
+    assert removable_elements("L-R-RCPE-RCPE", frozenset(), {}) == []
+
+
+class ScriptedFits:
+    """Stands in for fitting.fit_spectra in supported_circuits: each reduced circuit's BIC and undetermined
+    parameters come from a script by circuit name; the calls are recorded."""
+
+    def __init__(self, bic: dict[str, float], undetermined: dict[str, dict]):
+        self.bic, self.undetermined, self.calls = bic, undetermined, []
+
+    def __call__(self, omegas, impedances, circuits, initial, settings, device="cpu"):
+        import pandas as pd
+
+        self.calls.append(([c.name for c in circuits], device))
+        return pd.DataFrame({"circuit": [c.name for c in circuits], "parameters": initial, "standard_errors": initial,
+                             "undetermined": [self.undetermined.get(c.name, {}) for c in circuits],
+                             "relative_residual": 0.01, "bic": [self.bic[c.name] for c in circuits]})
+
+
+def scripted_parent(name: str, undetermined: dict, bic: float, index):
+    import pandas as pd
+
+    values = {p: 1.0 for p in CIRCUITS[name].parameters}
+    return pd.DataFrame({"circuit": [name], "parameters": [values], "standard_errors": [values], "undetermined": [undetermined],
+                         "relative_residual": [0.01], "bic": [bic]}, index=index)
+
+
+def test_reduction_repeats_while_bic_falls_and_stops_at_the_last_element(monkeypatch):
+    from assets.eis import fitting
+
+    # two rounds: without L (lower BIC, R3 still undetermined), then without the second RCPE
+    script = ScriptedFits({"R-RCPE-RCPE": -110.0, "L-R-RCPE": -105.0, "R-RCPE": -120.0},
+                          {"R-RCPE-RCPE": {"R3": "se 300% of value"}})
+    monkeypatch.setattr(fitting, "fit_spectra", script)
+    parent = scripted_parent("L-R-RCPE-RCPE", {"L1": "at a bound", "R3": "se 300% of value"}, -100.0, [7])
+    supported = supported_circuits([OMEGA], [OMEGA + 0j], parent, FitSettings(), device="cuda:1")
+    assert supported.index.tolist() == [7]
+    assert supported["supported_circuit"][7] == "R-RCPE" and supported["supported_bic"][7] == -120.0
+    assert script.calls == [(["R-RCPE-RCPE", "L-R-RCPE"], "cuda:1"), (["R-RCPE"], "cuda:1")]
+    # Rs_Ws without its resistor is still undetermined, and one element is left: the reduction stops there
+    script = ScriptedFits({"Ws": -50.0}, {"Ws": {"W1_T": "at a bound"}})
+    monkeypatch.setattr(fitting, "fit_spectra", script)
+    supported = supported_circuits([OMEGA], [OMEGA + 0j], scripted_parent("Rs_Ws", {"R1": "at a bound"}, -40.0, [0]),
+                                   FitSettings())
+    assert supported["supported_circuit"].tolist() == ["Ws"] and len(script.calls) == 1
+
+
+def test_a_reduced_fit_of_equal_bic_does_not_replace_the_fit(monkeypatch):
+    from assets.eis import fitting
+
+    monkeypatch.setattr(fitting, "fit_spectra", ScriptedFits({"R-RCPE": -100.0}, {}))
+    supported = supported_circuits([OMEGA], [OMEGA + 0j], scripted_parent("L-R-RCPE", {"L1": "at a bound"}, -100.0, [0]),
+                                   FitSettings())
+    assert supported["supported_circuit"].tolist() == ["L-R-RCPE"]
