@@ -6,7 +6,9 @@ For each target module (default: all of TARGETS) the tracked and untracked-but-n
 repository are copied to a fresh temporary folder, and mutmut runs there on that one module with only
 the test files that cover it (TARGETS), one worker, at nice 19 (its own autogroup too). The working tree is never written to, so an
 interrupted run leaves nothing to restore (the temporary copy is removed unless --keep).
-`--sample K` runs only the first K mutants of every function (a quick run); the default runs them all.
+`--sample K` runs only the first K mutants of every function (a quick run); `--random N` runs N mutants drawn
+uniformly from the module's (seeded; a module too large to run whole) and gives the killed share with its 95 %
+interval; the default runs them all.
 
 Prints, per module: mutants, killed (a failing test, or a timeout: the covering tests ran past
 `--timeout-multiplier` times their own duration plus `--timeout-constant` seconds; timeouts are also counted
@@ -33,6 +35,8 @@ import textwrap
 import threading
 import tokenize
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -382,6 +386,28 @@ _DIFFS = textwrap.dedent("""
 """)
 
 
+# Runs inside the temporary copy: mutmut's own generation step, then the names of the module's mutants.
+_NAMES = textwrap.dedent("""
+    import json, sys
+    from os import makedirs
+    from pathlib import Path
+    from mutmut.__main__ import create_mutants, store_lines_covered_by_tests
+    from mutmut.utils.file_utils import copy_also_copy_files, copy_src_dir, setup_source_paths
+    makedirs("mutants", exist_ok=True)
+    copy_src_dir(); copy_also_copy_files(); setup_source_paths(); store_lines_covered_by_tests(); create_mutants(1)
+    print(json.dumps(sorted(json.loads(Path("mutants", sys.argv[1] + ".meta").read_text())["exit_code_by_key"])))
+""")
+
+
+def random_mutants(work: Path, module: str, env: dict, count: int, seed: int) -> tuple[list[str], int]:
+    """`count` mutant names drawn uniformly without replacement (seeded), and how many the module has."""
+    out = subprocess.run([sys.executable, "-c", _NAMES, module], cwd=work, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    names = json.loads(out.strip().splitlines()[-1])
+    chosen = np.random.default_rng(seed).choice(len(names), size=min(count, len(names)), replace=False)
+    return [names[i] for i in sorted(chosen)], len(names)
+
+
 def mutant_results(work: Path, module: str, env: dict) -> tuple[dict, dict]:
     """Exit code by mutant name, and the diff of every surviving mutant."""
     meta = json.loads((work / "mutants" / (module + ".meta")).read_text())
@@ -428,9 +454,14 @@ def line_number(source_lines: list[str], diff: str, mutant: str = "") -> int | N
 
 
 def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep: bool, nice: int = 19,
-             earlier: dict | None = None, timeout_multiplier: float = 5.0, timeout_constant: float = 10.0) -> dict:
+             earlier: dict | None = None, timeout_multiplier: float = 5.0, timeout_constant: float = 10.0,
+             random: int | None = None, seed: int = 0) -> dict:
     """Mutants of `module` against `tests`; with `earlier` (this module's result in an earlier report, same
-    source), only the mutants alive then are run again, and the ones killed then count as killed."""
+    source), only the mutants alive then are run again, and the ones killed then count as killed; with
+    `random`, that many mutants drawn uniformly (a module too large to run whole)."""
+    if earlier and not earlier["survivors"] + earlier["equivalent_mutants"]:  # nothing alive to run again
+        return score(module, tests, earlier["mutants"], earlier["killed"], [], earlier.get("timed_out_mutants", []),
+                     earlier.get("population"))
     work = Path(tempfile.mkdtemp(prefix="mutation-"))
     try:
         copy_tree(root, work)
@@ -450,6 +481,9 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
                    PYTHONPATH=os.pathsep.join(filter(None, [str(plugins), os.environ.get("PYTHONPATH")])))
         (work / ".dagster_home").mkdir()
         patterns = [f"*__mutmut_{i}" for i in range(1, sample + 1)] if sample else []
+        population = None
+        if random and not earlier:
+            patterns, population = random_mutants(work, module, env, random, seed)
         if earlier:
             skipped = [f".x_{name}__mutmut_" for name in SKIP.get(module, {})]
             patterns = [entry["mutant"] for entry in earlier["survivors"] + earlier["equivalent_mutants"]
@@ -478,16 +512,17 @@ def evaluate(root: Path, module: str, tests: list[str], sample: int | None, keep
         # mutants alive then that no longer exist (a function now in SKIP) leave the count; any other change
         # of the count means the source changed
         gone = [e for e in earlier["survivors"] + earlier["equivalent_mutants"] if e["mutant"] not in codes]
-        if len(codes) != earlier["mutants"] - len(gone):
-            raise RuntimeError(f"{module} has {len(codes)} mutants now, {earlier['mutants'] - len(gone)} in the "
+        total = earlier.get("population", earlier["mutants"])
+        if len(codes) != total - len(gone):
+            raise RuntimeError(f"{module} has {len(codes)} mutants now, {total - len(gone)} in the "
                                "earlier report: its source changed, run it in full")
-        return score(module, tests, len(codes), earlier["killed"] + killed, alive,
-                     earlier.get("timed_out_mutants", []) + timed_out)
-    return score(module, tests, len(checked), killed, alive, timed_out)
+        return score(module, tests, earlier["mutants"] - len(gone), earlier["killed"] + killed, alive,
+                     earlier.get("timed_out_mutants", []) + timed_out, total - len(gone))
+    return score(module, tests, len(checked), killed, alive, timed_out, population or len(checked))
 
 
 def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: list[dict],
-          timed_out: list[str] = ()) -> dict:
+          timed_out: list[str] = (), population: int | None = None) -> dict:
     """Split the live mutants into survivors and equivalent ones (EQUIVALENT, CASE_ONLY, dtype-only)."""
     survivors, equivalent = [], []
     for entry in alive:
@@ -498,10 +533,19 @@ def score(module: str, tests: list[str], n_mutants: int, killed: int, alive: lis
         else:
             survivors.append(entry)
     counted = n_mutants - len(equivalent)
+    population = population or n_mutants
+    if population > n_mutants and counted:  # a random sample: Wilson's 95 % interval of the killed share
+        share, z = killed / counted, 1.96
+        centre = (share + z * z / (2 * counted)) / (1 + z * z / counted)
+        half = z * np.sqrt(share * (1 - share) / counted + z * z / (4 * counted**2)) / (1 + z * z / counted)
+        interval = [round(float(100 * (centre - half)), 1), round(float(100 * (centre + half)), 1)]
+    else:
+        interval = None
     return {"module": module, "tests": tests, "mutants": n_mutants, "killed": killed,
             "timed_out": len(timed_out), "timed_out_mutants": list(timed_out),
             "equivalent": len(equivalent), "survived": len(survivors),
             "killed_percent": round(100 * killed / counted, 1) if counted else float("nan"),
+            "population": population, "killed_percent_interval95": interval,
             "survivors": survivors, "equivalent_mutants": equivalent}
 
 
@@ -537,6 +581,10 @@ def _main(argv: list[str] | None) -> int:
                         help="a module and its test files not in TARGETS (repeatable)")
     parser.add_argument("--root", type=Path, default=ROOT, help="the source tree (default: this repository)")
     parser.add_argument("--sample", type=int, help="only the first K mutants of each function")
+    parser.add_argument("--random", type=int, metavar="N",
+                        help="only N mutants drawn uniformly from the module's (seeded by --seed); the killed share "
+                             "is then reported with its 95 %% interval")
+    parser.add_argument("--seed", type=int, default=0, help="of --random (default 0)")
     parser.add_argument("--report", type=Path, help="write the results as JSON here")
     parser.add_argument("--timeout-multiplier", type=float, default=5.0,
                         help="a mutant times out (counts as killed) past this many times its tests' own time "
@@ -567,11 +615,13 @@ def _main(argv: list[str] | None) -> int:
         if args.rescore:
             old = earlier[module]
             result = score(module, old["tests"], old["mutants"], old["killed"],
-                           old["survivors"] + old["equivalent_mutants"], old.get("timed_out_mutants", []))
+                           old["survivors"] + old["equivalent_mutants"], old.get("timed_out_mutants", []),
+                           old.get("population"))
         else:
             try:
                 result = evaluate(args.root.resolve(), module, tests, args.sample, args.keep, args.nice,
-                                  resumed.get(module), args.timeout_multiplier, args.timeout_constant)
+                                  resumed.get(module), args.timeout_multiplier, args.timeout_constant, args.random,
+                                  args.seed)
             except (RuntimeError, subprocess.CalledProcessError) as error:
                 print(f"{module}: mutmut could not run: {error}", file=sys.stderr)
                 return 1
@@ -580,6 +630,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"mutants: {result['mutants']}  killed: {result['killed']} (timed out: {result['timed_out']})"
               f"  survived: {result['survived']}"
               f"  equivalent: {result['equivalent']}")
+        if result["population"] > result["mutants"]:
+            print(f"a uniform sample of {result['mutants']} of {result['population']} mutants; killed percent "
+                  f"95 % interval: {result['killed_percent_interval95']}")
         for entry in result["survivors"]:
             print(f"  {module}:{entry['line']} {entry['status']}: {entry['removed']}  ->  {entry['added']}")
         for entry in result["equivalent_mutants"]:

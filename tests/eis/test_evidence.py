@@ -96,7 +96,7 @@ def test_evidence_fits_use_one_naive_start_the_restarts_asked_for_and_the_device
 
     def recording(omegas, impedances, circuits, initial, settings, device="cpu"):
         calls.append((circuits[0], settings, device))
-        return fit_spectra(omegas, impedances, circuits, initial, settings, device)
+        return fit_spectra(omegas, impedances, circuits, initial, settings, "cpu")  # the device asked for is recorded
 
     monkeypatch.setattr(fitting, "fit_spectra", recording)
     omegas, impedances, _ = _spectra(per_class=1, seed=9)
@@ -106,9 +106,9 @@ def test_evidence_fits_use_one_naive_start_the_restarts_asked_for_and_the_device
     assert all(c[1:] == (FitSettings(n_starts=1, random_starts=0), "cpu") for c in calls)
     cache = tmp_path / "nested" / "cache"
     calls.clear()
-    circuit_evidence(*one, device="cpu", random_starts=2, cache=cache)
+    circuit_evidence(*one, device="cuda:1", random_starts=2, cache=cache)
     assert len(calls) == len(CIRCUIT_NAMES)
-    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=2), "cpu") for c in calls)
+    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=2), "cuda:1") for c in calls)
     calls.clear()
     circuit_evidence(*one, random_starts=3, cache=cache)  # other restarts: fitted again, not read back
     circuit_evidence([omegas[1]], [impedances[1]], random_starts=2, cache=cache)  # another batch, same folder

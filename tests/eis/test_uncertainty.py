@@ -280,12 +280,12 @@ def test_equal_blocks_need_both_the_resistance_and_the_exponent_equal():
 
 def test_a_zero_value_or_an_error_at_the_limit_is_judged_without_warnings():
     circuit = CIRCUITS["RCPE-RCPE"]
-    values = np.array([[1.0, 0.0, 0.8, 1e-3, 0.7, 1e-2]])
-    errors = np.array([[RELATIVE_SE_MAX, 0.1, 0.0, 0.0, 0.0, 0.0]])  # R1 exactly at the limit; R2 = 0
+    values = np.array([[1.0, 0.0, 0.8, 1e-3, 0.7, 0.0]])
+    errors = np.array([[RELATIVE_SE_MAX, 0.1, 0.0, 0.0, 0.0, 0.0]])  # R1 exactly at the limit; R2 = 0; CPE2_C 0 +- 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         reasons = undetermined_reasons(circuit, values, errors, np.full(values.shape, 0.5))[0]
-    assert reasons == {"R2": "se inf% of value"}
+    assert reasons == {"R2": "se inf% of value", "CPE2_C": "se nan% of value"}
     assert reasons_text({"L1": "at a bound", "R3": "se 240% of value"}) == "L1: at a bound; R3: se 240% of value"
     assert reasons_text({}) == ""
 

@@ -93,3 +93,26 @@ def test_a_mutant_that_never_ends_times_out_and_counts_as_killed(tmp_path):
     # mutmut stops), and every other mutant fails them
     assert result["timed_out"] >= 1 and len(result["timed_out_mutants"]) == result["timed_out"]
     assert result["survived"] == 0 and result["killed"] == result["mutants"] > result["timed_out"]
+
+
+def test_a_random_sample_of_mutants_reports_its_interval_and_resumes(tmp_path):
+    from benchmarks import mutation
+
+    root = tmp_path / "project"
+    (root / "toy").mkdir(parents=True)
+    (root / "tests").mkdir()
+    (root / "toy" / "__init__.py").write_text("")
+    (root / "toy" / "arith.py").write_text(TOY)
+    (root / "tests" / "test_arith.py").write_text(TOY_TESTS)
+    target = ["--root", str(root), "--target", "toy/arith.py=tests/test_arith.py", "--nice", "0"]
+    assert mutation.main([*target, "--report", str(tmp_path / "all.json")]) == 0
+    everything = json.loads((tmp_path / "all.json").read_text())[0]
+    assert mutation.main([*target, "--random", "3", "--seed", "1", "--report", str(tmp_path / "sample.json")]) == 0
+    sample = json.loads((tmp_path / "sample.json").read_text())[0]
+    assert sample["mutants"] == 3 and sample["population"] == everything["mutants"] > 3
+    low, high = sample["killed_percent_interval95"]
+    assert low <= sample["killed_percent"] <= high and 0 < high - low < 100
+    assert mutation.main([*target, "--resume", str(tmp_path / "sample.json"), "--report", str(tmp_path / "again.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())[0]
+    assert {k: again[k] for k in ("mutants", "population", "killed", "survived")} == {
+        k: sample[k] for k in ("mutants", "population", "killed", "survived")}
