@@ -191,6 +191,10 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                  old, new): "point counts are integers: int64, then float after clamp_min, exact far beyond any spectrum"
            for old, new in (("dtype=torch.float64", "dtype=None"), ("dtype=torch.float64, ", ""))},
     },
+    "assets/eis/fitting.py": {
+        _swap("start = np.array([[(initial[i] or {}).get(p, np.nan) for p in circuit.parameters] for i in members], float)",
+              "np.nan", "None"): "np.array(..., float) stores None as NaN",
+    },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',
          'return float(inside.mean()) if len(inside) else float("NAN")'): 'float("NAN") is nan',
@@ -293,7 +297,8 @@ def skip_functions(path: Path, names, keep_only: bool = False) -> None:
 
 
 def only_a_dtype(removed: str, added: str) -> bool:
-    """True when the mutation only drops the dtype (float, str) of an asarray/array/to_numpy call, or makes it None."""
+    """True when the mutation only drops the dtype (float, str, bool, complex) of an asarray/array/to_numpy
+    call, or makes it None."""
     def tokens(text):
         try:
             return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline) if t.string.strip()]
@@ -309,7 +314,7 @@ def only_a_dtype(removed: str, added: str) -> bool:
     removed = before[i1:i2]
     removed = removed[1:] if removed[:1] == [","] else removed
     removed = removed[2:] if removed[:2] == ["dtype", "="] else removed
-    if removed not in (["float"], ["str"], ["np", ".", "int64"]) or after[j1:j2] not in (["None"], []):
+    if removed not in (["float"], ["str"], ["bool"], ["complex"], ["np", ".", "int64"]) or after[j1:j2] not in (["None"], []):
         return False
     depth = 0
     for k in range(i1 - 1, 0, -1):  # the call whose parenthesis holds the dtype
@@ -319,8 +324,8 @@ def only_a_dtype(removed: str, added: str) -> bool:
     return False
 
 
-DTYPE_ONLY = ("only the dtype argument: every caller passes float (or str) arrays already, so the values and "
-              "the comparisons are the same (Python ints become int64 on 64-bit machines)")
+DTYPE_ONLY = ("only the dtype argument: every caller passes arrays of that type (float, str, bool, complex) "
+              "already, so the values and the comparisons are the same (Python ints become int64 on 64-bit machines)")
 
 
 THREAD_PLUGIN = "_mutation_one_thread"

@@ -44,7 +44,7 @@ def spectra_table() -> pd.DataFrame:
                          "omega_rad_s": omegas, "z_real": [z.real for z in impedances], "z_imag": [z.imag for z in impedances]})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # per test (1 s): a mutation run then ties every test to the functions the fixture calls
 def fits() -> pd.DataFrame:
     return fit_with_selection(spectra_table(), CANDIDATES, INITIAL, SHORT, "bic")
 
@@ -63,6 +63,8 @@ def test_each_spectrum_keeps_the_better_start_and_the_candidate_of_lowest_criter
     assert c["relative_residual"] == c["naive_relative_residual"] < 1.0 < c["initial_relative_residual"]
     assert c["parameters"] == c["naive_parameters"] and a["parameters"] != a["naive_parameters"]
     assert fits["iterations"].tolist() == [3, 3, 3] and fits["initial_iterations"].tolist() == [3, 3, 3]
+    assert fits["naive_iterations"].tolist() == [3, 3, 3] and fits["naive_reproduces"].tolist() == [False, False, False]
+    assert fits["initial_reproduces"].tolist() == [True, False, False]
     # b: the truth fits far better than the classifier's circuit, which is what both its starts report
     b = fits.iloc[1]
     assert b["relative_residual"] < 0.01 < b["initial_relative_residual"] == b["naive_relative_residual"]
@@ -84,6 +86,27 @@ def test_the_fit_table_holds_each_circuits_parameters_errors_and_flags(fits):
     assert fits["supported_parameters"].tolist() == fits["parameters"].tolist()
     assert np.allclose(fits["supported_relative_residual"], fits["relative_residual"])
     assert (fits["max_abs_correlation"].between(0, 1)).all() and all("~" in pair for pair in fits["correlated_pair"])
+
+
+def test_no_spectra_give_an_empty_fit_table():
+    empty = spectra_table().iloc[:0]
+    fitted = fit_with_selection(empty, [], [], SHORT, "bic")
+    assert list(fitted.columns) == FIT_COLUMNS and fitted.empty
+
+
+def test_every_fit_runs_on_the_device_asked_for(monkeypatch):
+    from assets.eis import fitting
+
+    devices = []
+    fit_spectra = fitting.fit_spectra
+
+    def recording(omegas, impedances, circuits, initial, settings, device="cpu"):
+        devices.append(device)
+        return fit_spectra(omegas, impedances, circuits, initial, settings, "cpu")  # the device asked for is recorded
+
+    monkeypatch.setattr(fitting, "fit_spectra", recording)
+    fit_with_selection(spectra_table(), CANDIDATES, INITIAL, SHORT, "bic", device="cuda:1")
+    assert devices and set(devices) == {"cuda:1"}  # classifier's start, naive start, each other candidate, reductions
 
 
 def test_aic_selects_among_the_candidates_when_asked():

@@ -376,3 +376,53 @@ def test_circuit_fits_asset_fits_predicted_and_labelled_spectra(data_root, test_
             column = column_name(parameter, kind)
             assert np.isfinite(row[column]) and row[f"{column}_se"] >= 0 and row[f"{parameter}_determined"] in (True, False)
         assert isinstance(row["supported_circuit"], str) and row["supported_circuit"]
+
+
+def test_lbfgs_stops_at_the_iteration_cap_or_when_the_cost_stops_falling():
+    circuit = CIRCUITS["RC-G-G"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 2, 1e-3, np.random.default_rng(3))
+    start = naive_start(circuit, 2)
+    capped = fit_circuit(circuit, omegas, impedances, start, FitSettings(optimizer="lbfgs", max_iterations=3))
+    free = fit_circuit(circuit, omegas, impedances, start, FitSettings(optimizer="lbfgs", max_iterations=300))
+    loose = fit_circuit(circuit, omegas, impedances, start,
+                        FitSettings(optimizer="lbfgs", max_iterations=300, cost_tolerance=1e6))  # any change is small
+    assert capped.iterations.max() <= 3 and free.iterations.min() > 20 and set(loose.iterations) == {1}
+    assert free.relative_residual.max() < 0.01 < capped.relative_residual.min()
+
+
+def test_fixed_kind_bounds_fill_unusable_starts_with_the_naive_start():
+    circuit = CIRCUITS["Rs_Ws"]
+    start = np.array([[0.5, np.nan, -1.0, 0.0], [np.inf, 2.0, 1.0, 0.45]])
+    filled = fitting.with_naive_gaps(circuit, start)
+    naive = naive_start(circuit, 2)
+    usable = np.isfinite(start) & (start > 0)
+    np.testing.assert_array_equal(filled[usable], start[usable])
+    np.testing.assert_array_equal(filled[~usable], naive[~usable])
+    truth = WELL_IDENTIFIED["Rs_Ws"]
+    omegas, impedances = noisy_copies(circuit, truth, 1, 1e-3, np.random.default_rng(9))
+    gap = np.array([[truth["R1"], np.nan, truth["W1_T"], truth["W1_p"]]])
+    result = fit_circuit(circuit, omegas, impedances, gap, FitSettings(bounds_mode="kinds"))
+    assert result.reproduces.all()
+
+
+def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch(monkeypatch):
+    devices = []
+    fit_circuit = fitting.fit_circuit
+
+    def recording(circuit, omegas, impedances, initial, settings, device="cpu"):
+        devices.append(device)
+        return fit_circuit(circuit, omegas, impedances, initial, settings, "cpu")  # the device asked for is recorded
+
+    monkeypatch.setattr(fitting, "fit_circuit", recording)
+    rng = np.random.default_rng(5)
+    names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
+    omegas, impedances = [], []
+    for name in names:
+        o, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
+        omegas += o
+        impedances += z
+    table = fit_spectra(omegas, impedances, names, [None] * 3, FitSettings(random_starts=0), device="cuda:1")
+    assert devices == ["cuda:1", "cuda:1"]  # one batch per class
+    assert table["reproduces"].tolist() == [True, True, True] and table["reproduces"].dtype == bool
+    seconds = table["fit_seconds"].to_numpy()
+    assert np.all(seconds > 0) and seconds[0] == seconds[2]  # the Rs_Ws batch's time, for both its spectra
