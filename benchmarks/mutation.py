@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 FIGURE = "a figure: colours, sizes and labels are judged by looking at it, not by a test"
+SAME_STEPS = ("how often the LM loop compacts its batch: masked or compacted, every spectrum takes the same steps "
+              "(tests/eis/test_fitting.py::test_masked_and_compacted_batches_take_the_same_steps); only the time changes")
 
 # Module (path from the repository root) -> the test files that cover it.
 TARGETS: dict[str, list[str]] = {
@@ -194,6 +196,18 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
     "assets/eis/fitting.py": {
         _swap("start = np.array([[(initial[i] or {}).get(p, np.nan) for p in circuit.parameters] for i in members], float)",
               "np.nan", "None"): "np.array(..., float) stores None as NaN",
+        **{_swap('check_every = 1 if u.device.type == "cpu" else CUDA_CHECK_EVERY', old, new): SAME_STEPS
+           for old, new in (("==", "!="), ('"cpu"', '"XXcpuXX"'), ('"cpu"', '"CPU"'))},
+        _swap("if iteration % check_every == 0:", "== 0", "== 1"): SAME_STEPS,
+        _swap("best = _fit_once(circuit, omegas, impedances, np.where(usable, initial, data_starts(circuit, omega, z, "
+              "*variants[0])), settings, device, limits)", "*variants[0]", ""):
+            "the first naive variant (0.8, not reversed) is data_starts' default",
+        **{_swap("circuit: Circuit, omega: np.ndarray, z: np.ndarray, exponent: float = 0.8, reverse: bool = False, "
+                 "rng: np.random.Generator | None = None", old, new): "a default no caller uses"
+           for old, new in (("0.8", "1.8"), ("= False", "= True"), ("bool = False", "bool = None"))},
+        _swap("starts = np.concatenate([data_starts(circuit, omega[rows], z[rows], float(rng.uniform(0.55, 1.0)), False, "
+              "rng) for _ in range(settings.random_starts)])", "False, rng", "None, rng"):
+            "data_starts tests `if reverse`: None is False",
     },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',

@@ -426,3 +426,37 @@ def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch(mon
     assert table["reproduces"].tolist() == [True, True, True] and table["reproduces"].dtype == bool
     seconds = table["fit_seconds"].to_numpy()
     assert np.all(seconds > 0) and seconds[0] == seconds[2]  # the Rs_Ws batch's time, for both its spectra
+
+
+def test_the_naive_variants_refit_every_spectrum_without_a_start_wherever_it_sits_in_the_batch():
+    """Noise-free RCPE-RCPE spectra that the first naive start (exponent 0.8, fastest arc first) leaves in a wrong
+    minimum and a later variant fits exactly."""
+    circuit = CIRCUITS["RCPE-RCPE"]
+    batch = simulate_class(circuit, 20, SimulationSettings(noise_relative_std=0.0), np.random.default_rng(11))
+    chosen = [2, 4, 5]
+    omegas = [batch.omega[i, : batch.n_points[i]] for i in chosen]
+    impedances = [batch.impedance[i, : batch.n_points[i]] for i in chosen]
+    truth = np.stack([batch.parameters[p] for p in circuit.parameters], axis=1)[chosen]
+    no_start = np.full(truth.shape, np.nan)
+    first_only = fit_circuit(circuit, omegas, impedances, no_start, FitSettings(n_starts=1, random_starts=0))
+    assert np.all(first_only.relative_residual > 0.01)
+    # n_starts 0 means the first variant alone
+    none = fit_circuit(circuit, omegas, impedances, no_start, FitSettings(n_starts=0, random_starts=0))
+    np.testing.assert_array_equal(none.weighted_cost, first_only.weighted_cost)
+    # the first spectrum has its true start, the others have none and sit behind it in the batch
+    mixed = np.vstack([truth[:1], no_start[1:]])
+    fitted = fit_circuit(circuit, omegas, impedances, mixed, FitSettings(n_starts=4, random_starts=0))
+    assert np.all(fitted.relative_residual < 1e-6), fitted.relative_residual
+
+
+def test_values_outside_the_bounds_start_just_inside_them():
+    circuit = CIRCUITS["Rs_Ws"]
+    model = BoundedParameters(circuit, FIT_BOUNDS, torch.float64, "cpu")
+    low = np.array([FIT_BOUNDS[kind][0] for kind in circuit.kinds])
+    high = np.array([FIT_BOUNDS[kind][1] for kind in circuit.kinds])
+    u = model.unbounded(np.vstack([low / 10, high * 10, low]))
+    assert torch.isfinite(u).all()
+    values = model.values(u).numpy()
+    np.testing.assert_allclose(values[0], low, rtol=1e-6)
+    np.testing.assert_allclose(values[1], high, rtol=1e-6)
+    np.testing.assert_allclose(values[2], low, rtol=1e-6)
