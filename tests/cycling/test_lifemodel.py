@@ -184,3 +184,35 @@ def test_cells_of_unknown_life_are_predicted_but_change_no_fit():
             & (guessed["predicted_cycle_life"] < guessed["upper80_cycles"])).all()
     assert "test2" not in set(both["metrics"]["split"])  # no known life: predicted, not scored
     assert (both["metrics"].query("split == 'train'")["n_cells"] == 40).all()
+
+
+def test_scored_sets_come_in_order_train_validation_test_then_the_others_by_name():
+    cells = life_cells(n_train=20)
+    cells["split"] = ["train"] * 20 + ["secondary"] * 5 + ["test"] * 5 + ["validation"] * 5 + ["b_extra"] * 5
+    exact = pd.DataFrame({"x": np.log10(cells["cycle_life"].to_numpy())}, index=cells["cell_key"])
+    result = lifemodel.fit_and_score(cells, {"c": exact}, {"c": "constant"}, exclude_cells=["c27"])
+    assert result["metrics"]["split"].tolist() == ["train", "train_cv", "validation", "test", "test_excl", "b_extra",
+                                                   "secondary"]
+    assert result["metrics"].set_index("split").loc["test_excl", "n_cells"] == 4
+
+
+def test_out_of_fold_predictions_are_each_folds_own_fit_with_its_own_cv():
+    cells = life_cells(n_train=30)
+    rng = np.random.default_rng(1)  # data whose inner-CV choice of alpha depends on the folds' seed
+    life = cells["cycle_life"].to_numpy()[:30]
+    x = np.c_[np.log10(life) + rng.normal(0, 0.1, 30), rng.normal(size=(30, 8))]
+    predicted = lifemodel.out_of_fold_log10_life(x, life, "ridge", n_folds=4, seed=3)
+    expected = np.full(30, np.nan)
+    for fit, held in lifemodel.cv_folds(30, 4, 3):
+        model, _ = lifemodel.fit_life_regressor(x[fit], life[fit], "ridge", 4, 3)
+        expected[held] = model.predict(x[held])
+    assert predicted.dtype == float
+    np.testing.assert_allclose(predicted, expected, rtol=1e-12)
+
+
+def test_the_selected_models_rows_are_one_per_cell_and_name_it():
+    predictions = pd.DataFrame({"cell_key": ["a", "b", "a", "b"], "model": ["m1", "m1", "m2", "m2"],
+                                "predicted_cycle_life": [1.0, 2.0, 3.0, 4.0]})
+    selected = lifemodel.selected_predictions(predictions, "m2")
+    expected = pd.DataFrame({"cell_key": ["a", "b"], "predicted_cycle_life": [3.0, 4.0], "selected_model": "m2"})
+    pd.testing.assert_frame_equal(selected, expected)
