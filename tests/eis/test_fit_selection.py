@@ -22,7 +22,7 @@ from assets.eis.fitting import (
     top_candidates,
     undetermined_names,
 )
-from tests.eis.test_fitting import WELL_IDENTIFIED, noisy_copies
+from tests.eis.test_fitting import WELL_IDENTIFIED, cpu_recording, mixed_spectra
 
 TRUE_CIRCUITS = ["L-R-RCPE", "RCPE-RCPE-RCPE", "Rs_Ws"]
 # a: one candidate, started at the truth; b: the classifier's first two candidates are wrong, the third is the
@@ -34,12 +34,7 @@ SHORT = FitSettings(random_starts=0, max_iterations=3)
 
 
 def spectra_table() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    omegas, impedances = [], []
-    for name in TRUE_CIRCUITS:
-        omega, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
-        omegas += omega
-        impedances += z
+    omegas, impedances = mixed_spectra(TRUE_CIRCUITS, np.random.default_rng(7))
     return pd.DataFrame({"spectrum_id": ["a", "b", "c"], "source": "cells.csv", "row": [2, 3, 5], "origin": "prediction",
                          "omega_rad_s": omegas, "z_real": [z.real for z in impedances], "z_imag": [z.imag for z in impedances]})
 
@@ -98,13 +93,7 @@ def test_every_fit_runs_on_the_device_asked_for(monkeypatch):
     from assets.eis import fitting
 
     devices = []
-    fit_spectra = fitting.fit_spectra
-
-    def recording(omegas, impedances, circuits, initial, settings, device="cpu"):
-        devices.append(device)
-        return fit_spectra(omegas, impedances, circuits, initial, settings, "cpu")  # the device asked for is recorded
-
-    monkeypatch.setattr(fitting, "fit_spectra", recording)
+    monkeypatch.setattr(fitting, "fit_spectra", cpu_recording(fitting.fit_spectra, devices))
     fit_with_selection(spectra_table(), CANDIDATES, INITIAL, SHORT, "bic", device="cuda:1")
     assert devices and set(devices) == {"cuda:1"}  # classifier's start, naive start, each other candidate, reductions
 

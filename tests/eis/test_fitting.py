@@ -61,6 +61,27 @@ def noisy_copies(circuit, truth: dict, n: int, relative_noise: float, rng):
     return [OMEGA] * n, list(clean + noise)
 
 
+def mixed_spectra(names: list[str], rng) -> tuple[list, list]:
+    """(omegas, impedances): one copy of each named circuit's well-identified spectrum, 0.1 % noise, in order."""
+    omegas, impedances = [], []
+    for name in names:
+        omega, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
+        omegas += omega
+        impedances += z
+    return omegas, impedances
+
+
+def cpu_recording(function, devices: list):
+    """`function` (fit_circuit or fit_spectra: the device is their sixth argument) run on the CPU, the device each
+    call asked for appended to `devices`."""
+    def recording(*args, device="cpu"):
+        if len(args) == 6:
+            *args, device = args
+        devices.append(device)
+        return function(*args, "cpu")
+    return recording
+
+
 def test_torch_and_numpy_circuits_agree_to_1e_10():
     rng = np.random.default_rng(0)
     for name, circuit in CIRCUITS.items():
@@ -329,13 +350,8 @@ def test_bic_prefers_the_circuit_that_generated_the_spectrum():
 
 
 def test_fit_spectra_keeps_input_order_and_fills_missing_starts():
-    rng = np.random.default_rng(5)
     names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
-    omegas, impedances = [], []
-    for name in names:
-        o, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
-        omegas += o
-        impedances += z
+    omegas, impedances = mixed_spectra(names, np.random.default_rng(5))
     starts = [WELL_IDENTIFIED["Rs_Ws"], None, {"R1": float("nan")}]
     table = fit_spectra(omegas, impedances, names, starts, FitSettings())
     assert table["circuit"].tolist() == names
@@ -407,20 +423,9 @@ def test_fixed_kind_bounds_fill_unusable_starts_with_the_naive_start():
 
 def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch(monkeypatch):
     devices = []
-    fit_circuit = fitting.fit_circuit
-
-    def recording(circuit, omegas, impedances, initial, settings, device="cpu"):
-        devices.append(device)
-        return fit_circuit(circuit, omegas, impedances, initial, settings, "cpu")  # the device asked for is recorded
-
-    monkeypatch.setattr(fitting, "fit_circuit", recording)
-    rng = np.random.default_rng(5)
+    monkeypatch.setattr(fitting, "fit_circuit", cpu_recording(fitting.fit_circuit, devices))
     names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
-    omegas, impedances = [], []
-    for name in names:
-        o, z = noisy_copies(CIRCUITS[name], WELL_IDENTIFIED[name], 1, 1e-3, rng)
-        omegas += o
-        impedances += z
+    omegas, impedances = mixed_spectra(names, np.random.default_rng(5))
     table = fit_spectra(omegas, impedances, names, [None] * 3, FitSettings(random_starts=0), device="cuda:1")
     assert devices == ["cuda:1", "cuda:1"]  # one batch per class
     assert table["reproduces"].tolist() == [True, True, True] and table["reproduces"].dtype == bool

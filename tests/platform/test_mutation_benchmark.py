@@ -27,15 +27,21 @@ def test_clamp():
 '''
 
 
-def test_the_mutation_run_scores_a_toy_module_in_a_copy(tmp_path, capsys):
-    from benchmarks import mutation
-
+def toy_project(tmp_path: Path, name: str, source: str, tests: str) -> Path:
+    """A project with the package toy (module `name`) and tests/test_<name>.py."""
     root = tmp_path / "project"
     (root / "toy").mkdir(parents=True)
     (root / "tests").mkdir()
     (root / "toy" / "__init__.py").write_text("")
-    (root / "toy" / "arith.py").write_text(TOY)
-    (root / "tests" / "test_arith.py").write_text(TOY_TESTS)
+    (root / "toy" / f"{name}.py").write_text(source)
+    (root / "tests" / f"test_{name}.py").write_text(tests)
+    return root
+
+
+def test_the_mutation_run_scores_a_toy_module_in_a_copy(tmp_path, capsys):
+    from benchmarks import mutation
+
+    root = toy_project(tmp_path, "arith", TOY, TOY_TESTS)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     report = tmp_path / "report.json"
     status = mutation.main(["--root", str(root), "--target", "toy/arith.py=tests/test_arith.py", "--nice", "0",
@@ -78,12 +84,7 @@ def test_countdown_in_one_native_thread():
 def test_a_mutant_that_never_ends_times_out_and_counts_as_killed(tmp_path):
     from benchmarks import mutation
 
-    root = tmp_path / "project"
-    (root / "toy").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "toy" / "__init__.py").write_text("")
-    (root / "toy" / "loop.py").write_text(LOOP)
-    (root / "tests" / "test_loop.py").write_text(LOOP_TESTS)
+    root = toy_project(tmp_path, "loop", LOOP, LOOP_TESTS)
     report = tmp_path / "report.json"
     status = mutation.main(["--root", str(root), "--target", "toy/loop.py=tests/test_loop.py", "--nice", "0",
                             "--timeout-constant", "1", "--timeout-multiplier", "2", "--report", str(report)])
@@ -98,12 +99,7 @@ def test_a_mutant_that_never_ends_times_out_and_counts_as_killed(tmp_path):
 def test_a_random_sample_of_mutants_reports_its_interval_and_resumes(tmp_path):
     from benchmarks import mutation
 
-    root = tmp_path / "project"
-    (root / "toy").mkdir(parents=True)
-    (root / "tests").mkdir()
-    (root / "toy" / "__init__.py").write_text("")
-    (root / "toy" / "arith.py").write_text(TOY)
-    (root / "tests" / "test_arith.py").write_text(TOY_TESTS)
+    root = toy_project(tmp_path, "arith", TOY, TOY_TESTS)
     target = ["--root", str(root), "--target", "toy/arith.py=tests/test_arith.py", "--nice", "0"]
     assert mutation.main([*target, "--report", str(tmp_path / "all.json")]) == 0
     everything = json.loads((tmp_path / "all.json").read_text())[0]
