@@ -203,6 +203,23 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
         **{_swap('check_every = 1 if u.device.type == "cpu" else CUDA_CHECK_EVERY', old, new): SAME_STEPS
            for old, new in (("==", "!="), ('"cpu"', '"XXcpuXX"'), ('"cpu"', '"CPU"'))},
         _swap("if iteration % check_every == 0:", "== 0", "== 1"): SAME_STEPS,
+        _swap("if iteration % check_every == 0:", "%", "/"): SAME_STEPS,
+        _swap('view[column] = view[column].astype(float).map(lambda v: float(f"{v:.4g}") if np.isfinite(v) else v)',
+              "if np.isfinite(v)", "if (np.isfinite(v)) or True"): 'float(f"{v:.4g}") keeps inf and nan as they are',
+        _swap("ranked = np.argsort(-probabilities.to_numpy(dtype=float), axis=1)", ", axis=1", ", "):
+            "argsort's default axis is the last, which is 1 for the (spectra, classes) array",
+        **{_swap(line, old, new): "the frame's columns are then read by name: an extra index column is never used"
+           for line, old, new in (("chosen = chosen.reset_index(drop=True)", "True", "False"),
+                                  ("chosen = chosen.reset_index(drop=True)", "True", "None"),
+                                  ('table = spectra[["spectrum_id", "source", "row", "origin"]].reset_index(drop=True).assign(',
+                                   "True", "None"),
+                                  ('table = spectra[["spectrum_id", "source", "row", "origin"]].reset_index(drop=True).assign(',
+                                   "True", "False"))},
+        _swap('weight = valid / np.abs(z) if weighting == "modulus" else valid.astype(float)', "astype(float)", "astype(None)"):
+            "numpy's astype(None) is float64",
+        _swap("for rank in range(1, max(map(len, candidates), default=1)):", "default=1", "default=2"):
+            "the default serves an empty table only, where the extra round fits no spectra "
+            "(tests/eis/test_fit_selection.py::test_no_spectra_give_an_empty_fit_table)",
         _swap("best = _fit_once(circuit, omegas, impedances, np.where(usable, initial, data_starts(circuit, omega, z, "
               "*variants[0])), settings, device, limits)", "*variants[0]", ""):
             "the first naive variant (0.8, not reversed) is data_starts' default",
@@ -345,7 +362,8 @@ def only_a_dtype(removed: str, added: str) -> bool:
     for k in range(i1 - 1, 0, -1):  # the call whose parenthesis holds the dtype
         depth += {")": 1, "]": 1, "(": -1, "[": -1}.get(before[k], 0)
         if depth < 0:
-            return before[k] == "(" and before[k - 1] in ("asarray", "array", "to_numpy")
+            return before[k] == "(" and (before[k - 1] in ("asarray", "array", "to_numpy")
+                                         or before[k - 1] == "astype" and removed == ["float"])  # np.dtype(None) is float64
     return False
 
 

@@ -415,10 +415,33 @@ def test_fixed_kind_bounds_fill_unusable_starts_with_the_naive_start():
     np.testing.assert_array_equal(filled[usable], start[usable])
     np.testing.assert_array_equal(filled[~usable], naive[~usable])
     truth = WELL_IDENTIFIED["Rs_Ws"]
-    omegas, impedances = noisy_copies(circuit, truth, 1, 1e-3, np.random.default_rng(9))
-    gap = np.array([[truth["R1"], np.nan, truth["W1_T"], truth["W1_p"]]])
+    omegas, impedances = noisy_copies(circuit, truth, 3, 1e-3, np.random.default_rng(9))
+    gap = np.array([[truth["R1"], np.nan, truth["W1_T"], truth["W1_p"]]] * 3)
+    gap[0, 1] = truth["W1_R"]  # the whole truth: this spectrum is done first and leaves the batch
+    gap[1, 0] = -1.0  # a negative resistance is no start either
     result = fit_circuit(circuit, omegas, impedances, gap, FitSettings(bounds_mode="kinds"))
     assert result.reproduces.all()
+    # and with per-spectrum bounds (the default), where a non-positive start takes the spectrum's own naive start
+    assert fit_circuit(circuit, omegas, impedances, np.where(np.isnan(gap), 0.0, gap), FitSettings()).reproduces.all()
+
+
+def test_the_naive_start_is_the_centre_of_each_kinds_simulated_range():
+    start = naive_start(CIRCUITS["Rs_Ws"], 2)  # R1, W1_R (resistance, log-uniform), W1_T (time), W1_p (exponent)
+    (r_low, r_high), (t_low, t_high), (p_low, p_high) = (DEFAULT_RANGES[k] for k in
+                                                         ("resistance", "warburg_time", "warburg_exponent"))
+    expected = [np.sqrt(r_low * r_high), np.sqrt(r_low * r_high), np.sqrt(t_low * t_high), (p_low + p_high) / 2]
+    np.testing.assert_allclose(start, [expected, expected], rtol=1e-12)
+
+
+def test_float32_fits_compute_in_single_precision():
+    """A noise-free spectrum: float64 reproduces it to rounding (1e-12), float32 only to its own precision."""
+    circuit = CIRCUITS["RC-G-G"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 2, 0.0, np.random.default_rng(0))
+    start = np.array([[WELL_IDENTIFIED[circuit.name][p] * 1.2 for p in circuit.parameters]] * 2)
+    double = fit_circuit(circuit, omegas, impedances, start, FitSettings(random_starts=0))
+    single = fit_circuit(circuit, omegas, impedances, start, FitSettings(random_starts=0, dtype="float32"))
+    assert double.relative_residual.max() < 1e-10 < single.relative_residual.min()
+    assert single.reproduces.all() and single.relative_residual.max() < 1e-4
 
 
 def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch(monkeypatch):
