@@ -236,6 +236,12 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                ("def out_of_fold_log10_life(x_train: np.ndarray, life_train: np.ndarray, method: str, n_folds: int = 5,",
                 "= 5", "= 6"),
                ("seed: int = 0, groups=None) -> np.ndarray:", "= 0", "= 1"))},
+        **{_swap('names += sorted(set(cells["split"]) - {TRAIN, "validation", "test"})', old, new):
+           "a set named twice is scored once, in its first place: the masks are a dict keyed by set name"
+           for old, new in (('"validation"', '"XXvalidationXX"'), ('"validation"', '"VALIDATION"'),
+                            ('"test"}', '"XXtestXX"}'), ('"test"}', '"TEST"}'))},
+        _swap('cv_metrics = pd.DataFrame.from_dict(cv, orient="index").rename_axis("model")', '"index"', '"INDEX"'):
+            "pandas reads from_dict's orient ignoring case",
     },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',

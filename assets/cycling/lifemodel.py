@@ -333,7 +333,7 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
         out_of_fold = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed)
         residuals = np.log10(life[train]) - out_of_fold
         half_widths[name] = {level: conformal_quantile(np.abs(residuals), level / 100) for level in LEVELS_PERCENT}
-        predicted = models[name].predict(x) if len(x) else np.zeros(0)
+        predicted = models[name].predict(x)
         table = pd.concat([cells.assign(model=name, life_unknown=~labelled, predicted_cycle_life=10**predicted),
                            interval_columns(predicted, half_widths[name])], axis=1)
         predictions.append(table)

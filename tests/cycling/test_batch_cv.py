@@ -79,6 +79,44 @@ def test_batch_cv_runs_only_when_every_labelled_training_cell_has_a_batch():
     assert skipped["n_training_batches"] == 0 and "train_batchcv" not in set(skipped["metrics"]["split"])
     one = lifemodel.fit_and_score(cells, features, {"v": "least_squares"}, batches=batches.map(lambda b: "same"))
     assert one["n_training_batches"] == 0
+    two_cells, two_batches = batch_cells(n_batches=2)  # Severson's training cells come in two batches
+    two = lifemodel.fit_and_score(two_cells, features, {"v": "least_squares"}, batches=two_batches)
+    assert two["n_training_batches"] == 2
+    assert two["metrics"]["split"].tolist() == ["train", "train_cv", "train_batchcv", "test1"]
+    assert two["metrics"].set_index("split").loc["train_batchcv", "n_batches"] == 2
+
+
+def test_each_figure_of_the_fit_is_the_one_its_own_folds_give():
+    """With n_folds 4 and seed 3: the chosen alpha, the out-of-fold rmse and MAPE, the interval half widths and
+    the batch CV are those of fit_life_regressor, out_of_fold_log10_life and conformal_quantile with the same."""
+    from resources.conformal import conformal_quantile
+
+    cells, batches = batch_cells(n_batches=3, per_batch=12, seed=2)
+    rng = np.random.default_rng(1)
+    features = pd.DataFrame(np.c_[np.log10(cells["cycle_life"].to_numpy()) + rng.normal(0, 0.1, len(cells)),
+                                  rng.normal(size=(len(cells), 8))], index=cells["cell_key"])
+    result = lifemodel.fit_and_score(cells, {"r": features}, {"r": "ridge"}, n_folds=4, seed=3, batches=batches)
+    train = (cells["split"] == "train").to_numpy()
+    x, life = features.to_numpy()[train], cells["cycle_life"].to_numpy()[train]
+    assert result["choices"]["r"] == lifemodel.fit_life_regressor(x, life, "ridge", 4, 3)[1]
+    residuals = np.log10(life) - lifemodel.out_of_fold_log10_life(x, life, "ridge", 4, 3)
+    cv = result["cv_metrics"]
+    assert cv.index.name == "model" and cv.loc["r", "rmse_log10"] == pytest.approx(np.sqrt(np.mean(residuals**2)))
+    assert cv.loc["r", "mape_percent"] == pytest.approx(lifemodel.life_metrics(life, life / 10**residuals)["mape_percent"])
+    assert result["half_widths_log10"]["r"] == {level: conformal_quantile(np.abs(residuals), level / 100)
+                                                for level in (80, 95)}
+    by_batch = lifemodel.out_of_fold_log10_life(x, life, "ridge", 4, 3, batches.to_numpy()[train])
+    assert cv.loc["r", "batchcv_mape_percent"] == pytest.approx(lifemodel.life_metrics(life, 10**by_batch)["mape_percent"])
+    # the fitted model is returned and predicts every cell; each prediction row names its model
+    np.testing.assert_allclose(10 ** result["models"]["r"].predict(features.to_numpy()),
+                               result["predictions"]["predicted_cycle_life"])
+    assert result["predictions"]["model"].tolist() == ["r"] * len(cells)
+    # the defaults are 5 folds and seed 0
+    default = lifemodel.fit_and_score(cells, {"r": features}, {"r": "ridge"})
+    explicit = lifemodel.fit_and_score(cells, {"r": features}, {"r": "ridge"}, n_folds=5, seed=0)
+    pd.testing.assert_frame_equal(default["cv_metrics"], explicit["cv_metrics"])
+    assert not default["cv_metrics"].equals(lifemodel.fit_and_score(cells, {"r": features}, {"r": "ridge"}, n_folds=4,
+                                                                    seed=1)["cv_metrics"])
 
 
 def test_cell_batches_from_a_file_a_column_or_severson_keys(tmp_path):
