@@ -242,6 +242,11 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
                             ('"test"}', '"XXtestXX"}'), ('"test"}', '"TEST"}'))},
         _swap('cv_metrics = pd.DataFrame.from_dict(cv, orient="index").rename_axis("model")', '"index"', '"INDEX"'):
             "pandas reads from_dict's orient ignoring case",
+        **{_swap(line, "(n, 1)", "(n, 2)"): "the splitters read only the number of rows of X"
+           for line in ("return list(splitter.split(np.zeros((n, 1))))",
+                        "return list(splitter.split(np.zeros((n, 1)), groups=groups))")},
+        _swap("splitter = LeaveOneGroupOut() if len(np.unique(groups)) <= n_folds else GroupKFold(n_splits=n_folds)",
+              "<=", "<"): "with as many groups as folds GroupKFold also holds out one group per fold: the same folds",
     },
     "resources/conformal.py": {
         ('return float(inside.mean()) if len(inside) else float("nan")',

@@ -30,6 +30,12 @@ def test_batch_folds_never_put_a_batch_on_both_sides(n_folds):
         assert sorted(len(set(groups[held])) for _, held in folds) == [1] * 5
 
 
+def test_random_folds_are_n_folds_but_never_more_than_the_cells_nor_fewer_than_two():
+    assert [len(lifemodel.cv_folds(n, k, seed=0)) for n, k in ((30, 4), (10, 2), (3, 5), (10, 1))] == [4, 2, 3, 2]
+    held = np.concatenate([held for _, held in lifemodel.cv_folds(30, 4, seed=0)])
+    assert sorted(held) == list(range(30))  # every cell held out once
+
+
 def test_batch_folds_need_two_batches():
     with pytest.raises(ValueError, match="two groups"):
         lifemodel.cv_folds(6, 5, 0, groups=["a"] * 6)
