@@ -204,6 +204,37 @@ EQUIVALENT: dict[str, dict[tuple[str, str], str]] = {
            for old, new in (("==", "!="), ('"cpu"', '"XXcpuXX"'), ('"cpu"', '"CPU"'))},
         _swap("if iteration % check_every == 0:", "== 0", "== 1"): SAME_STEPS,
         _swap("if iteration % check_every == 0:", "%", "/"): SAME_STEPS,
+        _swap("if iteration % check_every == 0:", "== 0", "!= 0"): SAME_STEPS,
+        _swap("if keep.numel() < rows.numel():", "<", "<="): SAME_STEPS,
+        **{_swap('check_every = 1 if u.device.type == "cpu" else CUDA_CHECK_EVERY', old, new): SAME_STEPS
+           for old, new in (('u.device.type == "cpu"', '(u.device.type == "cpu") and False'),
+                            ('u.device.type == "cpu"', '(u.device.type == "cpu") or True'), ("= 1 if", "= 2 if"))},
+        **{_swap("u_batch, lam, active = _lm_iteration(sub, u_batch, lam, active, batch, settings, max_step_tries, "
+                 "check_every == 1)", "check_every == 1)", new):
+           "stopping the step tries once every spectrum has accepted a step only saves work: a spectrum that has "
+           "accepted tries no further step and keeps its damping" for new in ("None)", "check_every != 1)",
+                                                                              "check_every == 2)")},
+        **{_swap('with torch.no_grad() if settings.optimizer == "lm" else torch.enable_grad():', old, new):
+           "the LM loop computes the same numbers with autograd recording (nothing it uses requires grad)"
+           for old, new in (('settings.optimizer == "lm"', '(settings.optimizer == "lm") and False'),
+                            ('"lm"', '"XXlmXX"'), ('"lm"', '"LM"'))},
+        **{_swap(line, old, new): "the tensor is 2-D (spectra, residuals): dimension +1 is dimension -1"
+           for line, old, new in (("cost = (residual_vector**2).sum(-1) * n_points", "sum(-1)", "sum(+1)"),
+                                  ("cost = (residual**2).sum(-1)", "sum(-1)", "sum(+1)"),
+                                  ("trial_cost = (weighted_residual(model, trial, spectra) ** 2).sum(-1)", "sum(-1)",
+                                   "sum(+1)"),
+                                  ("return torch.cat([difference.real, difference.imag], dim=-1)", "dim=-1", "dim=+1"),
+                                  ("return torch.cat([difference.real, difference.imag], dim=-1), "
+                                   "torch.cat([dz_dv.real, dz_dv.imag], dim=1)", "dim=-1", "dim=+1"))},
+        _swap("return np.where(floor > value, floor, value)", ">", ">="): "where the two are equal either is the value",
+        **{_swap("return data_starts(circuit, np.asarray(omega, float)[None], np.asarray(z, complex)[None], exponent, "
+                 "reverse)[0]", old, new): "every caller of data_start uses reverse's default (False)"
+           for old, new in (("exponent, reverse)", "exponent, None)"), ("exponent, reverse)", "exponent, )"))},
+        _swap("start = np.array([[(initial[i] or {}).get(p, np.nan) for p in circuit.parameters] for i in members], float)",
+              "get(p, np.nan)", "get(p, )"): "np.array(..., float) stores None as NaN",
+        _swap("for rank in range(1, max(map(len, candidates), default=1)):", "range(1, ", "range("):
+            "rank 0 refits the classifier's circuit from the naive start: the naive fit, which the kept fit already "
+            "matches or beats, so it never replaces it",
         _swap('view[column] = view[column].astype(float).map(lambda v: float(f"{v:.4g}") if np.isfinite(v) else v)',
               "if np.isfinite(v)", "if (np.isfinite(v)) or True"): 'float(f"{v:.4g}") keeps inf and nan as they are',
         _swap("ranked = np.argsort(-probabilities.to_numpy(dtype=float), axis=1)", ", axis=1", ", "):

@@ -131,14 +131,13 @@ class BoundedParameters:
         scaled = np.where(log_scaled, np.log10(limits), limits)
         self.low = torch.tensor(scaled[..., 0], dtype=dtype, device=device)  # (1 or N, P)
         self.width = torch.tensor(scaled[..., 1] - scaled[..., 0], dtype=dtype, device=device)
-        self.index = None
 
     def subset(self, index: torch.Tensor) -> "BoundedParameters":
         if self.low.shape[0] == 1:
             return self
         other = object.__new__(BoundedParameters)
         other.circuit, other.log_scaled = self.circuit, self.log_scaled
-        other.low, other.width, other.index = self.low[index], self.width[index], None
+        other.low, other.width = self.low[index], self.width[index]
         return other
 
     def values(self, u: torch.Tensor) -> torch.Tensor:

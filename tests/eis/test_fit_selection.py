@@ -81,6 +81,11 @@ def test_the_fit_table_holds_each_circuits_parameters_errors_and_flags(fits):
     assert fits["supported_parameters"].tolist() == fits["parameters"].tolist()
     assert np.allclose(fits["supported_relative_residual"], fits["relative_residual"])
     assert (fits["max_abs_correlation"].between(0, 1)).all() and all("~" in pair for pair in fits["correlated_pair"])
+    n_params = np.array([len(CIRCUITS[c].parameters) for c in fits["circuit"]])
+    np.testing.assert_allclose(fits["bic"] - fits["aic"], n_params * (np.log(2 * 60) - 2))  # 60 points each
+    assert fits["supported_bic"].tolist() == fits["bic"].tolist()  # each fit supports itself
+    assert fits["supported_standard_errors"].tolist() == fits["standard_errors"].tolist()
+    assert fits["supported_undetermined"].tolist() == fits["undetermined"].tolist()
 
 
 def test_no_spectra_give_an_empty_fit_table():
@@ -130,7 +135,7 @@ def test_export_has_each_value_in_its_unit_with_its_error_and_determined_flag():
     view = export_view(fits)
     packed = {"initial_parameters", "parameters", "naive_parameters", "standard_errors", "supported_parameters",
               "supported_standard_errors"}
-    assert not packed & set(view.columns)
+    assert not packed & set(view.columns) and "index" not in view.columns
     r1, w1_t = column_name("R1", "resistance"), column_name("W1_T", "warburg_time")
     assert (r1, w1_t) == ("R1_ohm", "W1_T_s")
     assert view[r1].tolist() == [1.235, 0.5] and view[f"{r1}_se"].tolist() == [0.01235, 0.001]

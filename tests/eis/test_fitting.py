@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -449,11 +451,14 @@ def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch(mon
     monkeypatch.setattr(fitting, "fit_circuit", cpu_recording(fitting.fit_circuit, devices))
     names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
     omegas, impedances = mixed_spectra(names, np.random.default_rng(5))
+    began = time.perf_counter()
     table = fit_spectra(omegas, impedances, names, [None] * 3, FitSettings(random_starts=0), device="cuda:1")
+    elapsed = time.perf_counter() - began
     assert devices == ["cuda:1", "cuda:1"]  # one batch per class
     assert table["reproduces"].tolist() == [True, True, True] and table["reproduces"].dtype == bool
     seconds = table["fit_seconds"].to_numpy()
     assert np.all(seconds > 0) and seconds[0] == seconds[2]  # the Rs_Ws batch's time, for both its spectra
+    assert seconds[0] + seconds[1] <= elapsed  # each batch's share of the call
 
 
 def test_the_naive_variants_refit_every_spectrum_without_a_start_wherever_it_sits_in_the_batch():
@@ -488,3 +493,32 @@ def test_values_outside_the_bounds_start_just_inside_them():
     np.testing.assert_allclose(values[0], low, rtol=1e-6)
     np.testing.assert_allclose(values[1], high, rtol=1e-6)
     np.testing.assert_allclose(values[2], low, rtol=1e-6)
+
+
+@pytest.mark.parametrize("weighting", ["modulus", "unit"])
+def test_weighted_cost_and_information_criteria_are_the_closed_forms(weighting):
+    """cost = sum over a spectrum's own points of |w (Z_model - Z)|^2 (w = 1/|Z| or 1), ragged batches included;
+    AIC = 2n ln(cost / 2n) + 2P, BIC = 2n ln(cost / 2n) + P ln(2n) with Re and Im as 2n observations."""
+    circuit = CIRCUITS["RC-G-G"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 2, 1e-2, np.random.default_rng(6))
+    omegas, impedances = [omegas[0][:40], omegas[1]], [impedances[0][:40], impedances[1]]
+    start = np.array([[WELL_IDENTIFIED[circuit.name][p] for p in circuit.parameters]] * 2)
+    result = fit_circuit(circuit, omegas, impedances, start, FitSettings(weighting=weighting, random_starts=0))
+    costs = []
+    for values, omega, z in zip(result.parameters, omegas, impedances):
+        weight = 1 / np.abs(z) if weighting == "modulus" else 1.0
+        costs.append(np.sum(np.abs(weight * (circuit_impedance(circuit, values, omega) - z)) ** 2))
+    np.testing.assert_allclose(result.weighted_cost, costs, rtol=1e-9)
+    n_obs, n_params = 2 * np.array([40, 60]), len(circuit.parameters)
+    aic, bic = result.information_criteria()
+    np.testing.assert_allclose(aic, n_obs * np.log(np.array(costs) / n_obs) + 2 * n_params, rtol=1e-9)
+    np.testing.assert_allclose(bic, n_obs * np.log(np.array(costs) / n_obs) + n_params * np.log(n_obs), rtol=1e-9)
+
+
+def test_adam_steps_by_the_learning_rate_asked_for():
+    circuit = CIRCUITS["RC-G-G"]
+    omegas, impedances = noisy_copies(circuit, WELL_IDENTIFIED[circuit.name], 1, 1e-3, np.random.default_rng(3))
+    start = naive_start(circuit, 1)
+    still = fit_circuit(circuit, omegas, impedances, start, FitSettings(optimizer="adam", learning_rate=0.0,
+                                                                        max_iterations=5, random_starts=0))
+    np.testing.assert_allclose(still.parameters, start, rtol=1e-9)

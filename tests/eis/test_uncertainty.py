@@ -202,6 +202,16 @@ def test_random_restarts_only_lower_costs_and_reproduce_more_spectra():
     assert restarted.reproduces.sum() > naive.reproduces.sum() and restarted.reproduces[naive.reproduces].all()
     # each spectrum keeps a fit of its own data: its residual recomputed from its parameters is the reported one
     np.testing.assert_allclose(relative_residual(circuit, restarted.parameters, omegas, impedances), restarted.relative_residual, rtol=1e-9)
+    # with its own errors and correlations, and the restarts are seeded: a second run gives the same fits
+    rescued = restarted.reproduces & ~naive.reproduces
+    assert np.isfinite(restarted.standard_errors[rescued]).all() and np.isfinite(restarted.correlation[rescued]).all()
+    again = fit_circuit(circuit, omegas, impedances, start, FitSettings(random_starts=5, converged_residual=strict))
+    np.testing.assert_array_equal(again.weighted_cost, restarted.weighted_cost)
+    # and a spectrum's restarts do not depend on its batch: alone, it gets the same fit
+    for i in np.flatnonzero(~naive.reproduces)[:2]:
+        alone = fit_circuit(circuit, omegas[i : i + 1], impedances[i : i + 1], start[i : i + 1],
+                            FitSettings(random_starts=5, converged_residual=strict))
+        np.testing.assert_allclose(alone.weighted_cost, restarted.weighted_cost[i : i + 1], rtol=1e-6)
 
 
 def test_the_share_whose_supported_circuit_differs_is_counted_per_labelled_class():
