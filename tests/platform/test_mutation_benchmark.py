@@ -112,3 +112,13 @@ def test_a_random_sample_of_mutants_reports_its_interval_and_resumes(tmp_path):
     again = json.loads((tmp_path / "again.json").read_text())[0]
     assert {k: again[k] for k in ("mutants", "population", "killed", "survived")} == {
         k: sample[k] for k in ("mutants", "population", "killed", "survived")}
+
+
+def test_the_sample_interval_is_wilsons():
+    """90 of 100 sampled mutants killed: Wilson's 95 % interval is [82.6, 94.5] (a textbook value)."""
+    from benchmarks import mutation
+
+    alive = [{"mutant": f"m{i}", "removed": "x = 1", "added": "x = 2"} for i in range(10)]
+    sampled = mutation.score("toy.py", [], 100, 90, alive, population=1000)
+    assert sampled["killed_percent"] == 90.0 and sampled["killed_percent_interval95"] == [82.6, 94.5]
+    assert mutation.score("toy.py", [], 100, 90, alive)["killed_percent_interval95"] is None  # the whole module
