@@ -12,8 +12,8 @@ interval; the default runs them all.
 
 Prints, per module: mutants, killed (a failing test, or a timeout: the covering tests ran past
 `--timeout-multiplier` times their own duration plus `--timeout-constant` seconds; timeouts are also counted
-apart), survived (no covering test failed), then every surviving mutant with its file:line and the mutation as a diff; a survivor that
-EQUIVALENT lists is shown with its reason and counted apart. One line `killed_percent_<module>: x`
+apart), survived (no covering test failed), then every surviving mutant with its file:line and the mutation as
+a diff; a survivor that EQUIVALENT lists is shown with its reason and counted apart. One line `killed_percent_<module>: x`
 per module (killed / (mutants - equivalent)), the lowest of them last as `killed_percent_min`.
 --report writes the same as JSON. Exits non-zero only when mutmut could not run.
 """
