@@ -91,24 +91,20 @@ def test_evidence_fits_use_one_naive_start_the_restarts_asked_for_and_the_device
     from assets.eis import fitting
     from assets.eis.fitting import FitSettings
 
+    from tests.eis.test_fitting import cpu_recording
+
     calls = []
-    fit_spectra = fitting.fit_spectra
-
-    def recording(omegas, impedances, circuits, initial, settings, device="cpu"):
-        calls.append((circuits[0], settings, device))
-        return fit_spectra(omegas, impedances, circuits, initial, settings, "cpu")  # the device asked for is recorded
-
-    monkeypatch.setattr(fitting, "fit_spectra", recording)
+    monkeypatch.setattr(fitting, "fit_spectra", cpu_recording(fitting.fit_spectra, calls))
     omegas, impedances, _ = _spectra(per_class=1, seed=9)
     one = ([omegas[0]], [impedances[0]])
     circuit_evidence(*one)
-    assert [c[0] for c in calls] == list(CIRCUIT_NAMES)
-    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=0), "cpu") for c in calls)
+    assert [args[2][0] for args, _ in calls] == list(CIRCUIT_NAMES)
+    assert all((args[4], device) == (FitSettings(n_starts=1, random_starts=0), "cpu") for args, device in calls)
     cache = tmp_path / "nested" / "cache"
     calls.clear()
     circuit_evidence(*one, device="cuda:1", random_starts=2, cache=cache)
     assert len(calls) == len(CIRCUIT_NAMES)
-    assert all(c[1:] == (FitSettings(n_starts=1, random_starts=2), "cuda:1") for c in calls)
+    assert all((args[4], device) == (FitSettings(n_starts=1, random_starts=2), "cuda:1") for args, device in calls)
     calls.clear()
     circuit_evidence(*one, random_starts=3, cache=cache)  # other restarts: fitted again, not read back
     circuit_evidence([omegas[1]], [impedances[1]], random_starts=2, cache=cache)  # another batch, same folder

@@ -71,13 +71,13 @@ def mixed_spectra(names: list[str], rng) -> tuple[list, list]:
     return omegas, impedances
 
 
-def cpu_recording(function, devices: list):
-    """`function` (fit_circuit or fit_spectra: the device is their sixth argument) run on the CPU, the device each
-    call asked for appended to `devices`."""
+def cpu_recording(function, calls: list):
+    """`function` (fit_circuit or fit_spectra: the device is their sixth argument) run on the CPU; each call's first
+    five arguments and the device it asked for are appended to `calls` as (args, device)."""
     def recording(*args, device="cpu"):
         if len(args) == 6:
             *args, device = args
-        devices.append(device)
+        calls.append((args, device))
         return function(*args, "cpu")
     return recording
 
@@ -445,12 +445,12 @@ def test_float32_fits_compute_in_single_precision():
 
 
 def test_fit_spectra_fits_on_the_device_asked_for_and_times_each_class_batch_once(monkeypatch):
-    devices = []
-    monkeypatch.setattr(fitting, "fit_circuit", cpu_recording(fitting.fit_circuit, devices))
+    calls = []
+    monkeypatch.setattr(fitting, "fit_circuit", cpu_recording(fitting.fit_circuit, calls))
     names = ["Rs_Ws", "RC-G-G", "Rs_Ws"]
     omegas, impedances = mixed_spectra(names, np.random.default_rng(5))
     table = fit_spectra(omegas, impedances, names, [None] * 3, FitSettings(random_starts=0), device="cuda:1")
-    assert devices == ["cuda:1", "cuda:1"]  # one batch per class
+    assert [device for _, device in calls] == ["cuda:1", "cuda:1"]  # one batch per class
     assert table["reproduces"].tolist() == [True, True, True] and table["reproduces"].dtype == bool
     seconds = table["fit_seconds"].to_numpy()
     assert np.isfinite(seconds).all() and seconds[0] == seconds[2]  # the Rs_Ws batch's time, for both its spectra
