@@ -22,8 +22,8 @@ One row per (cell, cycle, time step); the columns, in order:
 A signal a source lacks is NaN; `signals_present` says which are there.
 
 Severson pickles hold dQdV on the Qdlin voltage grid, not per time step, so it
-is not a time-step signal there. Pickles run code when loaded: read only files
-you trust (data/raw/cycling is the user's own drop folder).
+is not a time-step signal there. Pickles are read as data (resources.safe_pickle): a file naming
+anything beyond dicts, lists, strings, bytes, numbers and numpy arrays is rejected, and nothing in it runs.
 
 The Qdlin-matrix layout (Attia et al., J. Electrochem. Soc. 168, 090547 (2021)):
     <folder>/<split>/cellN.csv                 no header; 1000 rows (voltage linspace(3.6, 2.0, 1000))
@@ -34,7 +34,6 @@ The Qdlin-matrix layout (Attia et al., J. Electrochem. Soc. 168, 090547 (2021)):
 
 from __future__ import annotations
 
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from resources.datapaths import Rejection
+from resources.safe_pickle import load_data_pickle
 
 KEYS = ["cell_key", "cycle_number"]
 SYNTHETIC_SOURCE = "synthetic"  # the `source` of the embedded synthetic cells
@@ -108,10 +108,10 @@ def severson_frame(batch, source: str) -> tuple[pd.DataFrame, list[Rejection]]:
 
 
 def read_pickle(path: Path) -> tuple[pd.DataFrame, list[Rejection]]:
+    """A Severson batch pickle, read as data: a file naming any other type is rejected with that type."""
     try:
-        with open(path, "rb") as handle:
-            batch = pickle.load(handle)
-    except Exception as error:  # any unreadable pickle is a rejected file, not a failed run
+        batch = load_data_pickle(path)
+    except Exception as error:  # any unreadable or refused pickle is a rejected file, not a failed run
         return _empty(), [Rejection(path.name, None, f"not a readable pickle: {type(error).__name__}: {error}")]
     return severson_frame(batch, path.name)
 
