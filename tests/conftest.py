@@ -10,6 +10,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def benchmark_results_elsewhere(tmp_path_factory):
+    """Benchmarks a test runs (in process or as a subprocess) write their results JSON to a temporary folder.
+
+    benchmarks.results reads MATERIALS_BENCHMARK_RESULTS; without it a test's tiny run would replace the
+    committed benchmarks/results/<name>.json the docs are rendered from.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MATERIALS_BENCHMARK_RESULTS", str(tmp_path_factory.mktemp("benchmark_results")))
+        yield
+
+
 @pytest.fixture
 def data_root(tmp_path, monkeypatch):
     """An empty MATERIALS_DATA root for one test."""
