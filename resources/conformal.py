@@ -3,6 +3,10 @@
 Given n nonconformity scores of rows the model did not see (out-of-fold residuals of training rows), the
 ceil((n + 1) * level)-th smallest score bounds the score of an exchangeable new row with probability at least
 `level` (Vovk et al., Algorithmic Learning in a Random World, 2005; Lei et al., JASA 113, 1094, 2018).
+
+For classifiers, split-conformal prediction sets with the score 1 - p(true class) (Sadinle, Lei & Wasserman,
+JASA 114, 223, 2019: the smallest mean set size among sets with the guarantee), where a class the caller rules out
+(`admissible` False) scores inf; below them temperature scaling, calibration error and top-mass sets.
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ def conformal_quantile(scores: np.ndarray, level: float) -> float:
     scores = np.sort(np.asarray(scores, float))
     rank = math.ceil((len(scores) + 1) * level)
     return float(scores[rank - 1]) if rank <= len(scores) else math.inf
+
+
+def class_scores(probabilities: np.ndarray, admissible: np.ndarray | None = None) -> np.ndarray:
+    """(N, K) nonconformity of every class: 1 - p, inf where the class is ruled out."""
+    scores = 1.0 - np.asarray(probabilities, float)
+    return scores if admissible is None else np.where(np.asarray(admissible, bool), scores, math.inf)
+
+
+def set_threshold(probabilities: np.ndarray, true_index: np.ndarray, level: float, admissible: np.ndarray | None = None) -> float:
+    """Split-conformal bound on the true class's score, from out-of-fold rows: the sets of prediction_sets
+    then hold a new row's true class with probability >= level (inf: too few rows, or more than 1 - level
+    of true classes ruled out: every class is in every set)."""
+    scores = class_scores(probabilities, admissible)
+    return conformal_quantile(scores[np.arange(len(scores)), np.asarray(true_index)], level)
+
+
+def prediction_sets(probabilities: np.ndarray, threshold: float, admissible: np.ndarray | None = None) -> np.ndarray:
+    """(N, K) True for the classes in each row's set: score <= threshold (every class when threshold is inf)."""
+    return class_scores(probabilities, admissible) <= threshold
+
+
+def set_coverage(sets: np.ndarray, true_index: np.ndarray) -> float:
+    """Share of rows whose set holds the true class (NaN for no row)."""
+    sets = np.asarray(sets, bool)
+    return float(sets[np.arange(len(sets)), np.asarray(true_index)].mean()) if len(sets) else float("nan")
 
 
 def interval_coverage(true: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> float:
