@@ -227,4 +227,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "cycling_real"))

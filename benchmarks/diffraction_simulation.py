@@ -154,4 +154,6 @@ def torch_rates(reflections, orientations, request: SimulationRequest) -> list[t
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "diffraction_simulation"))

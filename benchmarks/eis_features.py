@@ -73,4 +73,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "eis_features"))

@@ -252,4 +252,6 @@ def fitting_comparison(args, spectra: pd.DataFrame) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "eis_real"))

@@ -185,4 +185,6 @@ def run(args, root: Path) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "electrodes_real"))

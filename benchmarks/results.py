@@ -92,6 +92,17 @@ class _Tee(io.TextIOBase):
     def flush(self):
         self.stream.flush()
 
+    # Libraries that ask the console about itself (encoding, terminal, descriptor) get the real one's answer.
+    @property
+    def encoding(self):
+        return self.stream.encoding
+
+    def isatty(self):
+        return self.stream.isatty()
+
+    def fileno(self):
+        return self.stream.fileno()
+
 
 def _git(*args: str) -> str | None:
     try:
