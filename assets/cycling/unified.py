@@ -20,6 +20,14 @@ One row per (cell, cycle, time step); the columns, in order:
     source            str    the file, relative to data/raw/cycling ("synthetic" for the embedded cells)
     dataset           str    the folder a Qdlin-layout cell came from (train, test1, ...); "" otherwise
 A signal a source lacks is NaN; `signals_present` says which are there.
+Cycler files (`assets.cycling.cyclers`) add, and only where one of them was read (OPTIONAL_COLUMNS):
+    step_index        float  the instrument's step number
+    step_type         str    the instrument's name of the step (Md C/D/R, 'CC DChg', 'Rest', ...)
+    test_time_s       float  s since the test started (restarts of a paused test joined)
+    charge_energy     float  Wh since the cycle started
+    discharge_energy  float  Wh since the cycle started
+For those files current is in A (never a C-rate), negative while discharging, and the capacities count from
+0 at each cycle's start (see cyclers' docstring for how each instrument's counters are converted).
 
 Severson pickles hold dQdV on the Qdlin voltage grid, not per time step, so it
 is not a time-step signal there. Pickles are read as data (resources.safe_pickle): a file naming
@@ -49,7 +57,8 @@ SYNTHETIC_SOURCE = "synthetic"  # the `source` of the embedded synthetic cells
 SIGNALS = ["current", "voltage", "charge_capacity", "discharge_capacity", "temperature", "discharge_dQdV"]
 CELL_COLUMNS = ["cycle_life", "charge_policy", "batch_number", "discharge_policy"]
 COLUMNS = KEYS + ["time"] + CELL_COLUMNS[:2] + SIGNALS + CELL_COLUMNS[2:] + ["source", "dataset"]
-STRING_COLUMNS = ["cell_key", "charge_policy", "discharge_policy", "source", "dataset"]
+OPTIONAL_COLUMNS = ["step_index", "step_type", "test_time_s", "charge_energy", "discharge_energy"]
+STRING_COLUMNS = ["cell_key", "charge_policy", "discharge_policy", "source", "dataset", "step_type"]
 SEVERSON_TRACES = {"t": "time", "I": "current", "V": "voltage", "Qc": "charge_capacity",
                    "Qd": "discharge_capacity", "T": "temperature"}
 POLICY_STEPS = [f"charge_policy_Q{i}" for i in range(1, 5)]
@@ -142,24 +151,66 @@ def read_csv(path: Path) -> tuple[pd.DataFrame, list[Rejection], str]:
 
 
 def raw_files(folder: Path) -> list[Path]:
-    """The pickles and unified CSVs in a drop folder (top level), then the Qdlin-layout cell files of
-    its split folders (`<split>/cellN.csv`), in name order."""
+    """Every file at the top level of a drop folder (pickles, unified CSVs, cycler files, sidecars and files no
+    reader knows, which are then rejected by name, never skipped), then the Qdlin-layout cell files of its
+    split folders (`<split>/cellN.csv`), in name order."""
     folder = Path(folder)
-    top = sorted(p for p in folder.glob("*") if p.is_file() and p.suffix.lower() in (".pkl", ".pickle", ".csv"))
+    top = sorted(p for p in folder.glob("*") if p.is_file())
     return top + [path for split in qdlin_splits(folder) for path in qdlin_cell_files(folder / split)]
 
 
-def read_files(paths: list[Path], qdlin_voltage_stride: int = 1,
-               root: Path | None = None) -> tuple[list[pd.DataFrame], list[Rejection], dict[str, str]]:
-    """Each file in the unified schema; also rejections and, per CSV, where its time came from.
+def _is_unified_csv(path: Path) -> bool:
+    """A CSV whose first line names cell_key (our unified layout)."""
+    with open(path, "rb") as handle:
+        first = handle.readline(1 << 16).decode("utf-8-sig", errors="replace")
+    return "cell_key" in [name.strip().strip('"') for name in first.split(",")]
+
+
+def read_cycler(path: Path, paths: list[Path], log=None) -> tuple[pd.DataFrame, list[Rejection], str]:
+    """A file that is neither a pickle nor a Qdlin cell: a unified CSV, a cycler file, a sidecar (no rows, no
+    rejection: it belongs to a data file in `paths`) or a file no reader knows (rejected by name)."""
+    from assets.cycling import cyclers
+
+    path = Path(path)
+    if path.suffix.lower() == ".csv" and _is_unified_csv(path):
+        return read_csv(path)
+    sidecar = cyclers.SIDECAR.fullmatch(path.name)
+    if sidecar:
+        target = cyclers.sidecar_target(path, paths)
+        if target is not None:
+            return _empty(), [], f"sidecar of {target.name}"
+        stem = sidecar.group("stem")
+        return _empty(), [Rejection(path.name, None, f"metadata sidecar without its data file ({stem}.csv or "
+                                                      f"{stem}.res) in the folder")], ""
+    key = cyclers.detect_format(path)
+    if key is None and path.suffix.lower() == ".csv":
+        return read_csv(path)  # says which unified columns are missing
+    try:
+        rows = cyclers.read_cycler_file(path, key, log=log)
+    except cyclers.CyclerFileError as error:
+        instrument = cyclers.FORMATS[key].instrument + " " if key in cyclers.FORMATS else ""
+        return _empty(), [Rejection(path.name, None, f"{instrument}{error}")], ""
+    notes = "; ".join(f"{name}: {note}" for name, note in rows.notes.items())
+    return _conform([rows.frame]), [], notes
+
+
+def read_files(paths: list[Path], qdlin_voltage_stride: int = 1, root: Path | None = None,
+               log=None) -> tuple[list[pd.DataFrame], list[Rejection], dict[str, str]]:
+    """Each file in the unified schema; also rejections and, per CSV or cycler file, where its time came from
+    (for cycler files also the current's sign and the capacity columns used; "sidecar of X" for sidecars).
 
     Files named `<split>/cellN.csv` below `root` (the drop folder) are read as Qdlin matrices, with their
     cycle lives from `root/cycle_lives/<split>_cycle_lives.csv`. A frame's `source` is the path relative
     to `root`; rejections name the full path (so the quarantine can hash the file's content).
     """
+    from resources.progress import Progress
+
     frames, rejections, time_origins = [], [], {}
     lives: dict[str, tuple[dict[int, float], list[Rejection]]] = {}
-    for path in paths:
+    progress = Progress("cycling files read", len(paths), log, unit="files", every_s=5.0) if log else None
+    for done, path in enumerate(paths):
+        if progress and done:
+            progress.update(done)
         path = Path(path)
         label = _label(path, root)
         if root is not None and path.parent != Path(root) and QDLIN_CELL.fullmatch(path.name):
@@ -171,13 +222,66 @@ def read_files(paths: list[Path], qdlin_voltage_stride: int = 1,
             frame, rejected = read_qdlin_cell(path, split, lives[split][0].get(number, float("nan")),
                                               voltage_stride=qdlin_voltage_stride)
             time_origins[label] = "index on the Qdlin voltage grid"
-        elif path.suffix.lower() == ".csv":
-            frame, rejected, time_origins[label] = read_csv(path)
-        else:
+        elif path.suffix.lower() in (".pkl", ".pickle"):
             frame, rejected = read_pickle(path)
+        else:
+            frame, rejected, time_origins[label] = read_cycler(path, paths, log)
         frames.append(frame.assign(source=label) if len(frame) else frame)
         rejections += [Rejection(str(path), r.row, r.reason) for r in rejected]
     return frames, rejections, time_origins
+
+
+FILE_TABLE_COLUMNS = ["file", "instrument", "status", "cycles", "reason"]
+
+
+def _instrument(path: Path, label: str, note: str) -> str:
+    from assets.cycling import cyclers
+
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        return "Severson pickle"
+    if note == "index on the Qdlin voltage grid":
+        return "Qdlin matrix"
+    if note.startswith("sidecar of"):
+        return "metadata sidecar"
+    key = re.search(r"format: (\w+)", note)
+    if key:
+        return cyclers.FORMATS[key.group(1)].instrument
+    if path.suffix.lower() == ".csv" and path.is_file() and _is_unified_csv(path):
+        return "unified CSV"
+    detected = cyclers.detect_format(path) if path.is_file() else None
+    return cyclers.FORMATS[detected].instrument if detected else "unknown"
+
+
+def files_table(paths: list[Path], root: Path | None, table: pd.DataFrame, rejections: list[Rejection],
+                notes: dict[str, str]) -> pd.DataFrame:
+    """What became of every file read: FILE_TABLE_COLUMNS, status read | sidecar | rejected.
+
+    `table` is the unified table (cycles counted per file), `rejections` name full paths (read_files) or
+    labels (unify), `notes` is read_files' third value. A file whose every cell was rejected later (too few
+    cycles, a duplicate key) is rejected with those reasons."""
+    cycles = table.groupby("source")[["cell_key", "cycle_number"]].apply(lambda f: len(f.drop_duplicates())) \
+        if len(table) else pd.Series(dtype=int)
+    reasons: dict[str, list[str]] = {}
+    for rejection in rejections:
+        source = rejection.source
+        label = _label(Path(source), root) if Path(source).is_absolute() else source
+        if rejection.row is None or not (isinstance(rejection.row, str) and "/cycle " in rejection.row):
+            reasons.setdefault(label, []).append(rejection.reason)
+    rows = []
+    for path in paths:
+        path = Path(path)
+        label = _label(path, root)
+        note = notes.get(label, "")
+        n_cycles = int(cycles.get(label, 0))
+        if note.startswith("sidecar of"):
+            status, reason = "sidecar", note
+        elif n_cycles == 0:
+            status, reason = "rejected", "; ".join(reasons.get(label, ["no valid cycles"]))
+        else:
+            status, reason = "read", "; ".join(reasons.get(label, []))
+        rows.append({"file": label, "instrument": _instrument(path, label, note), "status": status,
+                     "cycles": n_cycles, "reason": reason})
+    return pd.DataFrame(rows, columns=FILE_TABLE_COLUMNS)
 
 
 def _label(path: Path, root: Path | None) -> str:
@@ -283,11 +387,12 @@ def _conform(frames: list[pd.DataFrame]) -> pd.DataFrame:
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = np.nan
-    frame = frame[COLUMNS].copy()
-    for column in ["time", "cycle_life", "batch_number"] + SIGNALS:
+    extras = [c for c in OPTIONAL_COLUMNS if c in frame.columns]  # only where a cycler file brought them
+    frame = frame[COLUMNS + extras].copy()
+    for column in ["time", "cycle_life", "batch_number"] + SIGNALS + [c for c in extras if c != "step_type"]:
         if frame[column].dtype != np.float64:  # already-float columns (most, on large tables) are left as they are
             frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
-    for column in STRING_COLUMNS:
+    for column in [c for c in STRING_COLUMNS if c in frame.columns]:
         if pd.api.types.infer_dtype(frame[column], skipna=False) != "string":  # a C-level scan, no copy
             frame[column] = frame[column].fillna("").astype(str)
     if frame["cycle_number"].dtype != np.int64:
