@@ -15,6 +15,17 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-* && touch "$stamp"
 fi
 
+# Arbin .res files are MS Access databases read by mdbtools (a system package): installed once where root or
+# password-less sudo allows; elsewhere .res files are rejected with how to install it.
+if ! command -v mdb-export >/dev/null 2>&1 && [ ! -f .venv/.mdbtools-tried ] && command -v apt-get >/dev/null 2>&1; then
+  touch .venv/.mdbtools-tried
+  SUDO=none; [ "$(id -u)" -eq 0 ] && SUDO=""; [ "$SUDO" = none ] && sudo -n true 2>/dev/null && SUDO="sudo -n"
+  if [ "$SUDO" != none ]; then
+    { $SUDO apt-get install -y -q mdbtools || { $SUDO apt-get update -q && $SUDO apt-get install -y -q mdbtools; }; } \
+      >/dev/null 2>&1 || echo "dev.sh: could not install mdbtools; Arbin .res files will be rejected" >&2
+  fi
+fi
+
 export PATH="$PWD/.venv/bin:$PATH"
 export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/.dagster_home}
 export MATERIALS_DATA=${MATERIALS_DATA:-$PWD/data}

@@ -273,6 +273,9 @@ _DURATION = re.compile(r"^\s*(?:(?P<days>\d+)\s*(?:d|day|days)?[\s\-]+)?(?P<h>\d
 
 def duration_seconds(values: pd.Series) -> pd.Series:
     """Seconds from 'hh:mm:ss(.fff)' strings (hours may pass 24; an optional 'N d' or 'N-' day prefix)."""
+    fast = pd.to_timedelta(values, errors="coerce")  # compiled parser: '144:01:18', '00:00:01.000'
+    if fast.notna().all():
+        return fast.dt.total_seconds()
     parts = values.astype(str).str.extract(_DURATION)
     seconds = pd.to_numeric(parts["s"].str.replace(",", ".", regex=False), errors="coerce")
     return (pd.to_numeric(parts["days"], errors="coerce").fillna(0) * 86400
@@ -302,6 +305,12 @@ def _number(values: pd.Series, decimal: str = ".") -> np.ndarray:
     if decimal == ",":
         text = text.str.replace(",", ".", regex=False)
     return pd.to_numeric(text, errors="coerce").to_numpy(dtype=float)
+
+
+def _stripped_text(values: pd.Series) -> np.ndarray:
+    """Text values stripped, each distinct value once (step names repeat on every row)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.array([str(u).strip() for u in uniques], dtype=object)[codes] if len(codes) else np.array([], object)
 
 
 def test_time_seconds(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> tuple[np.ndarray, str]:
@@ -335,7 +344,7 @@ def test_time_seconds(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> t
     return numbers * factor, f"{column!r} without a unit, read as {_factor_name(factor)}"
 
 
-def _ends(values: pd.Series, n: int = 200) -> pd.Series:
+def _ends(values: pd.Series, n: int = 5) -> pd.Series:
     """The first and last n values (the span a calibration needs)."""
     return pd.concat([values.iloc[:n], values.iloc[-n:]]) if len(values) > 2 * n else values
 
@@ -383,7 +392,7 @@ def _from_columns(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> RawTa
     for quantity in ["cycle", "half_cycle", "step", "frequency"]:
         key = "frequency_hz" if quantity == "frequency" else quantity
         out[key] = _number(raw[mapping[quantity][0]], decimal) if quantity in mapping else np.nan
-    out["step_type"] = raw[mapping["step_type"][0]].astype(str).str.strip().to_numpy() if "step_type" in mapping else ""
+    out["step_type"] = _stripped_text(raw[mapping["step_type"][0]]) if "step_type" in mapping else ""
     for quantity, column in [("current", "current_a"), ("voltage", "voltage_v"),
                              ("charge_capacity", "charge_capacity_ah"), ("discharge_capacity", "discharge_capacity_ah"),
                              ("capacity", "capacity_ah"), ("net_charge", "net_charge_ah"),
@@ -583,14 +592,22 @@ def capacity_increments(values: np.ndarray, boundary: np.ndarray) -> np.ndarray:
     return increments
 
 
+def _run_starts(cycle: np.ndarray) -> np.ndarray:
+    """Index of the first row of each row's run of one cycle number."""
+    change = np.r_[True, cycle[1:] != cycle[:-1]] if cycle.size else np.array([], bool)
+    return np.maximum.accumulate(np.where(change, np.arange(cycle.size), 0))
+
+
 def per_cycle_sum(increments: np.ndarray, cycle: np.ndarray) -> np.ndarray:
-    """Cumulative sum that restarts at each cycle (rows of a cycle are contiguous)."""
-    return pd.Series(increments).groupby(cycle, sort=False).cumsum().to_numpy()
+    """Cumulative sum that restarts where the cycle number changes (a cycle's rows are contiguous)."""
+    total = np.cumsum(increments)
+    starts = _run_starts(cycle)
+    return total - total[starts] + increments[starts]
 
 
 @dataclass
 class CellRows:
-    frame: pd.DataFrame    # unified columns (cell_key ... source) plus step_index, step_type, test_time_s, energies
+    frame: pd.DataFrame    # unified.COLUMNS + unified.OPTIONAL_COLUMNS, in that order and type
     notes: dict[str, str]  # how time, sign and capacities were obtained
 
 
@@ -613,22 +630,30 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
                                         (discharge_growth > 0) if has_split else np.zeros(len(raw), bool))
     charge_inc, discharge_inc, capacity_note = _split_capacity(raw, current, boundary)
     charge_energy, discharge_energy = _split_energy(raw, current, boundary)
-    start = pd.Series(test_time).groupby(cycle, sort=False).transform("first").to_numpy()
+    start = test_time[_run_starts(cycle)]
+    n = len(raw)
     frame = pd.DataFrame({
         "cell_key": cell_key,
         "cycle_number": cycle,
         "time": (test_time - start) / 60.0,
+        "cycle_life": np.full(n, np.nan),
+        "charge_policy": "",
         "current": current,
         "voltage": raw["voltage_v"].to_numpy(float),
         "charge_capacity": per_cycle_sum(charge_inc, cycle),
         "discharge_capacity": per_cycle_sum(discharge_inc, cycle),
         "temperature": raw["temperature_c"].to_numpy(float),
+        "discharge_dQdV": np.full(n, np.nan),
+        "batch_number": np.full(n, np.nan),
+        "discharge_policy": "",
         "source": source,
+        "dataset": "",
         "step_index": step.astype(float),
         "step_type": raw["step_type"].to_numpy(),
         "test_time_s": test_time,
-        "charge_energy": per_cycle_sum(charge_energy, cycle) if charge_energy is not None else np.nan,
-        "discharge_energy": per_cycle_sum(discharge_energy, cycle) if discharge_energy is not None else np.nan,
+        "charge_energy": per_cycle_sum(charge_energy, cycle) if charge_energy is not None else np.full(n, np.nan),
+        "discharge_energy": (per_cycle_sum(discharge_energy, cycle) if discharge_energy is not None
+                             else np.full(n, np.nan)),
     })
     return CellRows(frame, {"time": table.time_origin, "current sign": sign_note, "capacity": capacity_note})
 

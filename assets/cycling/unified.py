@@ -191,7 +191,7 @@ def read_cycler(path: Path, paths: list[Path], log=None) -> tuple[pd.DataFrame, 
         instrument = cyclers.FORMATS[key].instrument + " " if key in cyclers.FORMATS else ""
         return _empty(), [Rejection(path.name, None, f"{instrument}{error}")], ""
     notes = "; ".join(f"{name}: {note}" for name, note in rows.notes.items())
-    return _conform([rows.frame]), [], notes
+    return rows.frame, [], notes  # already in COLUMNS + OPTIONAL_COLUMNS order and types
 
 
 def read_files(paths: list[Path], qdlin_voltage_stride: int = 1, root: Path | None = None,
