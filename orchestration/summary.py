@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 import sys
 from collections import defaultdict
+from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance
+
+from resources.datapaths import data_root, relative_to_root
 
 # Metadata a scientist looks at first: scores and errors of models, and what the intake rejected.
 HEADLINE = re.compile(
@@ -23,6 +26,12 @@ EXPORT = re.compile(r"(export|predictions_file|metrics_file)", re.I)
 def _value(entry):
     value = getattr(entry, "value", entry)
     return value.path if hasattr(value, "path") else value
+
+
+def _export_path(value: str) -> str:
+    """An export as the summary prints it: relative to the data root (assets record some paths absolute,
+    some already relative), so every pipeline's exports read the same way; a path outside the root stays whole."""
+    return relative_to_root(value) if Path(value).is_absolute() else Path(value).as_posix()
 
 
 def _format(value) -> str:
@@ -57,9 +66,9 @@ def run_summary(instance: DagsterInstance, run_id: str | None = None) -> list[st
         for name, entry in materialization.metadata.items():
             value = _value(entry)
             if EXPORT.search(name) and isinstance(value, str):
-                exports[group].add(value)
+                exports[group].add(_export_path(value))
             elif EXPORT.search(name) and isinstance(value, dict):
-                exports[group].update(str(v) for v in value.values())
+                exports[group].update(_export_path(str(v)) for v in value.values())
             elif HEADLINE.search(name) and isinstance(value, (int, float)) and not isinstance(value, bool):
                 scores.append(f"{name} {_format(value)}")
         if scores:
@@ -76,6 +85,8 @@ def run_summary(instance: DagsterInstance, run_id: str | None = None) -> list[st
             lines.append("  exports: " + ", ".join(sorted(exports[group])))
     if len(lines) == 1:
         lines.append("no asset was materialized")
+    if any(exports.values()):
+        lines.insert(1, f"data root: {data_root()} (export paths below are relative to it)")
     return lines
 
 

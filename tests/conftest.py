@@ -2,12 +2,61 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# The fast loop (`./dev.sh test-fast` = `pytest -m "not slow"`) runs the unit tests of the science and the readers.
+# A test is `slow` when it, or a fixture it uses, materializes assets through Dagster (a whole pipeline on tiny
+# configs: tens of seconds each), or when it is listed here with the reason (servers, subprocess runs of the
+# benchmarks or the CLI, or a unit test that trains or fits for long). docs/testing.md has the measured times.
+SLOW_PATHS = {
+    "tests/platform/test_demo_cli.py": "runs `./dev.sh demo`: every pipeline, 3-4 min",
+    "tests/platform/test_ui_browser.py": "dagster dev + headless Chromium",
+    "tests/platform/test_ui_graphql.py": "dagster dev, queried over /graphql",
+    "tests/platform/test_postgres_instance.py": "a throwaway PostgreSQL server and a job on it",
+    "tests/platform/test_dask_cluster.py": "a real dask scheduler with two workers",
+    "tests/platform/test_gpu_benchmark.py": "benchmarks.gpu --quick in a subprocess",
+    "tests/platform/test_mutation_benchmark.py": "mutmut runs on toy projects",
+    "tests/platform/test_definitions.py": "loads every pipeline's definitions (all heavy imports)",
+    "tests/reliability/test_killed_and_concurrent_runs.py": "SIGKILLed and concurrent runs of a job",
+    "tests/reliability/test_request_burst.py": "a burst of 1,000 request files through the sensor",
+    "tests/eis/test_real_benchmark.py": "benchmarks.eis_real in subprocesses (CV and fits on tiny files)",
+    "tests/electrodes/test_benchmark.py": "benchmarks.electrodes_real on tiny files (trains every model)",
+}
+
+
+def _materializes(function) -> bool:
+    """Whether a test or fixture (not one of this file's, whose docstrings name materialize) calls materialize."""
+    try:
+        return inspect.getsourcefile(function) != __file__ and "materialize" in inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: materializes assets, starts servers or subprocess runs; left out "
+                                       "of the fast loop (`./dev.sh test-fast`, i.e. -m 'not slow')")
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(str(config.rootpath))
+    for item in items:
+        path = Path(str(item.path)).relative_to(root).as_posix()
+        reason = next((why for prefix, why in SLOW_PATHS.items() if path.startswith(prefix)), None)
+        fixtures = getattr(item, "_fixtureinfo", None)
+        definitions = [d.func for defs in (fixtures.name2fixturedefs.values() if fixtures else []) for d in defs]
+        uses_dagster = "test_resources" in getattr(item, "fixturenames", ())  # the resources materialize() takes
+        if reason is None and (uses_dagster or _materializes(getattr(item, "function", None))
+                               or any(map(_materializes, definitions))):
+            reason = "materializes assets through Dagster"
+        if reason:
+            item.add_marker(pytest.mark.slow(reason=reason))
 
 
 @pytest.fixture(autouse=True, scope="session")
