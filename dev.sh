@@ -47,6 +47,8 @@ shift || true
 case "$cmd" in
   demo) run_job dagster job execute -m orchestration.definitions -j materials_demo "$@" ;;
   test) exec python -m pytest "$@" ;;
+  # The edit-test loop: unit tests of the science and readers, no materialized pipelines (docs/testing.md).
+  test-fast) exec python -m pytest -m "not slow" "$@" ;;
   ui)   exec dagster dev -h 127.0.0.1 -p "${PORT:-3000}" "$@" ;;
   dagster)
     if [ "${1:-}" = job ] && [ "${2:-}" = execute ]; then run_job dagster "$@"; else exec dagster "$@"; fi ;;
