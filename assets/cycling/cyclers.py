@@ -560,13 +560,21 @@ def join_restarts(values: np.ndarray) -> np.ndarray:
     return values + offset
 
 
-def cycle_numbers(cycle: np.ndarray) -> np.ndarray:
+def time_restarts(seconds: np.ndarray) -> np.ndarray:
+    """Rows where the test time falls back (a paused test resumed with its clock restarted)."""
+    return np.r_[False, np.diff(np.asarray(seconds, dtype=float)) < 0] if len(seconds) else np.array([], bool)
+
+
+def cycle_numbers(cycle: np.ndarray, restarts: np.ndarray | None = None) -> np.ndarray:
     """Cycle numbers from 1: a file counting from 0 is shifted by one; a resumed test that counts again
-    from its first cycle continues after the highest cycle before the restart."""
+    (its cycle number falls, or its clock restarts (`restarts`) at the file's first cycle number) continues
+    after the highest cycle before the restart."""
     cycle = pd.Series(cycle).ffill().fillna(0).to_numpy(dtype=float)
     if cycle.size == 0:
         return cycle.astype(int)
     drops = np.r_[False, np.diff(cycle) < 0]
+    if restarts is not None:
+        drops |= restarts & (cycle <= cycle[0])
     segment = np.cumsum(drops)
     running_max = np.maximum.accumulate(cycle)
     offsets = np.zeros(segment.max() + 1)
@@ -619,7 +627,7 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
     if raw.empty:
         raise CyclerFileError("no cycling rows")
     cycle_source = raw["cycle"] if raw["cycle"].notna().any() else (raw["half_cycle"] // 2)
-    cycle = cycle_numbers(cycle_source.to_numpy())
+    cycle = cycle_numbers(cycle_source.to_numpy(), time_restarts(raw["test_time_s"].to_numpy()))
     step = pd.Series(raw["step"]).ffill().fillna(0).to_numpy()
     boundary = np.r_[True, (np.diff(cycle) != 0) | (np.diff(step) != 0)]
     test_time = join_restarts(raw["test_time_s"].to_numpy(float))
