@@ -5,8 +5,8 @@ Every benchmark ends with
     if __name__ == "__main__":
         raise SystemExit(results.run(main, "<name>"))
 
-`run` takes `--results-dir DIR` (or `--results-dir=DIR`) out of sys.argv before `main` parses it,
-runs `main` with its stdout teed, and writes the `name: value` lines it printed (the figures, in
+`run` takes `--results-dir DIR` and `--results-name NAME` (also as `--flag=value`) out of sys.argv
+before `main` parses it, runs `main` with its stdout teed, and writes the `name: value` lines it printed (the figures, in
 order, the last one the headline) with the date, the commit, the machine (cores, 1-minute load
 before and after) and the exact command. The directory is, in order: `--results-dir`, the
 environment variable MATERIALS_BENCHMARK_RESULTS (the test suite points it at a temporary folder,
@@ -15,7 +15,9 @@ so a benchmark a test runs never overwrites the committed figures), `benchmarks/
 A run that printed no figure (`--help`, or one that could not start) writes nothing, so it never
 replaces a real result with an empty one; a run that printed figures and exited non-zero is
 written with its exit code, since the figures say what failed. `python -m benchmarks.report`
-renders the docs' figure tables from these files.
+renders the docs' figure tables from these files. `--results-name` keeps two configurations of one
+benchmark apart (`eis_real` for the CV, `--skip-cv --results-name eis_real_fitting` for the fits); it stays
+in the recorded command, so rerunning the command rewrites the same file.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DIR = REPO / "benchmarks" / "results"
 ENV_DIR = "MATERIALS_BENCHMARK_RESULTS"
 FLAG = "--results-dir"
+NAME_FLAG = "--results-name"
 
 # `name: value`, the name an identifier optionally followed by a parenthesised note
 # (`speed_ratio_ours_over_pdffit2 (numba kernel, one core, 9 PDFs each side): 17.2`).
@@ -44,18 +47,17 @@ FIGURE_LINE = re.compile(r"^(?P<name>[A-Za-z_][\w.\-]*)(?: \((?P<note>[^)]*)\))?
 LEADING_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
-def split_results_dir(argv: list[str]) -> tuple[list[str], Path | None]:
-    """Remove `--results-dir DIR` / `--results-dir=DIR` from argv; return the rest and DIR (None if absent)."""
+def split_flag(argv: list[str], flag: str) -> tuple[list[str], str | None]:
+    """Remove `flag VALUE` / `flag=VALUE` from argv; return the rest and VALUE (None if absent)."""
     rest, chosen = [], None
     items = iter(argv)
     for item in items:
-        if item == FLAG:
-            value = next(items, None)
-            if value is None:
-                raise SystemExit(f"{FLAG} needs a folder")
-            chosen = Path(value)
-        elif item.startswith(FLAG + "="):
-            chosen = Path(item[len(FLAG) + 1:])
+        if item == flag:
+            chosen = next(items, None)
+            if chosen is None:
+                raise SystemExit(f"{flag} needs a value")
+        elif item.startswith(flag + "="):
+            chosen = item[len(flag) + 1:]
         else:
             rest.append(item)
     return rest, chosen
@@ -141,14 +143,14 @@ def machine(load_before: float) -> dict:
     }
 
 
-def record(name: str, argv: list[str], output: str, exit_code: int, wall_s: float, load_before: float,
-           started_utc: datetime.datetime) -> dict:
-    """The results entry of one run (what `write` stores)."""
+def record(benchmark: str, name: str, argv: list[str], output: str, exit_code: int, wall_s: float,
+           load_before: float, started_utc: datetime.datetime) -> dict:
+    """The results entry `name` of one run of benchmarks.<benchmark> with argv (what `write` stores)."""
     figures = parse_figures(output)
     return {
         "name": name,
         "date_utc": started_utc.strftime("%Y-%m-%d %H:%M"),
-        "command": shlex.join(["python", "-m", f"benchmarks.{name}", *argv]),
+        "command": shlex.join(["python", "-m", f"benchmarks.{benchmark}", *argv]),
         "commit": _git("rev-parse", "--short=12", "HEAD"),
         "uncommitted_code_changes": _code_changed_since_commit(),
         "machine": machine(load_before),
@@ -180,9 +182,10 @@ def _exit_code(value) -> int:
 
 def run(main: Callable[[], int | None], name: str) -> int:
     """Run a benchmark's main with stdout teed; write its figures (see the module doc); return its exit code."""
-    argv, chosen = split_results_dir(sys.argv[1:])
-    sys.argv[1:] = argv
-    folder = chosen or Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
+    argv, chosen = split_flag(sys.argv[1:], FLAG)
+    parsed, results_name = split_flag(argv, NAME_FLAG)
+    sys.argv[1:] = parsed
+    folder = Path(chosen or os.environ.get(ENV_DIR) or DEFAULT_DIR)
     load_before, started_utc = os.getloadavg()[0], datetime.datetime.now(datetime.timezone.utc)
     began = time.perf_counter()
     tee, real_stdout = _Tee(sys.stdout), sys.stdout
@@ -193,8 +196,9 @@ def run(main: Callable[[], int | None], name: str) -> int:
         code = _exit_code(stop.code)
     finally:
         sys.stdout = real_stdout
-    entry = record(name, argv, tee.copy.getvalue(), code, time.perf_counter() - began, load_before, started_utc)
+    entry = record(name, results_name or name, argv, tee.copy.getvalue(), code, time.perf_counter() - began,
+                   load_before, started_utc)
     # --help prints the module doc, whose lines may look like figures; it is not a run.
-    if entry["figures"] and not {"-h", "--help"} & set(argv):
+    if entry["figures"] and not {"-h", "--help"} & set(parsed):
         print(f"results written to {write(entry, folder)}", file=sys.stderr)
     return code

@@ -97,12 +97,21 @@ def test_a_failing_run_keeps_its_exit_code_and_a_run_without_figures_keeps_the_o
     assert (out / "toy.json").read_text() == before
 
 
-def test_split_results_dir_and_its_missing_value():
-    assert results.split_results_dir(["--n", "3", "--results-dir", "x", "--full"]) == (["--n", "3", "--full"], Path("x"))
-    assert results.split_results_dir(["--results-dir=y"]) == ([], Path("y"))
-    assert results.split_results_dir(["--n", "3"]) == (["--n", "3"], None)
-    with pytest.raises(SystemExit, match="--results-dir needs a folder"):
-        results.split_results_dir(["--results-dir"])
+def test_split_flag_in_both_forms_and_its_missing_value():
+    argv = ["--n", "3", "--results-dir", "x", "--full"]
+    assert results.split_flag(argv, "--results-dir") == (["--n", "3", "--full"], "x")
+    assert results.split_flag(["--results-name=y"], "--results-name") == ([], "y")
+    assert results.split_flag(["--n", "3"], "--results-dir") == (["--n", "3"], None)
+    with pytest.raises(SystemExit, match="--results-dir needs a value"):
+        results.split_flag(["--results-dir"], "--results-dir")
+
+
+def test_results_name_keeps_a_second_configuration_apart_and_stays_in_the_command(tmp_path):
+    out = tmp_path / "out"
+    assert run_toy(tmp_path, "--results-name", "toy_big", "--n", "5", "--results-dir", str(out)).returncode == 0
+    entry = json.loads((out / "toy_big.json").read_text())
+    assert entry["name"] == "toy_big" and not (out / "toy.json").exists()
+    assert entry["command"] == "python -m benchmarks.toy --results-name toy_big --n 5"
 
 
 PAGE = """# Toy page
