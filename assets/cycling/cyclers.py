@@ -118,7 +118,7 @@ def _detect_text_format(path: Path, text: str) -> str | None:
     header = find_header(text)
     if header is None:
         return None
-    names = {_base(_split_unit(name)[0]) for name in header.names}
+    names = {_base(split_unit(name)[0]) for name in header.names}
     if "[summary]" in start or "novonix" in text[:4000].lower() or {"runtime", "potential"} <= names:
         return "novonix"
     if "testregime" in "".join(text[:4000].lower().split()) or any("hoursinhh" in _base(n) for n in header.names):
@@ -194,7 +194,7 @@ UNIT_KIND = {"current": "current", "voltage": "voltage", "charge_capacity": "cap
              "temperature": "temperature"}
 
 
-def _split_unit(name: str) -> tuple[str, str]:
+def split_unit(name: str) -> tuple[str, str]:
     """('Test Time', 'h') from 'Test Time / h', 'Charge_Capacity(Ah)', 'Cap. [Ah]', 'I/mA', 'Temperature (C)_1'."""
     name = name.strip().strip('"')
     match = _UNIT_IN_BRACKETS.match(name)
@@ -202,7 +202,7 @@ def _split_unit(name: str) -> tuple[str, str]:
         return match.group("name") + (match.group("suffix") or ""), match.group("unit").strip()
     if "/" in name:
         quantity, unit = name.rsplit("/", 1)
-        return quantity, unit.strip()
+        return quantity.strip(), unit.strip()
     return name, ""
 
 
@@ -216,7 +216,7 @@ def map_columns(names: list[str]) -> dict[str, tuple[str, str]]:
     used = set()
     for quantity, pattern in _QUANTITY_PATTERNS:
         for name in names:
-            stem, unit = _split_unit(name)
+            stem, unit = split_unit(name)
             if name not in used and pattern.fullmatch(_base(re.sub(r"_\d+$", "", stem))):
                 mapping[quantity] = (name, unit)
                 used.add(name)
