@@ -95,7 +95,8 @@ def _label(figure: dict) -> str:
 def render_figures(entry: dict, wanted: list[str], page: str, marker: str) -> str:
     figures = [_figure(entry, name, page, marker) for name in wanted] if wanted else entry["figures"]
     rows = [f"| {_cell(_label(f))} | {_cell(f['value'])} |" for f in figures]
-    return "\n".join(["", "| figure | value |", "|---|---|", *rows, "", provenance(entry), ""])
+    # A blank line after the opening marker, so every Markdown renderer starts the table there.
+    return "\n".join(["", "", "| figure | value |", "|---|---|", *rows, "", provenance(entry), ""])
 
 
 def render_headline(entry: dict, wanted: list[str], page: str, marker: str) -> str:
@@ -112,7 +113,7 @@ def render_index(entries: dict[str, dict]) -> str:
         rows.append(f"| `{entry['name']}` | {_cell(_label(headline))}: {_cell(headline['value'])} | "
                     f"{entry['date_utc']}{mark} | {machine.get('cores', '?')} cores, {_cell(_load(machine))} | "
                     f"`{_cell(entry['command'])}` |")
-    return "\n".join(["", "| benchmark | headline (last printed figure) | date (UTC) | machine | command |",
+    return "\n".join(["", "", "| benchmark | headline (last printed figure) | date (UTC) | machine | command |",
                       "|---|---|---|---|---|", *rows, ""])
 
 
