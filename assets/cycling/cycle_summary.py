@@ -49,7 +49,9 @@ def cycle_summary(unified: pd.DataFrame, rel_tol: float = REL_TOL, abs_tol_ah: f
     (V), duration (min), the current integrals (Ah) and the capacity check."""
     frame = unified.reset_index(drop=True)
     charge = row_charge_ah(frame)
+    # Energy is the trapezoid of V*I: each row's charge at the mean voltage of its interval.
     voltage = frame["voltage"].to_numpy(float)
+    voltage = np.r_[voltage[:1], 0.5 * (voltage[1:] + voltage[:-1])]
     work = pd.DataFrame({
         **{k: frame[k] for k in KEYS},
         "qc": frame["charge_capacity"], "qd": frame["discharge_capacity"],

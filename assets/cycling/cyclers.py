@@ -136,17 +136,15 @@ def _detect_text_format(path: Path, text: str) -> str | None:
     return "generic" if {"test_time", "current", "voltage"} <= set(mapping) and has_capacity else None
 
 
-def sidecar_target(path: Path, paths: list[Path]) -> Path | None:
-    """The data file an Arbin `<stem>_Metadata.csv` belongs to (`<stem>.<ext>` among `paths`), else None."""
-    match = SIDECAR.fullmatch(Path(path).name)
+def sidecar_target(path: Path) -> Path | None:
+    """The data file an Arbin `<stem>_Metadata.csv` belongs to (`<stem>.<ext>` beside it), else None."""
+    path = Path(path)
+    match = SIDECAR.fullmatch(path.name)
     if not match:
         return None
     stem = match.group("stem").lower()
-    for candidate in paths:
-        candidate = Path(candidate)
-        if candidate != Path(path) and candidate.parent == Path(path).parent and candidate.stem.lower() == stem:
-            return candidate
-    return None
+    return next((candidate for candidate in sorted(path.parent.iterdir())
+                 if candidate != path and candidate.is_file() and candidate.stem.lower() == stem), None)
 
 
 # ---- column names to quantities and units ---------------------------------------------------------------------

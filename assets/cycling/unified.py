@@ -166,9 +166,9 @@ def _is_unified_csv(path: Path) -> bool:
     return "cell_key" in [name.strip().strip('"') for name in first.split(",")]
 
 
-def read_cycler(path: Path, paths: list[Path], log=None) -> tuple[pd.DataFrame, list[Rejection], str]:
+def read_cycler(path: Path, log=None) -> tuple[pd.DataFrame, list[Rejection], str]:
     """A file that is neither a pickle nor a Qdlin cell: a unified CSV, a cycler file, a sidecar (no rows, no
-    rejection: it belongs to a data file in `paths`) or a file no reader knows (rejected by name)."""
+    rejection: it belongs to a data file beside it) or a file no reader knows (rejected by name)."""
     from assets.cycling import cyclers
 
     path = Path(path)
@@ -176,7 +176,7 @@ def read_cycler(path: Path, paths: list[Path], log=None) -> tuple[pd.DataFrame, 
         return read_csv(path)
     sidecar = cyclers.SIDECAR.fullmatch(path.name)
     if sidecar:
-        target = cyclers.sidecar_target(path, paths)
+        target = cyclers.sidecar_target(path)
         if target is not None:
             return _empty(), [], f"sidecar of {target.name}"
         stem = sidecar.group("stem")
@@ -225,7 +225,7 @@ def read_files(paths: list[Path], qdlin_voltage_stride: int = 1, root: Path | No
         elif path.suffix.lower() in (".pkl", ".pickle"):
             frame, rejected = read_pickle(path)
         else:
-            frame, rejected, time_origins[label] = read_cycler(path, paths, log)
+            frame, rejected, time_origins[label] = read_cycler(path, log)
         frames.append(frame.assign(source=label) if len(frame) else frame)
         rejections += [Rejection(str(path), r.row, r.reason) for r in rejected]
     return frames, rejections, time_origins
