@@ -76,7 +76,7 @@ def provenance(entry: dict) -> str:
         parts.append(f"**exit code {entry['exit_code']}**")
     line = ", ".join(parts)
     if entry.get("migrated"):
-        line = f"migrated by hand from the README, not rerun since ({entry['migrated']}): {line}"
+        line = f"**migrated**, {entry['migrated']}: {line}"
     return line
 
 
@@ -101,7 +101,11 @@ def render_figures(entry: dict, wanted: list[str], page: str, marker: str) -> st
 
 def render_headline(entry: dict, wanted: list[str], page: str, marker: str) -> str:
     figure = _figure(entry, wanted[0] if wanted else entry["headline"], page, marker)
-    return f"{_label(figure)} {figure['value']} ({provenance(entry)})"
+    # One line in running text: the figure, when and how; the full provenance is in the figures tables.
+    machine = entry.get("machine", {})
+    mark = "; migrated from the README, not rerun" if entry.get("migrated") else ""
+    return (f"{_label(figure)} **{figure['value']}** ({entry['date_utc']} UTC, {machine.get('cores', '?')} cores, "
+            f"{_load(machine)}, `{entry['command']}`{mark})")
 
 
 def render_index(entries: dict[str, dict]) -> str:

@@ -140,7 +140,8 @@ def test_report_renders_a_page_from_the_toy_results_and_check_sees_hand_edits(tm
     assert "stale text" not in text and "Hand-written text stays." in text
     assert "| `spectra_per_s` | 2469.0 |\n| `speedup_vs_reference` | 6.5 |" in text
     assert "`pairs`" not in text.split("Headline:")[0]  # only the figures the marker names
-    assert "Headline: <!-- headline:toy -->`speedup_vs_reference` 6.5 (`python -m benchmarks.toy --n 2`" in text
+    headline = text.split("Headline: <!-- headline:toy -->")[1].split("<!-- /headline -->")[0]
+    assert headline.startswith("`speedup_vs_reference` **6.5** (") and "`python -m benchmarks.toy --n 2`)" in headline
     assert "| `toy` | `speedup_vs_reference`: 6.5 |" in text
     assert report.main(["--results", str(out), "--check", str(page)]) == 0  # idempotent
     page.write_text(text.replace("| 6.5 |", "| 7.0 |"))  # a figure edited by hand
