@@ -1,19 +1,30 @@
 """The storage IO manager: one artefact per asset (and partition), format by type.
 
     DataFrame                 -> .parquet
-    ndarray / dict of arrays  -> .npz
+    ndarray / dict of arrays  -> .npz (no object arrays; read with allow_pickle=False)
     Hdf5Tree (nested arrays)  -> .h5 (large simulated sets; diffsims-XL layout)
-    Keras model               -> .keras
-    XGBoost model             -> .ubj
-    transformers / tokenizer  -> save_pretrained folder
-    torch module              -> .pt
-    scikit-learn estimator    -> .joblib
+    Keras model               -> .keras (read with safe_mode=True)
+    XGBoost model             -> .xgboost.json (XGBoost's JSON model format)
+    transformers / tokenizer  -> save_pretrained folder (safetensors weights, tokenizer JSON)
+    torch module              -> .pt state dict (read with weights_only=True) + the module's class and
+                                 constructor arguments in the manifest (torch.nn.Sequential: its children)
+    scikit-learn estimator    -> .joblib, its sha256 recorded at write and checked before every load
     JSON-able dict/list       -> .json
     dict of any of the above  -> folder, one artefact per key (a "bundle")
+Any other value is refused at write (TypeError naming its type): there is no pickle fallback.
 
 Every artefact is staged in a temporary sibling and renamed into place, and a
 manifest (format, class, bytes, sha256) is written last; an artefact without a
 manifest does not exist. So a killed run never leaves a half-written artefact.
+
+Loading never runs code from the storage root: formats that hold data are read by
+readers that build only data, a class named in a manifest is imported only from
+ALLOWED_CLASS_PACKAGES (and must be of the kind its format expects), and joblib (which is
+pickle) is loaded only when the file's sha256 is the one recorded when it was written.
+The digest lives in the manifest beside the file, so it catches a replaced or damaged
+file, not someone who can rewrite both: the storage root must be writable only by the
+platform (docs/security.md). Artefacts of older versions stored as pickles (.pkl, whole
+torch modules) or joblib files without a digest are refused with the reason.
 """
 
 from __future__ import annotations
@@ -33,9 +44,17 @@ import pandas as pd
 from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
 from upath import UPath
 
+from resources import torch_state
 from resources.datapaths import data_root, sha256_file
+from resources.torch_state import class_path
 
 MANIFEST_SUFFIX = ".manifest.json"
+# Top-level packages a manifest may name a class from: the project's and the model libraries'.
+ALLOWED_CLASS_PACKAGES = ("assets", "resources", "sklearn", "xgboost", "transformers", "tokenizers", "torch", "keras")
+
+
+class RefusedArtefact(RuntimeError):
+    """A stored artefact the storage will not load (it could run code, or it changed since written)."""
 
 
 class Hdf5Tree(dict):
@@ -46,16 +65,17 @@ class Hdf5Tree(dict):
     """
 
 
-def _class_path(obj: Any) -> str:
-    cls = type(obj)
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def _import_class(class_path: str):
+def _allowed_class(class_path: str, kind: type | tuple[type, ...], where: Path):
+    """The class a manifest names, imported only from ALLOWED_CLASS_PACKAGES and only if a subclass of kind."""
     module, _, name = class_path.partition(":")
+    if module.split(".")[0] not in ALLOWED_CLASS_PACKAGES:
+        raise RefusedArtefact(f"{where}: manifest names class {class_path!r}, not from an allowed package "
+                              f"{ALLOWED_CLASS_PACKAGES}")
     target = importlib.import_module(module)
     for part in name.split("."):
         target = getattr(target, part)
+    if not (isinstance(target, type) and issubclass(target, kind)):
+        raise RefusedArtefact(f"{where}: manifest names {class_path!r}, which is not a {kind}")
     return target
 
 
@@ -67,16 +87,21 @@ def _is_jsonable(obj: Any) -> bool:
     return True
 
 
+def _plain_array(obj: Any) -> bool:
+    """An ndarray npz stores without pickling (object arrays would need allow_pickle)."""
+    return isinstance(obj, np.ndarray) and not obj.dtype.hasobject
+
+
 def format_for(obj: Any) -> str:
-    """The storage format of a value (without importing heavy libraries)."""
+    """The storage format of a value (without importing heavy libraries); TypeError when none holds it as data."""
     module = type(obj).__module__.split(".")[0]
     if isinstance(obj, pd.DataFrame):
         return "parquet"
     if isinstance(obj, Hdf5Tree):
         return "hdf5"
-    if isinstance(obj, np.ndarray):
+    if _plain_array(obj):
         return "npz"
-    if isinstance(obj, dict) and obj and all(isinstance(v, np.ndarray) for v in obj.values()):
+    if isinstance(obj, dict) and obj and all(_plain_array(v) for v in obj.values()):
         return "npz"
     if module in ("keras", "tf_keras") or (module == "tensorflow" and hasattr(obj, "save")):
         return "keras"
@@ -84,7 +109,7 @@ def format_for(obj: Any) -> str:
         return "xgboost"
     if hasattr(obj, "save_pretrained") and hasattr(type(obj), "from_pretrained"):
         return "pretrained"
-    if module == "torch" or any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__):
+    if any(c.__module__.startswith("torch.nn") for c in type(obj).__mro__):
         return "torch"
     if module == "sklearn" or hasattr(obj, "get_params"):
         return "joblib"
@@ -92,7 +117,9 @@ def format_for(obj: Any) -> str:
         return "json"
     if isinstance(obj, dict) and all(isinstance(k, str) for k in obj):
         return "bundle"
-    return "pickle"
+    raise TypeError(f"no data format stores a {type(obj).__module__}.{type(obj).__qualname__} (and no pickle "
+                    "fallback, which would run code when read): return a DataFrame, arrays, a model or a "
+                    "dict of these")
 
 
 SUFFIX = {
@@ -100,14 +127,14 @@ SUFFIX = {
     "hdf5": ".h5",
     "npz": ".npz",
     "keras": ".keras",
-    "xgboost": ".ubj",
+    "xgboost": ".xgboost.json",
     "pretrained": ".hf",
     "torch": ".pt",
     "joblib": ".joblib",
     "json": ".json",
     "bundle": ".bundle",
-    "pickle": ".pkl",
 }
+LEGACY_SUFFIXES = (".ubj", ".pkl")  # artefacts of older versions: removed when the asset is written again
 
 
 def _write_hdf5(tree: Hdf5Tree, path: Path) -> None:
@@ -147,10 +174,10 @@ def _read_hdf5(path: Path) -> Hdf5Tree:
 
 
 def write_value(obj: Any, path: Path) -> dict:
-    """Serialize obj at local path + suffix. Returns the manifest (without hashes)."""
+    """Serialize obj at local path + suffix. Returns the manifest (joblib files with their sha256)."""
     fmt = format_for(obj)
     target = path.with_name(path.name + SUFFIX[fmt])
-    manifest = {"format": fmt, "class": _class_path(obj), "file": target.name}
+    manifest = {"format": fmt, "class": class_path(obj), "file": target.name}
     if fmt == "parquet":
         obj.to_parquet(target)
     elif fmt == "hdf5":
@@ -159,36 +186,66 @@ def write_value(obj: Any, path: Path) -> dict:
         arrays = obj if isinstance(obj, dict) else {"array": obj}
         manifest["single_array"] = not isinstance(obj, dict)
         with open(target, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, **arrays)  # format_for admits no object array: nothing is pickled
     elif fmt == "keras":
         obj.save(target)
     elif fmt == "xgboost":
-        obj.save_model(target)
+        obj.save_model(target)  # the .json suffix selects XGBoost's JSON model format
     elif fmt == "pretrained":
         obj.save_pretrained(target)
     elif fmt == "torch":
-        import torch
-
-        torch.save(obj, target)
+        _write_torch(obj, target, manifest)
     elif fmt == "joblib":
         import joblib
 
         joblib.dump(obj, target)
+        manifest["sha256"] = sha256_file(target)  # checked before every load: joblib runs code when read
     elif fmt == "json":
         target.write_text(json.dumps(obj, indent=1, sort_keys=True))
-    elif fmt == "bundle":
-        target.mkdir()
-        manifest["entries"] = {key: write_value(value, target / key) for key, value in obj.items()}
     else:
-        import pickle
-
-        with open(target, "wb") as handle:
-            pickle.dump(obj, handle)
+        target.mkdir()
+        manifest["entries"] = {key: write_value(value, target / _plain_name(key, target)) for key, value in obj.items()}
     return manifest
 
 
+def _write_torch(module, target: Path, manifest: dict) -> None:
+    import torch
+
+    spec = torch_state.module_spec(module)
+    torch_state.check_rebuilds(module, spec, _resolver(target))
+    torch.save(module.state_dict(), target)
+    manifest["module"], manifest["training"] = spec, module.training
+
+
+def _plain_name(name: str, where: Path) -> str:
+    """A file name inside its folder (no separators, not '.' or '..'): a manifest cannot point elsewhere."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise RefusedArtefact(f"{where}: {name!r} is not a plain file name")
+    return name
+
+
+def _resolver(where: Path):
+    return lambda path, kind: _allowed_class(path, kind, where)
+
+
+def _legacy_refusal(target: Path, what: str) -> RefusedArtefact:
+    return RefusedArtefact(f"{target}: {what}, written by an older version; such files can run code when read, so "
+                           "it is not loaded: materialize the asset again")
+
+
+def _check_digest(manifest: dict, target: Path) -> None:
+    """RefusedArtefact unless the file's sha256 is the one recorded when it was written."""
+    if "sha256" not in manifest:
+        raise _legacy_refusal(target, "a joblib file without a recorded sha256")
+    actual = sha256_file(target)
+    if actual != manifest["sha256"]:
+        raise RefusedArtefact(f"{target}: sha256 {actual} differs from {manifest['sha256']} recorded when it was "
+                              "written; the file changed behind the storage's back, so it is not loaded (joblib "
+                              "runs code when read): materialize the asset again")
+
+
 def read_value(manifest: dict, folder: Path) -> Any:
-    fmt, target = manifest["format"], folder / manifest["file"]
+    fmt, target = manifest["format"], folder / _plain_name(manifest["file"], folder)
     if fmt == "parquet":
         return pd.read_parquet(target)
     if fmt == "hdf5":
@@ -200,29 +257,48 @@ def read_value(manifest: dict, folder: Path) -> Any:
     if fmt == "keras":
         import keras
 
-        return keras.saving.load_model(target, compile=False, safe_mode=False)
+        return keras.saving.load_model(target, compile=False, safe_mode=True)
     if fmt == "xgboost":
-        model = _import_class(manifest["class"])()
-        model.load_model(target)
+        import xgboost
+
+        model = _allowed_class(manifest["class"], (xgboost.Booster, xgboost.XGBModel), target)()
+        model.load_model(target)  # .xgboost.json, or .ubj of older versions: both data formats
         return model
     if fmt == "pretrained":
-        return _import_class(manifest["class"]).from_pretrained(target)
+        return _read_pretrained(manifest, target)
     if fmt == "torch":
-        import torch
-
-        return torch.load(target, weights_only=False)
+        return _read_torch(manifest, target)
     if fmt == "joblib":
         import joblib
 
+        _check_digest(manifest, target)
         return joblib.load(target)
     if fmt == "json":
         return json.loads(target.read_text())
     if fmt == "bundle":
         return {key: read_value(entry, target) for key, entry in manifest["entries"].items()}
-    import pickle
+    if fmt == "pickle":
+        raise _legacy_refusal(target, "a pickle")
+    raise RefusedArtefact(f"{target}: unknown storage format {fmt!r}")
 
-    with open(target, "rb") as handle:
-        return pickle.load(handle)
+
+def _read_pretrained(manifest: dict, target: Path):
+    import transformers
+
+    cls = _allowed_class(manifest["class"], (transformers.PreTrainedModel, transformers.PreTrainedTokenizerBase),
+                         target)
+    if issubclass(cls, transformers.PreTrainedModel):
+        return cls.from_pretrained(target, use_safetensors=True)  # never a pickled pytorch_model.bin
+    return cls.from_pretrained(target)  # tokenizer files are JSON and text
+
+
+def _read_torch(manifest: dict, target: Path):
+    import torch
+
+    if "module" not in manifest:
+        raise _legacy_refusal(target, "a pickled torch module")
+    state = torch.load(target, weights_only=True, map_location="cpu")
+    return torch_state.load_module(manifest["module"], state, manifest["training"], _resolver(target))
 
 
 def tree_digest(path: Path) -> tuple[int, str]:
@@ -281,7 +357,7 @@ class StorageIOManager(UPathIOManager):
             # Invalidate first: a crash from here on leaves "no artefact", never a mixed one.
             if old_manifest.exists():
                 old_manifest.unlink()
-            for suffix in set(SUFFIX.values()):
+            for suffix in set(SUFFIX.values()) | set(LEGACY_SUFFIXES):
                 stale = path.with_name(path.name + suffix)
                 if stale.exists():
                     _remove(stale)

@@ -56,6 +56,9 @@ def test_sklearn_and_xgboost_models_round_trip(tmp_path):
         manifest = write_value(model, tmp_path / name)
         assert manifest["format"] == ("joblib" if name == "lin" else "xgboost")
         np.testing.assert_allclose(read_value(manifest, tmp_path).predict(x), model.predict(x), rtol=1e-6)
+    # joblib is pickle: its digest at write is what a later load checks; XGBoost is its JSON model format
+    assert write_value(LinearRegression().fit(x, y), tmp_path / "again")["sha256"] == sha256_file(tmp_path / "again.joblib")
+    assert (tmp_path / "xgb.xgboost.json").read_text().startswith("{")
 
 
 def test_atomic_write_leaves_no_temporary_files(tmp_path):
