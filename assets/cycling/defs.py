@@ -62,11 +62,14 @@ class UnifiedConfig(dg.Config):
     check_specs=[dg.AssetCheckSpec("rejected_share_within_bound", asset="cycling_unified", blocking=True)],
 )
 def cycling_unified(context: dg.AssetExecutionContext, config: UnifiedConfig, cycling_synthetic_cells: Hdf5Tree):
-    """The user's files (data/raw/cycling: pickles, unified CSVs, Qdlin folders) in the unified schema,
-    validated; the synthetic cells (source=synthetic) only when the user provided nothing, or when asked."""
+    """The user's files (data/raw/cycling: cycler files of Arbin, Maccor, BioLogic, Neware, PEC, Novonix and
+    Battery Data Format exports, pickles, unified CSVs, Qdlin folders) in the unified schema, validated; the
+    synthetic cells (source=synthetic) only when the user provided nothing, or when asked. Every file ends
+    read, sidecar or rejected with its reason (the `files` table)."""
     raw = raw_dir(PIPELINE)
     paths = unified.raw_files(raw)
-    frames, rejections, time_origins = unified.read_files(paths, config.qdlin_voltage_stride, raw)
+    frames, rejections, time_origins = unified.read_files(paths, config.qdlin_voltage_stride, raw,
+                                                          log=context.log.info)
     use_synthetic = config.synthetic == "always" or (config.synthetic == "auto" and not paths)
     synthetic_rejections = []
     if use_synthetic:
@@ -78,7 +81,10 @@ def cycling_unified(context: dg.AssetExecutionContext, config: UnifiedConfig, cy
     user_rejections, synthetic_rejections = unified.user_rejections(rejections + invalid + synthetic_rejections, raw)
     summary = report_rejections(context.log, PIPELINE, user_rejections,
                                 unified.accepted_cells_by_file(table, paths, raw))
+    files = unified.files_table(paths, raw, table, rejections + invalid, time_origins)
     yield dg.Output(table, metadata={
+        **{f"n_files_{status}": int((files["status"] == status).sum()) for status in ("read", "sidecar", "rejected")},
+        "files": dg.MetadataValue.md(table_markdown(files, rows=200) if len(files) else "no files"),
         "n_rows": len(table),
         "n_cells": int(table["cell_key"].nunique()),
         "n_cycles": int(table.groupby("cell_key")["cycle_number"].nunique().sum()),
@@ -442,7 +448,65 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
             "settings": {"choices": result["choices"], **config.model_dump()}}
 
 
+class CycleSummaryConfig(dg.Config):
+    early_cycle: int = 10  # the life model's cycles (Severson dQ = Q_late(V) - Q_early(V)): a cell without a
+    late_cycle: int = 100  # discharge in both is read and summarised but named as too short to predict
+    capacity_tolerance: float = 0.01  # per cycle: |instrument capacity - current integral| within 1 % ...
+    capacity_tolerance_ah: float = 1e-4  # ... or 0.1 mAh, whichever is larger
+    min_consistent_share: float = 0.95  # capacity_consistent passes when this share of checked cycles agree
+
+
+@dg.asset(
+    group_name=PIPELINE,
+    check_specs=[dg.AssetCheckSpec("capacity_consistent", asset="cycling_cycle_summary")],
+)
+def cycling_cycle_summary(context: dg.AssetExecutionContext, config: CycleSummaryConfig, cycling_unified):
+    """Per cycle: charge and discharge capacity (Ah), Coulombic efficiency, energies (Wh), mean discharge voltage,
+    duration, the capacity check (instrument capacity vs the current's integral); per cell n_cycles and
+    `predictable`. Cells too short to predict are named in quarantine/cycling_cycle_summary.csv."""
+    from assets.cycling import cycle_summary as summary_science
+    from resources.datapaths import Rejection
+
+    summary = summary_science.summarise(cycling_unified, config.early_cycle, config.late_cycle,
+                                        config.capacity_tolerance, config.capacity_tolerance_ah)
+    raw = raw_dir(PIPELINE)
+    cells = summary.drop_duplicates(["source", "cell_key"])
+    user = cells.loc[cells["source"] != unified.SYNTHETIC_SOURCE]
+    too_short = [Rejection(str(raw / row.source), row.cell_key, row.reason)
+                 for row in user.itertuples() if not row.predictable]
+    predictable = user.loc[user["predictable"]].groupby("source").size()
+    report = report_rejections(context.log, "cycling_cycle_summary", too_short,
+                               {str(raw / source): int(predictable.get(source, 0)) for source in user["source"].unique()})
+    share = summary_science.consistent_share(summary)
+    verdicts = summary["capacity_check"].value_counts()
+    inconsistent = summary.loc[summary["capacity_check"] == "inconsistent"]
+    yield dg.Output(summary, metadata={
+        "n_cells": len(cells),
+        "n_cycles": len(summary),
+        "n_cells_predictable": int(cells["predictable"].sum()),
+        "n_cells_too_short": int((~cells["predictable"]).sum()),
+        "cells": dg.MetadataValue.md(table_markdown(cells[["source", "cell_key", "n_cycles", "predictable", "reason"]],
+                                                    rows=50)),
+        "n_cycles_capacity_checked": int(len(summary) - verdicts.get("not checked", 0)),
+        "n_cycles_capacity_inconsistent": int(verdicts.get("inconsistent", 0)),
+        "capacity_consistent_share": round(share, 4),
+        "inconsistent_cycles": dg.MetadataValue.md(
+            table_markdown(inconsistent[["source", "cell_key", "cycle_number", "charge_capacity_ah",
+                                         "charge_integral_ah", "discharge_capacity_ah", "discharge_integral_ah"]],
+                           rows=20) if len(inconsistent) else "none"),
+        "quarantine_file": report.quarantine_path,
+        "preview": dg.MetadataValue.md(table_markdown(summary, rows=8)),
+    })
+    yield dg.AssetCheckResult(
+        check_name="capacity_consistent", passed=share >= config.min_consistent_share,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"capacity_consistent_share": round(share, 4), "bound": config.min_consistent_share,
+                  "n_cycles_inconsistent": int(verdicts.get("inconsistent", 0)),
+                  "files_with_inconsistent_cycles": ", ".join(sorted(inconsistent["source"].unique())[:20]) or "none"},
+    )
+
+
 defs = dg.Definitions(
-    assets=[cycling_synthetic_cells, cycling_unified, cycling_split, cycling_corpus, cycling_tokenizer,
-            multiscale_encoder, cycling_embeddings, cycle_life_model],
+    assets=[cycling_synthetic_cells, cycling_unified, cycling_cycle_summary, cycling_split, cycling_corpus,
+            cycling_tokenizer, multiscale_encoder, cycling_embeddings, cycle_life_model],
 )
