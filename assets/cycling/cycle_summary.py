@@ -105,14 +105,15 @@ def consistent_share(summary: pd.DataFrame) -> float:
 
 def predictability(summary: pd.DataFrame, early_cycle: int = 10, late_cycle: int = 100) -> pd.DataFrame:
     """Per (source, cell): n_cycles, predictable (the Severson features need a discharge in the early and
-    the late cycle) and, when not, the reason."""
+    the late cycle; a cell whose last cycle comes before the late one is too short) and, when not, the reason."""
     rows = []
     for (source, cell), cycles in summary.groupby(["source", "cell_key"], sort=False):
         discharged = set(cycles.loc[cycles["discharge_capacity_ah"] > 0, "cycle_number"])
         n_cycles = int(cycles["cycle_number"].nunique())
-        if n_cycles < late_cycle:
-            reason = (f"too short to predict: {n_cycles} cycles, the life model reads cycles {early_cycle} and "
-                      f"{late_cycle}")
+        last = int(cycles["cycle_number"].max())
+        if last < late_cycle:  # by the last cycle, not the count: Qdlin files and pickles hold chosen cycles only
+            reason = (f"too short to predict: {n_cycles} cycles (last {last}), the life model reads cycles "
+                      f"{early_cycle} and {late_cycle}")
         elif not {early_cycle, late_cycle} <= discharged:
             missing = sorted({early_cycle, late_cycle} - discharged)
             reason = f"no discharge in cycle {', '.join(map(str, missing))}: the life model reads its Qd(V)"

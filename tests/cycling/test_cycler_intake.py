@@ -66,7 +66,14 @@ def test_the_summary_marks_cells_too_short_to_predict_and_the_capacity_check():
     assert summary["capacity_check"].tolist() == ["consistent", "inconsistent"]
     assert summary["mean_discharge_voltage_v"].iloc[0] == pytest.approx((3.3 + 3.0) / 4 + (3.0 + 2.5) / 4)
     assert summary["n_cycles"].tolist() == [2, 2] and not summary["predictable"].any()
-    assert summary["reason"].iloc[0].startswith("too short to predict: 2 cycles")
+    assert summary["reason"].iloc[0].startswith("too short to predict: 2 cycles (last 2)")
+    # Cycles 10 and 100 alone (as a Qdlin file or a pickle keeps them) are enough; a cycle 100 without a
+    # discharge is not.
+    chosen = pd.concat([frame.loc[frame["cycle_number"] == 1].assign(cycle_number=n) for n in (10, 100)])
+    assert cycle_summary.predictability(cycle_summary.cycle_summary(chosen))["predictable"].tolist() == [True]
+    dead = chosen.assign(discharge_capacity=np.where(chosen["cycle_number"] == 100, 0.0, chosen["discharge_capacity"]))
+    reason = cycle_summary.predictability(cycle_summary.cycle_summary(dead))["reason"].iloc[0]
+    assert reason.startswith("no discharge in cycle 100")
 
 
 def test_benchmark_reports_every_file_of_a_tiny_folder(tmp_path, capsys):
