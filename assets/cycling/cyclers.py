@@ -123,7 +123,8 @@ def _detect_text_format(path: Path, text: str) -> str | None:
         return "novonix"
     if "testregime" in "".join(text[:4000].lower().split()) or any("hoursinhh" in _base(n) for n in header.names):
         return "pec"
-    if start.startswith(("name:", "today's date", "filename:")) or {"cyclec", "md"} & names or "maccor" in start:
+    if (start.startswith(("name:", "today's date", "filename:")) or {"cyclec", "md", "cyc#", "rec#"} & names
+            or "maccor" in start):
         return "maccor"
     if {"datapoint", "cycleindex"} <= names and "steptype" in names:
         return "neware_csv"
@@ -154,21 +155,21 @@ def sidecar_target(path: Path) -> Path | None:
 QUANTITIES = [
     ("test_time", r"testtime|totaltime|cumulativetime|runtime|totaltimes|elapsedtime"),
     ("test_time_fallback", r"time"),
-    ("datetime", r"datetime|date|realtime|dpttime|dateandtime|systemtime|absolutetime|timestamp"),
-    ("cycle", r"cycleindex|cyclenumber|cyclecount|cyclec|cycleid|cycle"),
+    ("datetime", r"datetime|date|realtime|dpttime|dateandtime|systemtime|absolutetime|timestamp|unixtime"),
+    ("cycle", r"cycleindex|cyclenumber|cyclecount|cyclec|cycleid|cycle|cyc#|cyc"),
     ("half_cycle", r"halfcycle"),
-    ("step", r"stepindex|stepnumber|stepid|step|steps|ns"),
+    ("step", r"stepindex|stepnumber|stepid|stepcount|step|steps|ns"),
     ("step_type", r"steptype|status|instructionname|md|state|stepname"),
-    ("current", r"current|i|curr"),
-    ("voltage", r"voltage|potential|ewe|ecell|volt|u"),
+    ("current", r"current|i|curr|amps|amp|amperes"),
+    ("voltage", r"voltage|potential|ewe|ecell|volt|volts|u"),
     ("charge_capacity", r"chargecapacity|chgcap|chgcapacity|qcharge|capacitycharge|chargecap"),
     ("discharge_capacity", r"dischargecapacity|dchgcap|dchgcapacity|qdischarge|capacitydischarge|dischargecap"),
-    ("capacity", r"capacity|cap"),
-    ("net_charge", r"qqo|qq0"),
+    ("capacity", r"capacity|cap|amphr|ahr"),
+    ("net_charge", r"qqo|qq0|netcapacity|netcharge"),
     ("charge_energy", r"chargeenergy|chgenergy|energycharge"),
     ("discharge_energy", r"dischargeenergy|dchgenergy|energydischarge"),
-    ("energy", r"energy|ener"),
-    ("temperature", r"temperature|temp|t|auxtemperature|celltemperature"),
+    ("energy", r"energy|ener|watthr|whr"),
+    ("temperature", r"temperature\w*|temp\d*|t\d*|auxtemperature\w*|celltemperature"),
     ("frequency", r"freq|frequency"),
 ]
 _QUANTITY_PATTERNS = [(q, re.compile(p)) for q, p in QUANTITIES]
@@ -219,8 +220,15 @@ def map_columns(names: list[str]) -> dict[str, tuple[str, str]]:
                 mapping[quantity] = (name, unit)
                 used.add(name)
                 break
-    if "test_time" not in mapping and "test_time_fallback" in mapping:
-        mapping["test_time"] = mapping["test_time_fallback"]
+    if "test_time" not in mapping:
+        # Maccor's 'Test (Sec)': a column named just "test" is the test time only with a time unit (PEC's
+        # "Test" is the test's number).
+        timed = [n for n in names if n not in used and _base(split_unit(n)[0]) == "test"
+                 and split_unit(n)[1].lower() in TIME_UNITS]
+        if timed:
+            mapping["test_time"] = (timed[0], split_unit(timed[0])[1])
+        elif "test_time_fallback" in mapping:
+            mapping["test_time"] = mapping["test_time_fallback"]
     mapping.pop("test_time_fallback", None)
     return mapping
 

@@ -89,6 +89,27 @@ MACCOR_TAB = (
     "12\t0\t2\t2\t240.050000\t60.000000\t0.10000000\t0.31625000\t0.10000000\t2.9000\tD\t133\t5/11/2021 7:40:27 PM\t0.0000\t0.0000\t\n"
 )
 
+# Maccor raw file as beep's test files have it: a "Today's Date" line, 'Rec#/Cyc#/Test (Sec)/Amp-hr/Amps/Volts/
+# State' columns, cycles from 0, the mode in State, 'N/A' in the waveform columns.
+MACCOR_RAW = (
+    "Today's Date 09/01/2020  Date of Test:\t12/16/2019\t Filename:\tE:\\Backup\\STANFORD LOANER #1\\"
+    "PreDiag_000229_000229.034 Procedure: PreDiag_000229.000\tComment/Barcode: 000229\n"
+    "Rec#\tCyc#\tStep\tTest (Sec)\tStep (Sec)\tAmp-hr\tWatt-hr\tAmps\tVolts\tState\tES\tDPt Time\tLoop1\t"
+    "ACImp/Ohms\tDCIR/Ohms\tWF Chg Cap\tWF Dis Cap\tRange\tVAR1\n"
+    "1\t0\t1\t0.0000\t0.0000\t0.0000000000\t0.0000000000\t0.1000000000\t3.30000000\tC\t0\t12/16/2019 14:03:25\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "2\t0\t1\t1800.0000\t1800.0000\t0.0500000000\t0.1675000000\t0.1000000000\t3.40000000\tC\t1\t12/16/2019 14:33:25\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "3\t0\t1\t3600.0000\t3600.0000\t0.1000000000\t0.3400000000\t0.1000000000\t3.50000000\tC\t133\t12/16/2019 15:03:25\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "4\t0\t2\t3601.0000\t0.0000\t0.0000000000\t0.0000000000\t0.1000000000\t3.35000000\tD\t0\t12/16/2019 15:03:26\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "5\t0\t2\t5401.0000\t1800.0000\t0.0500000000\t0.1637500000\t0.1000000000\t3.20000000\tD\t1\t12/16/2019 15:33:26\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "6\t0\t2\t7201.0000\t3600.0000\t0.1000000000\t0.3162500000\t0.1000000000\t2.90000000\tD\t133\t12/16/2019 16:03:26\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "7\t1\t1\t7202.0000\t0.0000\t0.0000000000\t0.0000000000\t0.1000000000\t3.30000000\tC\t0\t12/16/2019 16:03:27\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "8\t1\t1\t9002.0000\t1800.0000\t0.0500000000\t0.1675000000\t0.1000000000\t3.40000000\tC\t1\t12/16/2019 16:33:27\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "9\t1\t1\t10802.0000\t3600.0000\t0.1000000000\t0.3400000000\t0.1000000000\t3.50000000\tC\t133\t12/16/2019 17:03:27\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "10\t1\t2\t10803.0000\t0.0000\t0.0000000000\t0.0000000000\t0.1000000000\t3.35000000\tD\t0\t12/16/2019 17:03:28\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "11\t1\t2\t12603.0000\t1800.0000\t0.0500000000\t0.1637500000\t0.1000000000\t3.20000000\tD\t1\t12/16/2019 17:33:28\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+    "12\t1\t2\t14403.0000\t3600.0000\t0.1000000000\t0.3162500000\t0.1000000000\t2.90000000\tD\t133\t12/16/2019 18:03:28\t0\t0.00000\t0.00000\tN/A\tN/A\t1\t0.00000\n"
+)
+
 # Maccor's comma-separated export with 'Quantity / unit' names (as the Battery Data Format spells them).
 MACCOR_COMMA = """\
 Name:,CW-SIMBA-FC-CT-NAPF6-015.054
@@ -222,17 +243,36 @@ Test Time / h,Current / A,Voltage / V,Protocol Name / 1,Step Type / 1,Cycle Coun
 4.000833333333333,0.1,2.9,0,discharge,2,2,0,0.1
 """
 
+# A Battery Data Format csv with the convention's other columns: unix time, a step counter, a named sensor.
+BDF_FULL_CSV = """\
+Test Time / s,Unix Time / s,Current / A,Voltage / V,Cycle Count / 1,Step Count / 1,Charge Capacity / Ah,Discharge Capacity / Ah,Charge Energy / Wh,Discharge Energy / Wh,Temperature T1 / degC,Ambient Temperature / degC
+0,1700000000,0.1,3.3,1,1,0,0,0,0,25.0,22.0
+1800,1700001800,0.1,3.4,1,1,0.05,0,0.1675,0,25.1,22.0
+3600,1700003600,0.1,3.5,1,1,0.1,0,0.34,0,25.2,22.0
+3601,1700003601,-0.1,3.35,1,2,0.1,0,0.34,0,25.2,22.0
+5401,1700005401,-0.1,3.2,1,2,0.1,0.05,0.34,0.16375,25.3,22.1
+7201,1700007201,-0.1,2.9,1,2,0.1,0.1,0.34,0.31625,25.4,22.1
+7202,1700007202,0.1,3.3,2,3,0,0,0,0,25.3,22.1
+9002,1700009002,0.1,3.4,2,3,0.05,0,0.1675,0,25.2,22.1
+10802,1700010802,0.1,3.5,2,3,0.1,0,0.34,0,25.2,22.0
+10803,1700010803,-0.1,3.35,2,4,0.1,0,0.34,0,25.1,22.0
+12603,1700012603,-0.1,3.2,2,4,0.1,0.05,0.34,0.16375,25.1,22.0
+14403,1700014403,-0.1,2.9,2,4,0.1,0.1,0.34,0.31625,25.0,22.0
+"""
+
 # file name -> (text, encoding, reader key, instrument)
 FIXTURES = {
     "arbin_mits.csv": (ARBIN_MITS_CSV, "utf-8", "arbin_csv", "Arbin"),
     "arbin_paused.csv": (ARBIN_PAUSED_CSV, "utf-8", "arbin_csv", "Arbin"),
     "channel_53.053": (MACCOR_TAB, "cp1252", "maccor", "Maccor"),
     "maccor_export.csv": (MACCOR_COMMA, "utf-8", "maccor", "Maccor"),
+    "PreDiag_000229.034": (MACCOR_RAW, "cp1252", "maccor", "Maccor"),
     "biologic_fr.mpt": (BIOLOGIC_MPT, "cp1252", "biologic_mpt", "BioLogic"),
     "neware_bts.csv": (NEWARE_CSV, "utf-8", "neware_csv", "Neware"),
     "pec_Test25205.csv": (PEC_CSV, "utf-8", "pec", "PEC"),
     "novonix.csv": (NOVONIX_CSV, "cp1252", "novonix", "Novonix"),
     "batmo_bdf.csv": (BDF_CSV, "utf-8", "bdf", "Battery Data Format"),
+    "full_bdf.csv": (BDF_FULL_CSV, "utf-8", "bdf", "Battery Data Format"),
 }
 
 

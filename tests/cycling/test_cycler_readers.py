@@ -130,3 +130,12 @@ def test_the_public_instrument_files_are_read_and_their_capacities_agree_with_th
         summary = cycle_summary.summarise(frame)
         assert cycle_summary.consistent_share(summary) >= 0.95, path.name
         assert pd.Series(frame["test_time_s"]).is_monotonic_increasing, path.name
+
+
+@pytest.mark.parametrize("name, first_degc", [("full_bdf.csv", 25.0), ("novonix.csv", 25.1), ("pec_Test25205.csv", None)])
+def test_the_cell_temperature_is_taken_not_the_ambient_or_circuit_one(tmp_path, name, first_degc):
+    frame = cyclers.read_cycler_file(fx.write_fixture(tmp_path, name)).frame
+    if first_degc is None:  # PEC's columns name no temperature
+        assert frame["temperature"].isna().all()
+    else:
+        assert frame["temperature"].iloc[0] == first_degc
