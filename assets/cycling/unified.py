@@ -259,8 +259,7 @@ def files_table(paths: list[Path], root: Path | None, table: pd.DataFrame, rejec
     `table` is the unified table (cycles counted per file), `rejections` name full paths (read_files) or
     labels (unify), `notes` is read_files' third value. A file whose every cell was rejected later (too few
     cycles, a duplicate key) is rejected with those reasons."""
-    cycles = table.groupby("source")[["cell_key", "cycle_number"]].apply(lambda f: len(f.drop_duplicates())) \
-        if len(table) else pd.Series(dtype=int)
+    cycles = table.groupby(["source", "cell_key"], sort=False)["cycle_number"].nunique().groupby(level=0).sum()
     reasons: dict[str, list[str]] = {}
     for rejection in rejections:
         source = rejection.source

@@ -93,3 +93,14 @@ def test_benchmark_reports_every_file_of_a_tiny_folder(tmp_path, capsys):
             figures["files_ignored"]) == ("11", "3", "1", "6", "1")
     assert figures["cycles_read"] == "6" and float(figures["capacity_consistent_share"]) == 1.0
     assert list(figures)[-1] == "mb_per_second" and float(figures["mb_per_second"]) > 0
+
+
+def test_the_embedded_synthetic_cells_are_summarised_and_predictable():
+    from assets.cycling.synthetic import synthetic_batch
+
+    frame, _ = unified.severson_frame(synthetic_batch(3, detail_stride=10, points_per_cycle=40, seed=2), "synthetic")
+    summary = cycle_summary.summarise(frame)
+    cells = summary.drop_duplicates("cell_key")
+    assert cells["predictable"].all() and (cells["n_cycles"] == 11).all()  # cycles 2, 10, 20, ..., 100
+    # Their discharge is what their current carried (4C from full to 2.0 V).
+    np.testing.assert_allclose(summary["discharge_capacity_ah"], summary["discharge_integral_ah"], rtol=1e-3)
