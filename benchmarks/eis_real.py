@@ -1,6 +1,6 @@
 """The eis pipeline on public labelled spectra (the BatteryDEV / QuantumScape challenge format).
 
-    python -m benchmarks.eis_real --data ../shared/data/eis [--holdout FILE] [--folds 5] [--skip-fitting]
+    python -m benchmarks.eis_real --data ../shared/data/eis [--holdout FILE] [--folds 5] [--skip-fitting] [--cache DIR]
 
 Runs the pipeline's own assets in process on a fresh data root (a temporary folder; DIR's labelled
 CSVs are copied into its raw/eis/), with `include_simulated: never` (use --include-simulated to
@@ -10,9 +10,12 @@ eis_features -> eis_circuit_classifier once per fold of a stratified K-fold (eis
 like the fold's training spectra (0 turns it off); they join training only.
 Prints, per model the classifier asset scores (tsfresh+XGBoost, the scale-invariant shape features,
 the circuit-fit evidence, their pairs, and the raw-grid baseline), the mean over folds of accuracy,
-balanced accuracy and macro-F1.
+balanced accuracy and macro-F1; for the chosen model, calibrated and given 90 % circuit sets on
+out-of-fold predictions of each fold's training spectra (assets/eis/calibration.py), the mean over
+folds of the test fold's expected calibration error (before and after), 90 % set coverage and mean size.
 With --holdout FILE: trains on all of DIR and scores FILE's labelled spectra (the file is dropped
-into raw/eis/unlabelled/ and predicted by eis_predictions; its labels are read by this script).
+into raw/eis/unlabelled/ and predicted by eis_predictions; its labels are read by this script):
+accuracy, macro-F1, ECE of the exported (calibrated) probabilities, 90 % set coverage and mean size.
 
 Fitting: every spectrum fitted with its true circuit by the batched fitter (assets/eis/fitting.py:
 naive starts, then random restarts for spectra not yet reproduced), the share that reproduces its
@@ -43,6 +46,7 @@ import pandas as pd
 
 PUBLISHED_ACCURACY = 0.502
 PUBLISHED_MACRO_F1 = 0.523
+SET_FIGURES = ("ece_uncalibrated", "ece", "set90_coverage", "set90_mean_size")  # of the chosen model on the test fold
 
 
 def labelled_csvs(data: Path) -> list[Path]:
@@ -89,6 +93,8 @@ def main() -> int:
     parser.add_argument("--skip-cv", action="store_true", help="only read the data and compare the fitters")
     parser.add_argument("--fit-spectra", type=int, default=0, help="our fits: first N spectra per class (0 = all)")
     parser.add_argument("--reference-spectra", type=int, default=50)
+    parser.add_argument("--cache", type=Path, help="keep the pipeline's cache (the circuit-fit evidence of each batch of spectra) in DIR "
+                                                  "across runs: a rerun on the same spectra and settings skips those fits")
     args = parser.parse_args()
     files = labelled_csvs(args.data)
     if not files:
@@ -100,6 +106,9 @@ def main() -> int:
     raw.mkdir(parents=True)
     for k, path in enumerate(files):
         shutil.copy(path, raw / f"{k:02d}_{path.name}")
+    if args.cache:
+        args.cache.mkdir(parents=True, exist_ok=True)
+        (root / "cache").symlink_to(args.cache.resolve(), target_is_directory=True)
     logging.getLogger("dagster").setLevel(logging.WARNING)
 
     from dagster import DagsterInstance, materialize
@@ -128,11 +137,14 @@ def main() -> int:
     interpolated = result.output_for_node("eis_interpolated")
     print(f"spectra_on_grid: {len(interpolated['spectra'])}")
     scores: dict[str, list[dict]] = {}
+    chosen_scores: list[dict] = []
     for fold in range(0 if args.skip_cv else args.folds):
         config = run_config(args, {"eis_split": {"cv_folds": args.folds, "cv_fold": fold}}, assets[3:7])
         fold_result = materialize(assets[:7], selection=assets[3:7], resources=resources, instance=instance, run_config=config)
-        for name, metrics in fold_result.output_for_node("eis_circuit_classifier")["metrics"].items():
+        classifier = fold_result.output_for_node("eis_circuit_classifier")
+        for name, metrics in classifier["metrics"].items():
             scores.setdefault(name, []).append(metrics)
+        chosen_scores.append(classifier["metrics"][classifier["chosen"]])
         print(f"fold {fold + 1}/{args.folds}: " + ", ".join(f"{n} {m[-1]['accuracy']:.3f}" for n, m in scores.items()), file=sys.stderr, flush=True)
     print(f"cv_seconds: {time.perf_counter() - began:.0f}")
     means = {}
@@ -140,6 +152,8 @@ def main() -> int:
         means[name] = {key: float(np.mean([f[key] for f in folds])) for key in ("accuracy", "balanced_accuracy", "macro_f1")}
         for key, value in means[name].items():
             print(f"cv_{key}_{name}: {value:.3f}")
+    for key in SET_FIGURES if chosen_scores else ():
+        print(f"cv_{key}: {np.mean([f[key] for f in chosen_scores]):.3f}")
     print(f"published_accuracy_tsfresh_xgboost_7462_train: {PUBLISHED_ACCURACY}")
     print(f"published_macro_f1_tsfresh_xgboost_7462_train: {PUBLISHED_MACRO_F1}")
     if args.holdout:
@@ -177,9 +191,26 @@ def holdout(args, assets, resources, instance, root: Path) -> None:
     print(f"holdout_spectra_scored: {len(y)}")
     print(f"holdout_accuracy: {accuracy_score(y, p):.3f}")
     print(f"holdout_macro_f1: {f1_score(y, p, average='macro'):.3f}")
+    for key, value in set_scores(predicted[keep], y).items():
+        print(f"holdout_{key}: {value:.3f}")
     quarantine = root / "quarantine" / "eis.csv"
     rows = pd.read_csv(quarantine) if quarantine.exists() else pd.DataFrame(columns=["source"])
     print(f"holdout_quarantined_rows: {int(rows['source'].astype(str).str.endswith(args.holdout.name).sum()) + len(rejections)}")
+
+
+def set_scores(predicted: pd.DataFrame, truth: np.ndarray) -> dict[str, float]:
+    """ECE of the exported (calibrated) probabilities, coverage and mean size of the exported 90 % sets."""
+    from assets.eis.predict import SET_SEPARATOR
+    from resources.conformal import expected_calibration_error
+
+    classes = [c[2:] for c in predicted.columns if c.startswith("p_")]
+    known = np.array([t in classes for t in truth])  # a circuit the training data never had cannot be scored
+    probabilities = predicted.loc[known, [f"p_{c}" for c in classes]].to_numpy(float)
+    true_index = np.array([classes.index(t) for t in truth[known]], dtype=int)
+    members = [str(text).split(SET_SEPARATOR) for text in predicted["set90_circuits"].fillna("")]
+    covered = [t in m for t, m in zip(truth, members)]
+    return {"ece": expected_calibration_error(probabilities, true_index), "set90_coverage": float(np.mean(covered)),
+            "set90_mean_size": float(predicted["set90_size"].mean())}
 
 
 def fitting_comparison(args, spectra: pd.DataFrame) -> None:

@@ -6,6 +6,7 @@ eis_simulated_spectra -> eis_spectra -> eis_interpolated -> eis_split -> eis_lab
 
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -481,10 +482,15 @@ def _fit_and_score(x_train, x_test, y_train, y_test, classes, config: BoostConfi
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
+class ClassifierConfig(BoostConfig):
+    calibration_folds: int = 5  # out-of-fold predictions of the training spectra: temperature and set threshold
+    set_level: float = 0.9  # coverage the circuit sets promise
+
+
 @dg.asset(group_name=PIPELINE)
 def eis_circuit_classifier(
     context: dg.AssetExecutionContext,
-    config: BoostConfig,
+    config: ClassifierConfig,
     compute: ComputeResource,
     eis_features: dict,
     eis_split: pd.DataFrame,
@@ -494,9 +500,11 @@ def eis_circuit_classifier(
     """XGBoost circuit classifier on the chosen feature set; the other feature sets and a raw-grid
     baseline (Re, Im at the grid points) scored beside it on the same split, each trained on the
     training split plus the label-fitted spectra. Test metrics are on the test split only (user
-    spectra when there are any), with per-source accuracy."""
+    spectra when there are any), with per-source accuracy. The chosen model's probabilities are
+    calibrated, and its 90 % circuit sets set, on out-of-fold predictions of the training split (calibration.py)."""
+    from assets.eis import calibration as calibrating
     from assets.eis.features import raw_grid_table
-    from assets.eis.models import per_source_accuracy, side_by_side
+    from assets.eis.models import fit_classifier, per_source_accuracy, side_by_side
 
     feature_table, label_fitted = eis_features["features"], eis_features["label_fitted"]
     classes = sorted(eis_split["circuit"].unique())
@@ -518,6 +526,16 @@ def eis_circuit_classifier(
         results[name] = metrics
         if name == chosen:
             model, predicted_test, truth_test, test_ids = fitted, predicted, y_test, test_rows["spectrum_id"].tolist()
+    columns = feature_columns(eis_features, config.feature_set)
+    training = eis_split[eis_split["split"] == "train"]
+
+    def fit(x, y):
+        return fit_classifier(x, [classes[i] for i in y], classes, config.settings(), compute.xgboost_device(), _xgboost_threads(compute), compute.seed)
+
+    calibration, out_of_fold = calibrating.calibrate_on_training(fit, feature_table, training, label_fitted, columns, classes,
+                                                                 config.calibration_folds, compute.seed, config.set_level)
+    test_scores = calibrating.held_out_scores(model, calibration, feature_table, test_ids, truth_test, columns, classes)
+    results[chosen].update({key: value for key, value in test_scores.items() if not key.startswith("reliability")})
     metrics, baseline = results[chosen], results["raw_grid_xgboost"]
     model_id = str(uuid.uuid4())
     summary, per_class = side_by_side(results, classes)
@@ -542,17 +560,39 @@ def eis_circuit_classifier(
             "per_class_f1": dg.MetadataValue.md(table_markdown(per_class.round(4))),
             "confusion_matrix": dg.MetadataValue.md(confusion_matrix_markdown({f"{chosen} (test split)": np.array(metrics["confusion"])}, classes)),
             "confusion_matrix_baseline": dg.MetadataValue.md(confusion_matrix_markdown({"raw grid baseline": np.array(baseline["confusion"])}, classes)),
+            **_calibration_metadata(calibration, out_of_fold, test_scores),
         }
     )
     return {
         "model": model,
         "model_id": model_id,
         "classes": classes,
-        "feature_columns": feature_columns(eis_features, config.feature_set),
+        "feature_columns": columns,
+        "calibration": asdict(calibration),  # plain numbers: the storage keeps it as JSON
         "settings": config.model_dump(),
         "metrics": results,
         "chosen": chosen,
         "per_source": by_source,
+    }
+
+
+def _calibration_metadata(calibration, out_of_fold: dict, test_scores: dict) -> dict:
+    """Temperature, set threshold, ECE and 90 % set figures out of fold and on the test split, the reliability
+    plot and the set-size distribution."""
+    from assets.eis.report import reliability_markdown, set_size_markdown
+
+    figures = {"temperature": round_sig(calibration.temperature), "set90_score_threshold": round_sig(calibration.threshold)}
+    for label, scores in (("out_of_fold", out_of_fold), ("test", test_scores)):
+        figures.update({f"{label}_{key}": round_sig(scores[key]) for key in ("ece_uncalibrated", "ece", "set90_coverage", "set90_mean_size", "set90_empty_share")})
+    curves = {"out of fold, raw": out_of_fold["reliability_uncalibrated"], "out of fold, calibrated": out_of_fold["reliability"]}
+    if test_scores["set90_size_counts"]:
+        curves["test split, calibrated"] = test_scores["reliability"]
+    counts = test_scores["set90_size_counts"] or out_of_fold["set90_size_counts"]
+    return {
+        **figures,
+        "set90_size_counts_out_of_fold": dg.MetadataValue.json(out_of_fold["set90_size_counts"]),
+        "reliability": dg.MetadataValue.md(reliability_markdown(curves, "reliability of the top probability")),
+        "set90_sizes": dg.MetadataValue.md(set_size_markdown(counts, "90 % circuit sets: " + ("test split" if test_scores["set90_size_counts"] else "out of fold"))),
     }
 
 
@@ -620,7 +660,12 @@ def eis_parameter_regressors(
 
 
 class PredictionsConfig(ConventionsConfig):
-    pass
+    # Fit every circuit of each spectrum's 90 % set (and its predicted circuit, for the supported circuit) with the
+    # evidence fits' settings -> exports/eis_prediction_sets.csv; off: the sets without their fits.
+    fit_set_members: bool = True
+
+
+SETS_EXPORT_NAME = "eis_prediction_sets.csv"
 
 
 @dg.asset(group_name=PIPELINE)
@@ -649,6 +694,11 @@ def eis_predictions(
         summary = report_rejections(context.log, PIPELINE, rejections, accepted, expected)
     evidence = _evidence_of(kept["spectrum_id"].tolist(), table, compute, eis_features.get("evidence_random_starts", 0)) if eis_features.get("circuit_evidence") and len(kept) else None
     predictions = predict.predict_spectra(kept, z_on_grid, eis_features, eis_circuit_classifier, eis_parameter_regressors, TSFRESH_WORKERS, evidence)
+    sets_metadata = {}
+    if config.fit_set_members and len(predictions):
+        members, predictions["supported_circuit"] = predict.set_fits(predictions, table, eis_features.get("evidence_random_starts", 0), compute.torch_device())
+        sets_path = write_export_csv(members, SETS_EXPORT_NAME)
+        sets_metadata = {"set_members_export": dg.MetadataValue.path(str(sets_path)), "n_set_members_fitted": len(members)}
     path = write_export_csv(predict.export_view(predictions), "eis_predictions.csv")
     context.log.info(f"eis: {len(predictions)} spectra predicted ({'embedded synthetic examples' if examples else f'{len(files)} user files'}) -> {relative_to_root(path)}")
     context.add_output_metadata(
@@ -660,10 +710,27 @@ def eis_predictions(
             "export": dg.MetadataValue.path(str(path)),
             "classifier_model_id": eis_circuit_classifier["model_id"],
             "regressor_model_id": eis_parameter_regressors["model_id"],
+            **sets_metadata,
+            **_set_size_metadata(predictions["set90_size"].to_numpy(int)),
             "predictions": dg.MetadataValue.md(table_markdown(predict.export_view(predictions).drop(columns=[c for c in predictions.columns if c.startswith("p_") or c.endswith("model_id")]).head(10))),
         }
     )
     return predictions
+
+
+def _set_size_metadata(sizes: np.ndarray) -> dict:
+    """How many spectra got a 90 % circuit set of each size (json and a bar chart) and the mean size."""
+    from assets.eis.calibration import size_counts
+    from assets.eis.report import set_size_markdown
+
+    if not len(sizes):
+        return {}
+    counts = size_counts(sizes)
+    return {
+        "set90_mean_size": round_sig(float(sizes.mean())),
+        "set90_size_counts": dg.MetadataValue.json(counts),
+        "set90_sizes": dg.MetadataValue.md(set_size_markdown(counts, "90 % circuit sets of the predicted spectra")),
+    }
 
 
 # ---- batched circuit fitting -------------------------------------------------------

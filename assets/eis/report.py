@@ -22,6 +22,38 @@ def nyquist_markdown(curves: dict[str, np.ndarray], title: str) -> str:
     return figure_markdown(fig, title)
 
 
+def reliability_markdown(curves: dict[str, dict], title: str) -> str:
+    """Reliability diagram: accuracy against mean top probability per confidence bin (resources.conformal.reliability_bins),
+    one curve per label, marker area by rows in the bin, and the diagonal a calibrated model follows."""
+    fig, axes = new_figure(size=(5.0, 4.5))
+    ax = axes[0][0]
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    for label, bins in curves.items():
+        used = bins["count"] > 0
+        ax.plot(bins["confidence"][used], bins["accuracy"][used], "-", lw=1, label=label)
+        ax.scatter(bins["confidence"][used], bins["accuracy"][used], s=4 + 60 * bins["count"][used] / bins["count"].max())
+    ax.set_xlabel("mean top probability in bin")
+    ax.set_ylabel("accuracy in bin")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return figure_markdown(fig, title)
+
+
+def set_size_markdown(counts: dict[str, int], title: str) -> str:
+    """Bar chart of how many spectra got a circuit set of each size ({size as text: spectra})."""
+    fig, axes = new_figure(size=(5.0, 3.5))
+    ax = axes[0][0]
+    sizes = [int(size) for size in counts]
+    ax.bar(sizes, list(counts.values()), color="tab:blue")
+    ax.set_xlabel("circuits in the 90 % set")
+    ax.set_ylabel("spectra")
+    ax.set_xticks(sizes)
+    ax.set_title(title)
+    return figure_markdown(fig, title)
+
+
 def _start_summary(fits: pd.DataFrame, prefix: str, label: str) -> dict:
     """Reproduced share, median relative residual and iterations of one start's fits."""
     return {

@@ -47,11 +47,16 @@ def _run(tmp_path: Path, *arguments: str) -> dict[str, str]:
 
 def test_cross_validation_with_skip_fitting(tmp_path):
     data = _write_challenge_csv(tmp_path / "dev.csv", per_class=3, seed=0)
-    printed = _run(tmp_path, "--data", str(data), "--folds", "2", "--skip-fitting", "--evidence-random-starts", "1")
+    cache = tmp_path / "kept_cache"
+    printed = _run(tmp_path, "--data", str(data), "--folds", "2", "--skip-fitting", "--evidence-random-starts", "1", "--cache", str(cache))
+    assert any((cache / "eis" / "evidence").iterdir())  # the evidence fits outlive the run's temporary data root
     assert printed["data_files"] == "1" and printed["spectra_read"] == "9" and printed["quarantined_rows"] == "0"
     assert printed["spectra_on_grid"] == "9"
     assert 0 <= float(printed["best_cv_accuracy"]) <= 1 and f"cv_accuracy_{printed['best_model']}" in printed
     assert "cv_accuracy_raw_grid_xgboost" in printed
+    for key in ("cv_ece_uncalibrated", "cv_ece", "cv_set90_coverage"):
+        assert 0 <= float(printed[key]) <= 1, key
+    assert 0 <= float(printed["cv_set90_mean_size"]) <= len(CLASSES)
     assert not [key for key in printed if key.startswith(("fit_", "holdout_"))]
 
 
@@ -62,6 +67,8 @@ def test_holdout_and_fitting_with_skip_cv(tmp_path):
     assert not [key for key in printed if key.startswith(("cv_accuracy_", "best_"))]
     assert printed["holdout_spectra_scored"] == "3" and printed["holdout_quarantined_rows"] == "0"
     assert 0 <= float(printed["holdout_accuracy"]) <= 1 and 0 <= float(printed["holdout_macro_f1"]) <= 1
+    assert 0 <= float(printed["holdout_ece"]) <= 1 and 0 <= float(printed["holdout_set90_coverage"]) <= 1
+    assert 0 <= float(printed["holdout_set90_mean_size"]) <= len(CLASSES)
     assert printed["fit_ours_spectra"] == "3"  # --fit-spectra 1: the first spectrum of each class
     for key in ("reproduces_share", "determined_share", "supported_differs_share", "se_ratio_median_vs_impedance_py",
                 "seconds_per_spectrum_ours", "seconds_per_spectrum_impedance_py"):

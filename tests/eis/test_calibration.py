@@ -1,0 +1,69 @@
+"""Calibrated circuit probabilities and circuit sets (assets/eis/calibration.py) on cases with known answers."""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from assets.eis import calibration
+from assets.eis.calibration import Calibration, admissible, calibrate, circuit_sets, out_of_fold_probabilities, set_members
+
+CLASSES = ["A", "B", "C"]
+
+
+class _Recorder:
+    """A 'model' that predicts class 0 with certainty for rows it was trained on and uniform otherwise."""
+
+    fits: list = []
+
+    def __init__(self, x, y):
+        self.seen = {tuple(row) for row in x}
+        _Recorder.fits.append(x)
+
+    def predict_proba(self, x):
+        return np.array([[1.0, 0.0, 0.0] if tuple(row) in self.seen else [1 / 3] * 3 for row in x])
+
+
+def test_every_training_row_is_predicted_by_a_model_that_never_saw_it_and_extra_rows_train_every_fold():
+    x = np.arange(40.0).reshape(20, 2)
+    y = np.repeat([0, 1], 10)
+    extra = np.array([[-1.0, -1.0], [-2.0, -2.0]])
+    _Recorder.fits = []
+    probabilities = out_of_fold_probabilities(_Recorder, x, y, extra, np.array([2, 2]), 3, folds=5, seed=0)
+    assert np.allclose(probabilities, 1 / 3)  # not one row was in the training of the model that predicted it
+    assert len(_Recorder.fits) == 5
+    for trained in _Recorder.fits:
+        assert len(trained) == 16 + 2 and {(-1.0, -1.0), (-2.0, -2.0)} <= {tuple(r) for r in trained}
+
+
+def test_a_circuit_is_ruled_out_where_its_fit_does_not_reproduce_the_spectrum_and_kept_without_evidence():
+    features = pd.DataFrame({
+        "evidence__log10_residual_A": [math.log10(0.01), math.log10(0.05), np.nan],
+        "evidence__log10_residual_B": [math.log10(0.03), math.log10(0.031), math.log10(0.5)],
+        "evidence__log10_residual_C": [-8.0, -8.0, -8.0],
+    })
+    assert admissible(features, CLASSES).tolist() == [[True, True, True], [False, False, True], [True, False, True]]
+    assert admissible(features.drop(columns=["evidence__log10_residual_C"]), CLASSES).all()  # no evidence for C: nothing ruled out
+
+
+def test_sets_hold_the_circuits_under_the_threshold_most_probable_first():
+    probabilities = np.array([[0.1, 0.6, 0.3], [0.5, 0.45, 0.05], [0.2, 0.3, 0.5]])
+    allowed = np.array([[True, True, True], [True, False, True], [True, True, True]])
+    sets = circuit_sets(probabilities, allowed, Calibration(1.0, 0.75))
+    assert set_members(sets, probabilities, CLASSES) == [["B", "C"], ["A"], ["C", "B"]]
+
+
+def test_calibration_keeps_the_predicted_circuit_and_covers_the_level_out_of_fold():
+    # An over-confident model of a known three-class problem: calibration softens it (T > 1), the argmax stays,
+    # and the threshold's sets hold the true class of 90 % of the rows they were set on (up to ties and 1/(n+1)).
+    rng = np.random.default_rng(0)
+    truth = rng.dirichlet(np.ones(3), 3000)
+    y = np.array([rng.choice(3, p=p) for p in truth])
+    model = truth**4 / (truth**4).sum(axis=1, keepdims=True)
+    allowed = np.ones_like(model, bool)
+    fitted = calibrate(model, y, allowed, level=0.9)
+    assert fitted.temperature > 2
+    scaled = calibration.calibrated(model, fitted)
+    assert (scaled.argmax(axis=1) == model.argmax(axis=1)).all()
+    covered = circuit_sets(scaled, allowed, fitted)[np.arange(len(y)), y].mean()
+    assert 0.9 <= covered <= 0.9 + 2 / len(y)
