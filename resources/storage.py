@@ -1,7 +1,8 @@
 """The storage IO manager: one artefact per asset (and partition), format by type.
 
     DataFrame                 -> .parquet
-    ndarray / dict of arrays  -> .npz (no object arrays; read with allow_pickle=False)
+    ndarray / dict of arrays  -> .npz (no object arrays; read with allow_pickle=False); a list or tuple of
+                                 arrays (ragged spectra) too, its items as item0, item1, ...
     Hdf5Tree (nested arrays)  -> .h5 (large simulated sets; diffsims-XL layout)
     Keras model               -> .keras (read with safe_mode=True)
     XGBoost model             -> .xgboost.json (XGBoost's JSON model format)
@@ -103,6 +104,8 @@ def format_for(obj: Any) -> str:
         return "npz"
     if isinstance(obj, dict) and obj and all(_plain_array(v) for v in obj.values()):
         return "npz"
+    if isinstance(obj, (list, tuple)) and obj and all(_plain_array(v) for v in obj):
+        return "npz"
     if module in ("keras", "tf_keras") or (module == "tensorflow" and hasattr(obj, "save")):
         return "keras"
     if module == "xgboost":
@@ -183,8 +186,11 @@ def write_value(obj: Any, path: Path) -> dict:
     elif fmt == "hdf5":
         _write_hdf5(obj, target)
     elif fmt == "npz":
-        arrays = obj if isinstance(obj, dict) else {"array": obj}
-        manifest["single_array"] = not isinstance(obj, dict)
+        if isinstance(obj, (list, tuple)):
+            arrays, manifest["sequence"] = {f"item{i}": item for i, item in enumerate(obj)}, type(obj).__name__
+        else:
+            arrays = obj if isinstance(obj, dict) else {"array": obj}
+            manifest["single_array"] = not isinstance(obj, dict)
         with open(target, "wb") as handle:
             np.savez_compressed(handle, **arrays)  # format_for admits no object array: nothing is pickled
     elif fmt == "keras":
@@ -253,6 +259,8 @@ def read_value(manifest: dict, folder: Path) -> Any:
     if fmt == "npz":
         with np.load(target, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
+        if "sequence" in manifest:
+            return {"list": list, "tuple": tuple}[manifest["sequence"]](arrays[f"item{i}"] for i in range(len(arrays)))
         return arrays["array"] if manifest.get("single_array") else arrays
     if fmt == "keras":
         import keras

@@ -17,8 +17,10 @@ from resources.storage import Hdf5Tree, read_value, tree_digest, write_value
         Hdf5Tree({"1d/x_px": np.ones((2, 3)), "1d/y_px": np.array([0, 1]), "metadata/id": "u-1",
                   "metadata/phases": ["Pb", "PbI2"]}),
         {"table": pd.DataFrame({"a": [1]}), "weights": np.zeros(3), "name": "bundle"},
+        [np.linspace(1.0, 1e5, 4), np.array([2.0 + 1j, 3.0 - 2j])],
+        (np.ones(2), np.arange(3)),
     ],
-    ids=["dataframe", "array", "arrays", "json", "hdf5", "bundle"],
+    ids=["dataframe", "array", "arrays", "json", "hdf5", "bundle", "ragged-list", "tuple"],
 )
 def test_round_trip_preserves_values(tmp_path, value):
     manifest = write_value(value, tmp_path / "artefact")
@@ -32,6 +34,11 @@ def test_round_trip_preserves_values(tmp_path, value):
         np.testing.assert_array_equal(loaded["1d/x_px"], value["1d/x_px"])
         assert loaded["metadata/id"] == "u-1"
         assert loaded["metadata/phases"] == ["Pb", "PbI2"]
+    elif isinstance(value, (list, tuple)):
+        assert manifest["format"] == "npz" and type(loaded) is type(value) and len(loaded) == len(value)
+        for got, expected in zip(loaded, value):
+            np.testing.assert_array_equal(got, expected)
+            assert got.dtype == expected.dtype
     elif "table" in value:
         assert manifest["format"] == "bundle"
         pd.testing.assert_frame_equal(loaded["table"], value["table"])
