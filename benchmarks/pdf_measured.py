@@ -9,9 +9,10 @@ unless --labels names it. The files are copied into raw/pdf/measured/ of a fresh
 the figures are what a user gets: the pipeline's reader, its range handling and its model. --model
 names a saved compact model folder (card.json + weights) instead of the shipped one.
 
-Prints one line per labelled file (true group, its rank, the top k), then measured_files,
-measured_files_read and the top-1 / top-2 / top-6 shares over the files whose group is one of the
-model's classes (a file the reader rejects counts as a miss).
+Prints one line per labelled file (true group, its rank, the top k, its 90 % set: the smallest set of groups
+whose calibrated probabilities reach 0.9), then measured_files, measured_files_read, the share of files whose
+90 % set holds the true group and the sets' mean size, and the top-1 / top-2 / top-6 shares, all over the
+files whose group is one of the model's classes (a file the reader rejects counts as a miss).
 Public measured data: see the README's pdf section (PDF to the People data, diffpy repositories).
 """
 
@@ -46,8 +47,8 @@ def read_labels(path: Path) -> pd.DataFrame:
     return labels[["file", "space_group"]].astype({"file": str, "space_group": int})
 
 
-def predict_folder(data: Path, model: str, top_k: int) -> tuple[pd.DataFrame, list[str]]:
-    """(top-k predictions export of every file, the model's classes) from a fresh data root."""
+def predict_folder(data: Path, model: str) -> tuple[pd.DataFrame, list[str]]:
+    """(predictions export of every file, every class ranked; the model's classes) from a fresh data root."""
     root = Path(tempfile.mkdtemp(prefix="pdf_measured_"))
     os.environ["MATERIALS_DATA"] = str(root)
     measured_dir = root / "raw" / "pdf" / "measured"
@@ -62,7 +63,8 @@ def predict_folder(data: Path, model: str, top_k: int) -> tuple[pd.DataFrame, li
     from resources.compute import ComputeResource
     from resources.storage import MaterialsStorage
 
-    config = {"use_examples": "never", "model": model, "top_k": top_k, "max_rejected_share": 1.0}
+    # every class ranked (top_k is capped at the model's classes): the 90 % set may reach beyond the top k
+    config = {"use_examples": "never", "model": model, "top_k": 1000, "max_rejected_share": 1.0}
     with DagsterInstance.ephemeral() as instance:
         result = materialize([space_group_predictions], instance=instance,
                              resources={"io_manager": MaterialsStorage(), "compute": ComputeResource(device="cpu")},
@@ -75,22 +77,32 @@ def predict_folder(data: Path, model: str, top_k: int) -> tuple[pd.DataFrame, li
 
 
 def score(labels: pd.DataFrame, table: pd.DataFrame, classes: list[int], top_k: int) -> dict:
-    """Per-file rank of the true group (None when unread or outside the top k) and the headline shares."""
-    rows, ranks = [], {}
+    """Per-file rank of the true group (None when unread or outside the top k), its 90 % set, and the headline
+    shares; an unread file counts as a miss and as a set of size 0 that does not hold its group."""
+    rows, ranks, in_set, set_sizes = [], {}, {}, {}
     for label in labels.itertuples(index=False):
         predicted = table[table["file"] == label.file].sort_values("rank")
-        top = predicted["space_group"].astype(int).tolist()
+        ranked = predicted["space_group"].astype(int).tolist()
+        top = ranked[:top_k]
         rank = top.index(label.space_group) + 1 if label.space_group in top else None
-        ranks[label.file] = rank
+        members = predicted.loc[predicted["in_set90"].astype(bool), "space_group"].astype(int).tolist()
+        ranks[label.file], in_set[label.file], set_sizes[label.file] = rank, label.space_group in members, len(members)
         read = "read" if len(predicted) else "NOT READ"
         model_note = "" if label.space_group in classes else " (not one of the model's classes)"
         rows.append(f"{label.file}: true {label.space_group}{model_note}, rank {rank or '-'}, "
-                    f"top {top_k} {top} [{read}; r 1.5-{predicted['r_max_used_A'].iloc[0]:g} A]" if len(predicted)
+                    f"top {top_k} {top} [{read}; r 1.5-{predicted['r_max_used_A'].iloc[0]:g} A]; "
+                    f"90 % set {members} ({'holds' if in_set[label.file] else 'misses'} the true group; "
+                    f"{predicted['set90'].iloc[0]})" if len(predicted)
                     else f"{label.file}: true {label.space_group}{model_note}, rank -, [{read}]")
     scored = [f for f, g in zip(labels["file"], labels["space_group"]) if g in classes]
-    shares = {k: (sum(ranks[f] is not None and ranks[f] <= k for f in scored) / len(scored) if scored else float("nan"))
-              for k in (1, 2, 6)}
-    return {"lines": rows, "n_read": int(table["file"].nunique()) if len(table) else 0, "shares": shares}
+
+    def share(hit) -> float:
+        return sum(hit(f) for f in scored) / len(scored) if scored else float("nan")
+
+    shares = {k: share(lambda f, k=k: ranks[f] is not None and ranks[f] <= k) for k in (1, 2, 6)}
+    return {"lines": rows, "n_read": int(table["file"].nunique()) if len(table) else 0, "shares": shares,
+            "set90_coverage": share(lambda f: in_set[f]),
+            "set90_mean_size": sum(set_sizes[f] for f in scored) / len(scored) if scored else float("nan")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,13 +116,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--data {args.data}: not a folder", file=sys.stderr)
         return 2
     labels = read_labels(find_labels(args.data, args.labels))
-    table, classes = predict_folder(args.data, args.model, max(args.top_k, 6))
+    table, classes = predict_folder(args.data, args.model)
     result = score(labels, table, classes, max(args.top_k, 6))
     for line in result["lines"]:
         print(line)
     print(f"model_id: {table['model_id'].iloc[0] if len(table) else '-'}")
     print(f"measured_files: {len(labels)}")
     print(f"measured_files_read: {result['n_read']}")
+    print(f"measured_set90_coverage: {result['set90_coverage']:.3f}")
+    print(f"measured_set90_mean_size: {result['set90_mean_size']:.2f}")
     for k in (1, 2, 6):
         print(f"measured_top{k}_share: {result['shares'][k]:.3f}")
     return 0

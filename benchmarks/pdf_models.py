@@ -8,7 +8,10 @@ after a warm-up epoch (graph building, thread pools), through the pipeline's own
 (`train_cnn`: Adam, class weights, the rate schedule; `train_compact_cnn`: AdamW, one-cycle rate), at the
 same batch size; and the test-set top-1 / top-2 / top-6 of the models that run trained (same split, same
 wall-clock budget) are printed beside them. Without it, the profiles are random rows of the model shape
-(throughput does not depend on their content) and only the speeds are printed.
+(throughput does not depend on their content). Either way the shipped compact model is scored on generated
+profiles it never saw (`benchmarks.pdf_calibration`: --shipped-parents N fresh parents per group, generated with its
+card's settings, cached in the data root; 0 skips it): its calibrated top-1, top-2 and ECE (15 bins), and the 90 %
+sets' coverage and mean size. With --data-root, the run's compact model's ECE and sets come from its own test set.
 Last line: the compact model's training samples/s over the published CNN's.
 """
 
@@ -27,6 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from assets.pdf import classifiers, compact  # noqa: E402
 from assets.pdf.calculator import MODEL_GRID_A  # noqa: E402
+from benchmarks import pdf_calibration  # noqa: E402
 
 N_CLASSES = 8
 
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=None, help="data root of a pdf_job run")
     parser.add_argument("--samples", type=int, default=2048, help="training profiles timed per model")
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--shipped-parents", type=int, default=100,
+                        help="fresh parents per group to score the shipped model on (0: skip)")
     args = parser.parse_args(argv)
     if args.data_root is not None:
         if not (args.data_root / "storage" / "pdf_profiles.manifest.json").exists():
@@ -89,9 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cpu_threads: {os.cpu_count()}")
     print(f"samples_timed_each_model: {len(x)} at batch {args.batch_size}")
     for name, model_metrics in metrics.items():
-        for key in ("top1_accuracy", "top2_accuracy", "top6_accuracy"):  # top-6 with 6 or more classes
+        # top-6 with 6 or more classes; ece and the 90 % sets for the calibrated compact model
+        for key in ("top1_accuracy", "top2_accuracy", "top6_accuracy", "ece", "set90_coverage", "set90_mean_size"):
             if key in model_metrics:
                 print(f"{name}_test_{key}: {model_metrics[key]:.3f}")
+    if args.shipped_parents:
+        shipped = compact.load_model_bundle()
+        scores = pdf_calibration.score_on_fresh_parents(shipped, args.shipped_parents, shipped["temperature"], quiet)
+        print(f"shipped_generated_test_profiles: {scores['n_rows']}")
+        for key in ("top1", "top2", "ece", "set90_coverage", "set90_mean_size"):
+            print(f"shipped_generated_test_{key}: {scores[key]:.3f}")
     published = published_rate(x, y, args.batch_size)
     ours = compact_rate(x, y, args.batch_size)
     print(f"published_cnn_train_samples_per_second: {published:.1f}")

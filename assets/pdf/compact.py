@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from resources.conformal import tempered_softmax
 from resources.progress import Progress
 
 SHIPPED_DIR = Path(__file__).parent / "shipped"
@@ -87,8 +88,8 @@ def _batches(n: int, batch_size: int, rng: np.random.Generator | None):
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def compact_probabilities(model, profiles: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Softmax probabilities (n, n_classes) of normalised profiles (n, n_points)."""
+def compact_logits(model, profiles: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Logits (n, n_classes) of normalised profiles (n, n_points), in float64 for the softmax."""
     import torch
 
     model.eval()
@@ -96,9 +97,18 @@ def compact_probabilities(model, profiles: np.ndarray, batch_size: int = 1024) -
     out = []
     with torch.no_grad():
         for rows in _batches(len(inputs), batch_size, None):
-            out.append(torch.softmax(model(torch.from_numpy(inputs[rows])), dim=1).numpy())
+            out.append(model(torch.from_numpy(inputs[rows])).double().numpy())
     n_classes = model[-1].out_features
-    return np.concatenate(out) if out else np.zeros((0, n_classes), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, n_classes))
+
+
+def compact_probabilities(model, profiles: np.ndarray, temperature: float = 1.0, batch_size: int = 1024) -> np.ndarray:
+    """Probabilities (n, n_classes) of normalised profiles: softmax(logits / temperature).
+
+    temperature 1 is the raw softmax (what training uses); a model's fitted temperature (calibrate on its
+    validation set, resources.conformal.fit_temperature) makes them calibrated.
+    """
+    return tempered_softmax(compact_logits(model, profiles, batch_size), temperature)
 
 
 def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x: np.ndarray,
@@ -194,7 +204,13 @@ def load_model_bundle(folder: Path = SHIPPED_DIR) -> dict:
     model = build_compact_cnn(int(card["n_points"]), len(card["classes"]), settings)
     model.load_state_dict(torch.load(weights_path, weights_only=True))
     model.eval()
-    return {"model": model, "model_id": card["model_id"], "classes": [int(c) for c in card["classes"]], "card": card}
+    return {"model": model, "model_id": card["model_id"], "classes": [int(c) for c in card["classes"]], "card": card,
+            "temperature": card_temperature(card)}
+
+
+def card_temperature(card: dict) -> float:
+    """The calibration temperature a card records (1.0, the raw softmax, for a model saved before calibration)."""
+    return float(card.get("calibration", {}).get("temperature", 1.0))
 
 
 def settings_dict(settings: CompactSettings) -> dict:

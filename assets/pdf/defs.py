@@ -30,11 +30,34 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.pdf import calculator, classifiers, compact, evaluation, measured, profiles, structures, variants
+from assets.pdf import (
+    calculator,
+    calibration,
+    classifiers,
+    compact,
+    evaluation,
+    measured,
+    profiles,
+    structures,
+    variants,
+)
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
-from resources.datapaths import cache_dir, examples_dir, exports_dir, raw_dir, relative_to_root, write_export_csv
-from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, round_sig
+from resources.conformal import tempered_softmax
+from resources.datapaths import (
+    cache_dir,
+    examples_dir,
+    exports_dir,
+    raw_dir,
+    relative_to_root,
+    write_export_csv,
+)
+from resources.plots import (
+    confusion_matrix_markdown,
+    figure_markdown,
+    new_figure,
+    round_sig,
+)
 from resources.progress import Progress
 from resources.quarantine import report_rejections
 
@@ -156,6 +179,12 @@ def augmentation_from(config: ProfilesConfig) -> profiles.Augmentation:
     )
 
 
+def pdf_settings_from(config: ProfilesConfig) -> calculator.PdfSettings:
+    """The calculation settings of copy 0 of every structure (the library's parameters)."""
+    return calculator.PdfSettings(qmax_inv_A=config.qmax_inv_A, qdamp_inv_A=config.qdamp_inv_A,
+                                  uiso_A2=config.uiso_A2, weighting=config.weighting)
+
+
 def pdf_backend(compute: ComputeResource) -> calculator.ArrayBackend:
     """torch on the GPU when the run has one, numpy otherwise (the same formulas)."""
     if compute.resolved_device() == "cuda":
@@ -167,8 +196,7 @@ def pdf_backend(compute: ComputeResource) -> calculator.ArrayBackend:
 def pdf_profiles(context: AssetExecutionContext, config: ProfilesConfig, compute: ComputeResource,
                  pdf_structures: pd.DataFrame) -> Output:
     """Normalised G(r) of every structure on np.linspace(1.5, 30, 209) A (the published model's grid)."""
-    settings = calculator.PdfSettings(qmax_inv_A=config.qmax_inv_A, qdamp_inv_A=config.qdamp_inv_A,
-                                      uiso_A2=config.uiso_A2, weighting=config.weighting)
+    settings = pdf_settings_from(config)
     augmentation = augmentation_from(config)
     backend = pdf_backend(compute)
     crystals = structures.frame_to_crystals(pdf_structures)
@@ -316,7 +344,12 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
     model, history = compact.train_compact_cnn(train_x, train_y, validation_x, validation_y, len(classes), settings,
                                                compute.seed, log=context.log.info)
     seconds = time.perf_counter() - started
-    metrics = classifiers.classification_metrics(compact.compact_probabilities(model, test_x), test_y, classes)
+    # Temperature scaling on the validation subset only: the test set stays untouched for scoring it.
+    fitted = calibration.calibrate(compact.compact_logits(model, validation_x), validation_y)
+    test_logits = compact.compact_logits(model, test_x)
+    raw, calibrated = tempered_softmax(test_logits), tempered_softmax(test_logits, fitted["temperature"])
+    metrics = {**classifiers.classification_metrics(calibrated, test_y, classes),
+               **calibration.set_scores(calibrated, test_y)}
     model_id = str(uuid.uuid4())
     epochs_run = len(history["loss"])
     card = {
@@ -326,7 +359,9 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
         "settings": compact.settings_dict(settings), "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
         "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
         "n_train_structures": int((pdf_split["subset"] == "train").sum()),
-        "test_scores": {k: v for k, v in metrics.items() if k.startswith("top")},
+        "test_scores": {key: value for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)},
+        "calibration": {**fitted, "fitted_on": "validation subset of the training run",
+                        "test_ece_raw": calibration.set_scores(raw, test_y)["ece"]},
         "epochs_run": epochs_run, "train_seconds": round(seconds, 1),
         "reproduce": {"command": "MATERIALS_DATA=<empty folder> ./dev.sh dagster job execute -m orchestration.definitions "
                                  f"-j {context.job_name} -c <this run config as YAML>",
@@ -335,17 +370,26 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
     }
     export = compact.save_model_bundle(exports_dir() / "pdf_space_group_model", model, card)
     bundle = {"model": model, "model_id": model_id, "classes": classes, "metrics": metrics, "history": history,
-              "card": card}
+              "card": card, "temperature": fitted["temperature"], "test_probabilities": calibrated,
+              "test_rows": classifiers.subset_rows(pdf_profiles["structure_id"], pdf_split, ("test",))}
     return Output(bundle, metadata={
         **trained_model_metadata(model_id, metrics, (train_x, validation_x, test_x), history, seconds,
                                  float(np.median(history["samples_per_second"]))),
+        "temperature": round_sig(fitted["temperature"]),
+        "ece_raw": round_sig(card["calibration"]["test_ece_raw"]),
+        "reliability": MetadataValue.md(figure_markdown(
+            calibration.reliability_figure(raw, calibrated, test_y, new_figure), "reliability on the test set")),
         "shippable_export": MetadataValue.path(relative_to_root(export)),
     })
 
 
+HEADLINE_PREFIXES = ("top", "ece", "set90")  # the scores a card and the UI carry
+
+
 def headline_metrics(metrics: dict) -> dict:
-    """top1/top2/top6_accuracy as numeric metadata, rounded to 4 significant digits (Dagster plots them)."""
-    return {key: round_sig(value) for key, value in metrics.items() if key.startswith("top")}
+    """top1/top2/top6_accuracy (and, for a calibrated model, ece, set90_coverage, set90_mean_size) as numeric
+    metadata, rounded to 4 significant digits (Dagster plots them)."""
+    return {key: round_sig(value) for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)}
 
 
 def per_class_labelled(metrics: dict) -> dict:
@@ -407,7 +451,8 @@ def space_group_evaluation(context: AssetExecutionContext, config: EvaluationCon
     device = compute.keras_device()
     predictors = {
         "cnn": lambda x: classifiers.cnn_probabilities(space_group_cnn["model"], x, device),
-        "compact": lambda x: compact.compact_probabilities(space_group_compact_cnn["model"], x),
+        "compact": lambda x: compact.compact_probabilities(space_group_compact_cnn["model"], x,
+                                                           space_group_compact_cnn["temperature"]),
         "baseline": lambda x: classifiers.baseline_probabilities(space_group_baseline["model"], x, len(classes)),
     }
     sweeps = {name: getattr(config, name) for name in ("qmax_inv_A", "qdamp_inv_A", "uiso_A2", "r_max_A", "noise_std")}
@@ -459,20 +504,24 @@ def chosen_predictor(choice: str, load_stored, device: str):
 
     load_stored(asset name) reads a model trained in this data root; only called for compact / cnn."""
     if choice in RUN_MODELS:
-        name = RUN_MODELS[choice]
+        asset_name = RUN_MODELS[choice]
         try:
-            bundle = load_stored(name)
+            bundle = load_stored(asset_name)
         except FileNotFoundError as error:
-            raise Failure(f"model: {choice} needs {name} materialized first ({error})") from error
-        if choice == "cnn":
-            return (f"{name} (this data root)", bundle["model_id"], bundle["classes"],
-                    lambda x: classifiers.cnn_probabilities(bundle["model"], x, device))
-        return f"{name} (this data root)", bundle["model_id"], bundle["classes"], \
-            lambda x: compact.compact_probabilities(bundle["model"], x)
-    folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
-    bundle = compact.load_model_bundle(folder)
-    name = "space_group_compact_cnn (shipped)" if choice == "shipped" else f"space_group_compact_cnn ({folder})"
-    return name, bundle["model_id"], bundle["classes"], lambda x: compact.compact_probabilities(bundle["model"], x)
+            raise Failure(f"model: {choice} needs {asset_name} materialized first ({error})") from error
+        name = f"{asset_name} (this data root)"
+        if choice == "cnn":  # not calibrated: its probabilities are the raw softmax
+            return name, bundle["model_id"], bundle["classes"], \
+                lambda x: classifiers.cnn_probabilities(bundle["model"], x, device)
+    else:
+        folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
+        bundle = compact.load_model_bundle(folder)
+        name = "space_group_compact_cnn (shipped)" if choice == "shipped" else f"space_group_compact_cnn ({folder})"
+    # the calibration temperature stored with the model (fitted on its validation profiles); a model stored
+    # before models were calibrated has none and predicts with the raw softmax (temperature 1)
+    temperature = bundle.get("temperature", 1.0)
+    return name, bundle["model_id"], bundle["classes"], \
+        lambda x: compact.compact_probabilities(bundle["model"], x, temperature)
 
 
 @asset(group_name=PIPELINE, deps=[space_group_cnn, space_group_compact_cnn],
@@ -484,6 +533,10 @@ def chosen_predictor(choice: str, load_stored, device: str):
        ])
 def space_group_predictions(context: AssetExecutionContext, config: PredictionsConfig):
     """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
+
+    Probabilities are calibrated (the compact model's temperature, fitted on its validation profiles); each file
+    carries its 90 % set (the smallest set of groups whose probabilities reach 0.9), its size, and a note when
+    the model cannot tell those groups apart (size > 1).
 
     By default from the shipped at-scale model, so no training is needed; `model: compact | cnn` uses a model
     trained in this data root, a folder path a saved compact model. A file that ends between 15 and 30 A is
@@ -522,7 +575,8 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     top1 = table[table["rank"] == 1]
     for row in top1.itertuples(index=False):
         context.log.info(f"{row.source} {row.file}: space group {row.space_group} {row.space_group_symbol} "
-                         f"(p = {row.probability:.2f}, r 1.5-{row.r_max_used_A:g} A, {model_name})")
+                         f"(p = {row.probability:.2f}, r 1.5-{row.r_max_used_A:g} A, {model_name}); "
+                         f"90 % set: {row.set90} ({row.set90_note})")
     yield Output(table, metadata={
         "n_files": int(top1["file"].nunique()) if len(top1) else 0,
         "n_user_files": len(user.names),
@@ -531,13 +585,17 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
         "model": model_name,
         "model_id": model_id,
         **summary.metadata(),
+        "n_files_set90_ambiguous": int((top1["set90_size"] > 1).sum()),
+        "set90_mean_size": round_sig(float(top1["set90_size"].mean())) if len(top1) else 0.0,
         "top1": MetadataValue.table(
             [TableRecord({"file": r.file, "source": r.source, "space_group": int(r.space_group),
-                          "symbol": r.space_group_symbol, "probability": round_sig(r.probability, 3)})
+                          "symbol": r.space_group_symbol, "probability": round_sig(r.probability, 3),
+                          "set90_size": int(r.set90_size), "set90": r.set90, "set90_note": r.set90_note})
              for r in top1.itertuples(index=False)],
             schema=TableSchema(columns=[TableColumn("file", "string"), TableColumn("source", "string"),
                                         TableColumn("space_group", "int"), TableColumn("symbol", "string"),
-                                        TableColumn("probability", "float")])),
+                                        TableColumn("probability", "float"), TableColumn("set90_size", "int"),
+                                        TableColumn("set90", "string"), TableColumn("set90_note", "string")])),
     })
     yield summary.check_result("measured_rejected_share", config.max_rejected_share)
     hits = measured.examples_top_k_hits(table, 2)

@@ -29,8 +29,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
-from assets.pdf.structures import Crystal, diamond, hexagonal_close_packed, rock_salt, space_group_symbol
+from assets.pdf.calculator import (
+    MODEL_GRID_A,
+    PdfSettings,
+    compute_pdfs,
+    normalise_profiles,
+)
+from assets.pdf.calibration import SET_LEVEL, set_members
+from assets.pdf.structures import (
+    Crystal,
+    diamond,
+    hexagonal_close_packed,
+    rock_salt,
+    space_group_label,
+    space_group_symbol,
+)
 from resources.datapaths import Rejection, atomic_write_bytes
 
 MIN_POINTS = 20  # data rows a file needs; also the shortest run of numeric rows taken for data without a marker
@@ -295,8 +308,18 @@ def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection
     return found.names, found.inputs, found.rejections
 
 
-PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "r_max_used_A",
-                      "radiation", "wavelength_A", "qmax_inv_A", "composition", "model", "model_id"]
+PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "in_set90",
+                      "set90_size", "set90", "set90_note", "r_max_used_A", "radiation", "wavelength_A", "qmax_inv_A",
+                      "composition", "model", "model_id"]
+
+
+def set90_description(groups: list[int], probabilities: list[float]) -> tuple[str, str]:
+    """(the set as '62 Pnma 0.61, 14 P2_1/c 0.33', a note a person reads: one group, or how many it cannot tell
+    apart)."""
+    listed = ", ".join(f"{space_group_label(g)} {p:.2f}" for g, p in zip(groups, probabilities))
+    if len(groups) == 1:
+        return listed, f"one group holds {SET_LEVEL:.0%} of the probability"
+    return listed, f"cannot tell {len(groups)} groups apart at {SET_LEVEL:.0%}"
 
 
 def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str,
@@ -304,15 +327,24 @@ def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int],
                 model: str = "") -> pd.DataFrame:
     """One row per file and rank: the space group as number and Hermann-Mauguin symbol, its probability,
     the r range used (1.5 A to r_max_used_A), the file's header facts (wavelength, Qmax, composition,
-    radiation; empty when absent), and the model (its name and model_id) that made the prediction."""
+    radiation; empty when absent), and the model (its name and model_id) that made the prediction.
+
+    Each file also carries its 90 % set (every group of it, even beyond rank k): in_set90 per rank, the set's
+    size, its groups with their probabilities, and a note that says when the model cannot tell groups apart.
+    """
     k = min(k, len(classes))
     headers = headers or [{} for _ in names]
     r_max_used_A = r_max_used_A or [None for _ in names]
-    order = np.argsort(-probabilities, axis=1)[:, :k]
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    members = set_members(probabilities, classes)
+    described = [set90_description(groups, [float(probabilities[row, classes.index(g)]) for g in groups])
+                 for row, groups in enumerate(members)]
     records = [
         {"file": name, "source": source, "rank": rank + 1, "space_group": int(classes[column]),
          "space_group_symbol": space_group_symbol(int(classes[column])),
-         "probability": float(probabilities[row, column]), "r_max_used_A": r_max,
+         "probability": float(probabilities[row, column]), "in_set90": int(classes[column]) in members[row],
+         "set90_size": len(members[row]), "set90": described[row][0], "set90_note": described[row][1],
+         "r_max_used_A": r_max,
          "radiation": header.get("radiation"), "wavelength_A": header.get("wavelength_A"),
          "qmax_inv_A": header.get("qmax_inv_A"), "composition": header.get("composition"), "model": model,
          "model_id": model_id}

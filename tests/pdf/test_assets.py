@@ -278,6 +278,13 @@ def test_measured_benchmark_scores_files_through_the_pipeline(tmp_path, capsys):
     assert "true 225" in lines["nacl_neutron.gr"] and "r 1.5-20 A" in lines["nacl_neutron.gr"]
     shares = [float(lines[f"measured_top{k}_share"]) for k in (1, 2, 6)]
     assert shares == sorted(shares) and shares[2] == 1.0  # 8 classes: both in the top 6
+    # each file's 90 % set is printed, and the two summary lines agree with the per-file lines
+    names = ("nacl_neutron.gr", "si_xray.gr")
+    holds = ["holds the true group" in lines[name] for name in names]
+    assert all(("misses the true group" in lines[name]) != hit for name, hit in zip(names, holds))
+    assert float(lines["measured_set90_coverage"]) == pytest.approx(sum(holds) / 2)
+    sizes = [len(lines[name].split("90 % set [")[1].split("]")[0].split(",")) for name in names]
+    assert float(lines["measured_set90_mean_size"]) == pytest.approx(sum(sizes) / 2, abs=0.005)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the user's files untouched
 
 
@@ -302,12 +309,21 @@ def test_measured_benchmark_takes_a_labels_file_and_a_model_folder(tiny_run, tmp
 def test_models_benchmark_runs_on_a_run_and_on_random_rows(tiny_run, capsys):
     from benchmarks import pdf_models
 
-    root, _ = tiny_run
-    assert pdf_models.main(["--data-root", str(root), "--samples", "32", "--batch-size", "16"]) == 0
+    root, result = tiny_run
+    assert pdf_models.main(["--data-root", str(root), "--samples", "32", "--batch-size", "16",
+                            "--shipped-parents", "1"]) == 0
     lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
     assert {"compact_cnn_test_top1_accuracy", "published_cnn_test_top1_accuracy", "baseline_test_top2_accuracy",
-            "compact_over_published_train_speed"} <= set(lines)
-    assert pdf_models.main(["--samples", "32", "--batch-size", "16"]) == 0
+            "compact_cnn_test_ece", "compact_over_published_train_speed"} <= set(lines)
+    assert "published_cnn_test_ece" not in lines  # only the compact model is calibrated
+    compact_metrics = result.output_for_node("space_group_compact_cnn")["metrics"]
+    assert float(lines["compact_cnn_test_ece"]) == pytest.approx(compact_metrics["ece"], abs=5e-4)
+    # the shipped model on one fresh parent per group (and its variant), two copies each: up to 8 x 2 x 2 rows
+    assert 0 < int(lines["shipped_generated_test_profiles"]) <= 32
+    assert 0 <= float(lines["shipped_generated_test_ece"]) <= 1
+    assert float(lines["shipped_generated_test_top1"]) <= float(lines["shipped_generated_test_top2"])
+    assert pdf_models.main(["--samples", "32", "--batch-size", "16", "--shipped-parents", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
+    assert not any(line.startswith("shipped_") for line in out)
     assert out[-1].startswith("compact_over_published_train_speed: ") and float(out[-1].split(": ")[1]) > 0
     assert pdf_models.main(["--data-root", str(root / "nothing")]) == 2
