@@ -77,14 +77,27 @@ def sniff(path: Path) -> bytes:
         return handle.read(SNIFF_BYTES)
 
 
-def _text(head: bytes) -> str | None:
-    """The sniffed bytes as text, or None for a binary file (NUL bytes in the first 4 kB)."""
+def text_encoding(head: bytes) -> str | None:
+    """The encoding of a text file from its first bytes (UTF-16 with its byte-order mark, UTF-8, else Latin-1:
+    EC-Lab and Maccor exports are often Windows-1252), or None for a binary file (NUL bytes in the first 4 kB)."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
     if b"\x00" in head[:4096]:
         return None
     try:
-        return head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return head.decode("latin-1")  # EC-Lab and Maccor exports are often Windows-1252
+        head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start < len(head) - 4:  # not just a multi-byte character cut by the sniff window
+            return "latin-1"
+    return "utf-8-sig"
+
+
+def _text(head: bytes) -> str | None:
+    """The sniffed bytes as text, or None for a binary file."""
+    encoding = text_encoding(head)
+    if encoding is None:
+        return None
+    return (head[:len(head) // 2 * 2] if encoding == "utf-16" else head).decode(encoding, errors="replace")
 
 
 def is_text_file(path: Path) -> bool:
@@ -428,7 +441,7 @@ def read_text_export(path: Path, log=None) -> RawTable:
     wanted = [name for name, _ in header.mapping.values()]
     positions = [header.names.index(name) for name in wanted]
     options = dict(sep=header.separator, skiprows=header.line + 1, header=None, usecols=positions,
-                   encoding="latin-1" if _is_latin1(path) else "utf-8-sig", skip_blank_lines=True,
+                   encoding=text_encoding(sniff(path)), skip_blank_lines=True,
                    on_bad_lines="error", index_col=False, decimal=header.decimal, engine="c")
     try:
         size = Path(path).stat().st_size
@@ -453,14 +466,6 @@ def _read_in_chunks(path: Path, size: int, options: dict, log) -> pd.DataFrame:
             chunks.append(chunk)
             progress.update(handle.tell() >> 20)
     return pd.concat(chunks, ignore_index=True) if chunks else pd.DataFrame()
-
-
-def _is_latin1(path: Path) -> bool:
-    try:
-        sniff(path).decode("utf-8")
-        return False
-    except UnicodeDecodeError as error:
-        return error.start < SNIFF_BYTES - 4  # a multi-byte character cut by the sniff window is still utf-8
 
 
 MDB_INSTALL = ("Arbin .res files are MS Access databases read with mdbtools' mdb-export, which is not installed: "

@@ -139,3 +139,10 @@ def test_the_cell_temperature_is_taken_not_the_ambient_or_circuit_one(tmp_path, 
         assert frame["temperature"].isna().all()
     else:
         assert frame["temperature"].iloc[0] == first_degc
+
+
+def test_a_utf16_export_reads_like_its_utf8_twin(tmp_path):
+    (tmp_path / "neware_utf16.csv").write_bytes(fx.NEWARE_CSV.replace("\n", "\r\n").encode("utf-16"))
+    utf16 = cyclers.read_cycler_file(tmp_path / "neware_utf16.csv").frame
+    utf8 = cyclers.read_cycler_file(fx.write_fixture(tmp_path, "neware_bts.csv")).frame
+    pd.testing.assert_frame_equal(utf16.drop(columns=["cell_key", "source"]), utf8.drop(columns=["cell_key", "source"]))
