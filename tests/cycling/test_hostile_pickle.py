@@ -1,6 +1,5 @@
 """A dropped pickle never runs code: hostile files are quarantined unread, real Severson layouts still read."""
 
-import os
 import pickle
 import re
 import sys
@@ -13,23 +12,9 @@ from dagster import DagsterInstance, materialize
 from assets.cycling import defs as cycling_defs
 from assets.cycling.unified import read_pickle
 from resources.safe_pickle import load_data_pickle
+from tests.hostile_files import importable_probe, shell_pickle
 
 PROBE_MODULE = "hostile_import_probe"
-
-
-class ShellPayload:
-    """What an attacker pickles: unpickling calls os.system(command)."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-def shell_pickle(marker) -> bytes:
-    """The issue's file: a pickle whose __reduce__ calls os.system to create `marker`."""
-    return pickle.dumps(ShellPayload(f"touch {marker}"), protocol=2)
 
 
 def import_pickle(module: str) -> bytes:
@@ -38,15 +23,10 @@ def import_pickle(module: str) -> bytes:
 
 
 @pytest.fixture
-def probe_module(tmp_path, monkeypatch):
+def probe_module(tmp_path):
     """An importable module whose import alone creates a marker file (so importing it is observable)."""
-    folder, marker = tmp_path / "importable", tmp_path / "imported.marker"
-    folder.mkdir()
-    (folder / f"{PROBE_MODULE}.py").write_text(f"open({str(marker)!r}, 'w').close()\nanything = None\n")
-    monkeypatch.syspath_prepend(str(folder))
-    sys.modules.pop(PROBE_MODULE, None)
-    yield marker
-    sys.modules.pop(PROBE_MODULE, None)  # a test that imported it on purpose leaves no trace for the next
+    with importable_probe(tmp_path / "importable", PROBE_MODULE, "anything = None\n") as marker:
+        yield marker
 
 
 def braatz_batch() -> dict:

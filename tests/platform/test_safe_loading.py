@@ -1,8 +1,6 @@
 """Loading a stored artefact never runs code from the storage root (issue 35)."""
 
 import json
-import os
-import pickle
 import sys
 
 import numpy as np
@@ -13,6 +11,7 @@ from upath import UPath
 
 from resources import torch_state
 from resources.storage import RefusedArtefact, StorageIOManager, read_value, write_value
+from tests.hostile_files import importable_probe, shell_pickle
 
 PROBE_MODULE = "storage_import_probe"
 
@@ -134,16 +133,10 @@ def test_a_module_class_outside_the_allowed_packages_is_refused_at_write(tmp_pat
 
 
 @pytest.fixture
-def probe_module(tmp_path, monkeypatch):
+def probe_module(tmp_path):
     """An importable module (outside the allowed packages) whose import creates a marker file."""
-    folder, marker = tmp_path / "importable", tmp_path / "imported.marker"
-    folder.mkdir()
-    (folder / f"{PROBE_MODULE}.py").write_text(
-        f"import torch\nopen({str(marker)!r}, 'w').close()\nclass Net(torch.nn.Linear):\n    pass\n")
-    monkeypatch.syspath_prepend(str(folder))
-    sys.modules.pop(PROBE_MODULE, None)
-    yield marker
-    sys.modules.pop(PROBE_MODULE, None)
+    with importable_probe(tmp_path / "importable", PROBE_MODULE, "import torch\nclass Net(torch.nn.Linear):\n    pass\n") as marker:
+        yield marker
 
 
 def test_a_manifest_naming_a_class_outside_the_allow_list_is_refused_unimported(manager, data_root, probe_module):
@@ -166,14 +159,6 @@ def test_a_manifest_naming_an_allowed_callable_of_the_wrong_kind_is_refused(mana
     assert not (data_root / "raw").exists()
 
 
-class ShellPayload:
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
 @pytest.mark.parametrize("legacy", ["pickle", "torch"])
 def test_artefacts_stored_as_pickles_by_older_versions_are_refused_unread(manager, data_root, tmp_path, legacy):
     """The layouts the storage wrote before: name.pkl (format pickle) and a whole torch module (name.pt)."""
@@ -181,7 +166,7 @@ def test_artefacts_stored_as_pickles_by_older_versions_are_refused_unread(manage
     folder = data_root / "storage"
     folder.mkdir(parents=True)
     suffix = {"pickle": ".pkl", "torch": ".pt"}[legacy]
-    (folder / f"old{suffix}").write_bytes(pickle.dumps(ShellPayload(f"touch {marker}")))
+    (folder / f"old{suffix}").write_bytes(shell_pickle(marker))
     (folder / "old.manifest.json").write_text(json.dumps(
         {"format": legacy, "class": "builtins:object", "file": f"old{suffix}", "bytes": 1, "sha256": "0" * 64}))
     with pytest.raises(RefusedArtefact, match=f"old{suffix}: .* written by an older version"):
