@@ -651,6 +651,7 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
     charge_energy, discharge_energy = _split_energy(raw, current, boundary)
     start = test_time[_run_starts(cycle)]
     n = len(raw)
+    temperature, temperature_note = _filled_temperature(raw["temperature_c"])
     frame = pd.DataFrame({
         "cell_key": cell_key,
         "cycle_number": cycle,
@@ -661,7 +662,7 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
         "voltage": raw["voltage_v"].to_numpy(float),
         "charge_capacity": per_cycle_sum(charge_inc, cycle),
         "discharge_capacity": per_cycle_sum(discharge_inc, cycle),
-        "temperature": raw["temperature_c"].to_numpy(float),
+        "temperature": temperature,
         "discharge_dQdV": np.full(n, np.nan),
         "batch_number": np.full(n, np.nan),
         "discharge_policy": "",
@@ -674,7 +675,19 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
         "discharge_energy": (per_cycle_sum(discharge_energy, cycle) if discharge_energy is not None
                              else np.full(n, np.nan)),
     })
-    return CellRows(frame, {"time": table.time_origin, "current sign": sign_note, "capacity": capacity_note})
+    notes = {"time": table.time_origin, "current sign": sign_note, "capacity": capacity_note}
+    if temperature_note:
+        notes["temperature"] = temperature_note
+    return CellRows(frame, notes)
+
+
+def _filled_temperature(values: pd.Series) -> tuple[np.ndarray, str]:
+    """Temperature (degC) with the rows between a sensor's readings carrying the last reading (auxiliary channels
+    log less often than voltage and current), and a note saying how many rows were filled; all-NaN stays NaN."""
+    missing = int(values.isna().sum())
+    if missing == 0 or missing == len(values):
+        return values.to_numpy(float), ""
+    return values.ffill().bfill().to_numpy(float), f"{missing} of {len(values)} rows carry the nearest reading"
 
 
 def _split_capacity(raw: pd.DataFrame, current: np.ndarray, boundary: np.ndarray):

@@ -49,7 +49,9 @@ def cycling_synthetic_cells(context: dg.AssetExecutionContext, config: Synthetic
 
 class UnifiedConfig(dg.Config):
     synthetic: Literal["auto", "always", "never"] = "auto"  # auto: only when data/raw/cycling has no files
-    min_cycles: int = 3  # cells with fewer valid cycles are rejected
+    # Cells with fewer valid cycles are rejected. 1: every cell read goes on to cycling_cycle_summary, which names
+    # the cells too short to predict (a formation test of one cycle is read, not rejected).
+    min_cycles: int = 1
     charge_capacity_smoothing_window: int = 0  # time steps of a centred rolling mean; <2: off
     time_cutoff_min: float | None = None  # keep time steps within this many minutes of the cycle start
     max_rejected_share: float = 0.2  # bound on the rejected share of the user's records (cells, bad lines/cycles)

@@ -260,12 +260,15 @@ def files_table(paths: list[Path], root: Path | None, table: pd.DataFrame, rejec
     labels (unify), `notes` is read_files' third value. A file whose every cell was rejected later (too few
     cycles, a duplicate key) is rejected with those reasons."""
     cycles = table.groupby(["source", "cell_key"], sort=False)["cycle_number"].nunique().groupby(level=0).sum()
-    reasons: dict[str, list[str]] = {}
+    whole: dict[str, list[str]] = {}  # file, cell or line rejections
+    cycles_rejected: dict[str, list[str]] = {}  # single cycles (the cell goes on)
     for rejection in rejections:
         source = rejection.source
         label = _label(Path(source), root) if Path(source).is_absolute() else source
-        if rejection.row is None or not (isinstance(rejection.row, str) and "/cycle " in rejection.row):
-            reasons.setdefault(label, []).append(rejection.reason)
+        if isinstance(rejection.row, str) and "/cycle " in rejection.row:
+            cycles_rejected.setdefault(label, []).append(f"{rejection.row}: {rejection.reason}")
+        else:
+            whole.setdefault(label, []).append(rejection.reason)
     rows = []
     for path in paths:
         path = Path(path)
@@ -274,10 +277,11 @@ def files_table(paths: list[Path], root: Path | None, table: pd.DataFrame, rejec
         n_cycles = int(cycles.get(label, 0))
         if note.startswith("sidecar of"):
             status, reason = "sidecar", note
-        elif n_cycles == 0:
-            status, reason = "rejected", "; ".join(reasons.get(label, ["no valid cycles"]))
+        elif n_cycles == 0:  # every cycle rejected names the first few
+            status, reason = "rejected", "; ".join((whole.get(label, []) + cycles_rejected.get(label, []))[:5]
+                                                   or ["no valid cycles"])
         else:
-            status, reason = "read", "; ".join(reasons.get(label, []))
+            status, reason = "read", "; ".join(whole.get(label, []))
         rows.append({"file": label, "instrument": _instrument(path, label, note), "status": status,
                      "cycles": n_cycles, "reason": reason})
     return pd.DataFrame(rows, columns=FILE_TABLE_COLUMNS)

@@ -55,6 +55,22 @@ def test_every_file_ends_read_sidecar_or_rejected_by_name_and_raw_files_stay_as_
     assert sorted(table["cell_key"].unique()) == ["arbin_mits", "biologic_fr", "channel_53"]
 
 
+def test_a_file_whose_every_cycle_is_rejected_is_listed_with_the_cycles_reasons(tmp_path):
+    # A voltage cell left empty in each cycle of a Neware export: both cycles are rejected, so is the file.
+    lines = fx.NEWARE_CSV.splitlines(keepends=True)
+    for i in (2, 8):
+        fields = lines[i].split(",")
+        fields[7] = ""
+        lines[i] = ",".join(fields)
+    (tmp_path / "gappy.csv").write_text("".join(lines))
+    paths = unified.raw_files(tmp_path)
+    frames, rejections, notes = unified.read_files(paths, root=tmp_path)
+    table, invalid = unified.unify(frames, min_cycles=1)
+    row = unified.files_table(paths, tmp_path, table, rejections + invalid, notes).iloc[0]
+    assert (row["status"], row["cycles"]) == ("rejected", 0)
+    assert row["reason"] == "gappy/cycle 1: NaN in voltage; gappy/cycle 2: NaN in voltage"
+
+
 def test_the_summary_marks_cells_too_short_to_predict_and_the_capacity_check():
     frame = pd.DataFrame({
         "source": "a.csv", "cell_key": "a", "cycle_number": np.repeat([1, 2], 3), "time": [0.0, 30, 60] * 2,

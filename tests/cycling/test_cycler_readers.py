@@ -146,3 +146,16 @@ def test_a_utf16_export_reads_like_its_utf8_twin(tmp_path):
     utf16 = cyclers.read_cycler_file(tmp_path / "neware_utf16.csv").frame
     utf8 = cyclers.read_cycler_file(fx.write_fixture(tmp_path, "neware_bts.csv")).frame
     pd.testing.assert_frame_equal(utf16.drop(columns=["cell_key", "source"]), utf8.drop(columns=["cell_key", "source"]))
+
+
+def test_temperature_between_an_auxiliary_sensor_s_readings_carries_the_last_one_and_says_so(tmp_path):
+    lines = fx.NOVONIX_CSV.splitlines(keepends=True)
+    data = [i for i, line in enumerate(lines) if line.startswith("2023-")]
+    for i in data[1:3]:  # the sensor missed the 2nd and 3rd rows
+        fields = lines[i].split(",")
+        fields[8] = ""
+        lines[i] = ",".join(fields)
+    (tmp_path / "gaps.csv").write_text("".join(lines), encoding="cp1252")
+    rows = cyclers.read_cycler_file(tmp_path / "gaps.csv")
+    assert rows.frame["temperature"].iloc[:4].tolist() == [25.1, 25.1, 25.1, 25.3]
+    assert rows.notes["temperature"] == "2 of 12 rows carry the nearest reading"
