@@ -40,6 +40,7 @@ import re
 import shutil
 import subprocess
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ FORMATS = {f.key: f for f in [
     Format("biologic_mpr", "BioLogic"), Format("biologic_mpt", "BioLogic"), Format("neware_nda", "Neware"),
     Format("neware_csv", "Neware"), Format("pec", "PEC"), Format("novonix", "Novonix"),
     Format("bdf", "Battery Data Format"), Format("generic", "unnamed exporter (columns recognised by name)"),
+    Format("xlsx", "spreadsheet export (.xlsx)"), Format("xls", "Excel 97-2003 workbook (.xls)"),
     Format("arbin_metadata", "Arbin (sidecar)"),
 ]}
 SIDECAR = re.compile(r"(?P<stem>.+)_metadata\.csv", re.IGNORECASE)
@@ -114,12 +116,27 @@ def detect_format(path: Path) -> str | None:
         return "biologic_mpr"
     if head.startswith(b"NEWARE"):
         return "neware_nda"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2 compound file: Excel 97-2003
+        return "xls"
     if head.startswith(b"PK\x03\x04"):
-        return "neware_nda" if (b"data.ndc" in head or path.suffix.lower() == ".ndax") else None
+        return _zip_format(path, head)
     text = _text(head)
     if text is None:
         return None
     return _detect_text_format(path, text)
+
+
+def _zip_format(path: Path, head: bytes) -> str | None:
+    """Neware .ndax or an .xlsx workbook, by the zip's members (by the name where the zip is damaged)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        suffix = path.suffix.lower()
+        return "neware_nda" if suffix == ".ndax" or b"data.ndc" in head else "xlsx" if suffix == ".xlsx" else None
+    if any(name.endswith(".ndc") for name in names):
+        return "neware_nda"
+    return "xlsx" if "xl/workbook.xml" in names else None
 
 
 def _detect_text_format(path: Path, text: str) -> str | None:
@@ -522,7 +539,39 @@ def read_neware_nda(path: Path) -> RawTable:
     return _from_columns(renamed[columns], map_columns(columns))
 
 
-READERS = {"arbin_res": read_arbin_res, "biologic_mpr": read_biologic_mpr, "neware_nda": read_neware_nda}
+def read_xlsx(path: Path) -> RawTable:
+    """An .xlsx export (Arbin MITS, Neware BTS): the sheets whose header row names time, current and voltage, in
+    workbook order, joined by column name (Arbin splits long tests over Channel_..._1, _2, ... sheets)."""
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="openpyxl")
+    except Exception as error:  # openpyxl raises zip, XML and key errors on damaged workbooks
+        raise CyclerFileError(f"openpyxl could not read this workbook (truncated?): {type(error).__name__}: "
+                              f"{error}") from error
+    parts = [part for part in map(_sheet_table, sheets.values()) if part is not None]
+    if not parts:
+        raise CyclerFileError(f"no sheet (of {list(sheets)[:10]}) has a header row naming time, current and voltage")
+    raw = pd.concat(parts, ignore_index=True)
+    return _from_columns(raw, map_columns(list(raw.columns)))
+
+
+def _sheet_table(sheet: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows below a sheet's header row, named by it; None for a sheet without one (info, statistics)."""
+    for row in range(min(len(sheet), HEADER_SCAN_LINES)):
+        names = [str(v).strip() if pd.notna(v) else "" for v in sheet.iloc[row].tolist()]
+        mapping = map_columns([n for n in names if n])
+        if {"voltage", "current"} <= set(mapping) and ({"test_time", "datetime"} & set(mapping)):
+            table = sheet.iloc[row + 1:].set_axis(names, axis=1)
+            return table.loc[:, [n for n in dict.fromkeys(names) if n]].reset_index(drop=True)
+    return None
+
+
+def read_xls(path: Path) -> RawTable:
+    raise CyclerFileError("an Excel 97-2003 workbook (.xls), which no installed reader opens: save it as .xlsx "
+                          "or csv from the cycler's software or Excel")
+
+
+READERS = {"arbin_res": read_arbin_res, "biologic_mpr": read_biologic_mpr, "neware_nda": read_neware_nda,
+           "xlsx": read_xlsx, "xls": read_xls}
 
 
 def read_raw(path: Path, key: str, log=None) -> RawTable:

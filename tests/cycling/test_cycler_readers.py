@@ -159,3 +159,36 @@ def test_temperature_between_an_auxiliary_sensor_s_readings_carries_the_last_one
     rows = cyclers.read_cycler_file(tmp_path / "gaps.csv")
     assert rows.frame["temperature"].iloc[:4].tolist() == [25.1, 25.1, 25.1, 25.3]
     assert rows.notes["temperature"] == "2 of 12 rows carry the nearest reading"
+
+
+def test_an_arbin_xlsx_export_split_over_two_channel_sheets_reads_like_the_csv(tmp_path):
+    """The hand-written Arbin rows typed into a workbook as MITS Pro lays it out: an info sheet, then the
+    channel's rows over two sheets (long tests are split), then a statistics sheet."""
+    openpyxl = pytest.importorskip("openpyxl")
+    rows = [line.split(",") for line in fx.ARBIN_MITS_CSV.splitlines()]
+    header, data = rows[0], [[float(v) if v.replace(".", "").replace("-", "").replace("e", "").isdigit() else v
+                              for v in row] for row in rows[1:]]
+    book = openpyxl.Workbook()
+    info = book.active
+    info.title = "Global_Info"
+    info.append(["TEST REPORT"])
+    info.append(["Channel", "Start DateTime", "Schedule File Name", "Creator"])
+    info.append([6, "05/12/2017 23:13:34", "20170512-4_4C-80PER_4_4C.sdu", "hfa"])
+    for title, part in [("Channel_1-006_1", data[:7]), ("Channel_1-006_2", data[7:])]:
+        sheet = book.create_sheet(title)
+        sheet.append(header)
+        for row in part:
+            sheet.append(row)
+    book.create_sheet("Statistics_1-006").append(["Channel", "Cycle_Index", "Test_Time(s)", "Charge_Capacity(Ah)"])
+    book.save(tmp_path / "arbin_mits.xlsx")
+    assert cyclers.detect_format(tmp_path / "arbin_mits.xlsx") == "xlsx"
+    workbook = cyclers.read_cycler_file(tmp_path / "arbin_mits.xlsx").frame
+    text = cyclers.read_cycler_file(fx.write_fixture(tmp_path, "arbin_mits.csv")).frame
+    columns = ["cycle_number", "time", "current", "voltage", "charge_capacity", "discharge_capacity", "charge_energy"]
+    pd.testing.assert_frame_equal(workbook[columns], text[columns])
+
+
+def test_an_xls_workbook_is_rejected_with_what_to_do(tmp_path):
+    (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    with pytest.raises(cyclers.CyclerFileError, match="save it as .xlsx or csv"):
+        cyclers.read_cycler_file(tmp_path / "old.xls")
