@@ -201,6 +201,7 @@ QUANTITIES = [
     ("energy", r"energy|ener|watthr|whr"),
     ("temperature", r"temperature\w*|temp\d*|t\d*|auxtemperature\w*|celltemperature"),
     ("frequency", r"freq|frequency"),
+    ("cell", r"cell|testid"),  # several cells (channels, tests) in one file: PEC's Cell, Arbin .res's Test_ID
 ]
 _QUANTITY_PATTERNS = [(q, re.compile(p)) for q, p in QUANTITIES]
 _UNIT_IN_BRACKETS = re.compile(r"^(?P<name>.*?)\s*[\(\[](?P<unit>[^\)\]]*)[\)\]]\s*(?P<suffix>_\d+)?$")
@@ -410,7 +411,7 @@ def _factor_name(factor: float) -> str:
 
 RAW_COLUMNS = ["test_time_s", "cycle", "half_cycle", "step", "step_type", "current_a", "voltage_v",
                "charge_capacity_ah", "discharge_capacity_ah", "capacity_ah", "net_charge_ah", "charge_energy_wh",
-               "discharge_energy_wh", "energy_wh", "temperature_c", "frequency_hz"]
+               "discharge_energy_wh", "energy_wh", "temperature_c", "frequency_hz", "cell"]
 
 
 @dataclass
@@ -429,6 +430,7 @@ def _from_columns(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> RawTa
         key = "frequency_hz" if quantity == "frequency" else quantity
         out[key] = _number(raw[mapping[quantity][0]], decimal) if quantity in mapping else np.nan
     out["step_type"] = _stripped_text(raw[mapping["step_type"][0]]) if "step_type" in mapping else ""
+    out["cell"] = _stripped_text(raw[mapping["cell"][0]]) if "cell" in mapping else ""
     for quantity, column in [("current", "current_a"), ("voltage", "voltage_v"),
                              ("charge_capacity", "charge_capacity_ah"), ("discharge_capacity", "discharge_capacity_ah"),
                              ("capacity", "capacity_ah"), ("net_charge", "net_charge_ah"),
@@ -775,6 +777,14 @@ def read_cycler_file(path: Path, key: str | None = None, source: str | None = No
         raise CyclerFileError("unrecognised format: not a cycler file any reader here knows "
                               "(Arbin .res/csv, Maccor, BioLogic .mpr/.mpt, Neware .nda/.ndax/csv, PEC, Novonix, "
                               "Battery Data Format csv)")
-    rows = normalise(read_raw(path, key, log), path.stem, source or path.name)
+    table = read_raw(path, key, log)
+    cells = pd.unique(table.frame["cell"])
+    if len(cells) == 1:
+        rows = normalise(table, path.stem, source or path.name)
+    else:  # one cell per channel or test, each with its own cycles and clock, named <file>/<cell>
+        parts = [normalise(RawTable(table.frame.loc[table.frame["cell"] == cell].reset_index(drop=True),
+                                    table.time_origin), f"{path.stem}/{cell}", source or path.name) for cell in cells]
+        rows = CellRows(pd.concat([part.frame for part in parts], ignore_index=True), parts[0].notes)
+        rows.notes["cells"] = f"{len(cells)} cells in the file, by its cell column"
     rows.notes["format"] = key
     return rows

@@ -192,3 +192,18 @@ def test_an_xls_workbook_is_rejected_with_what_to_do(tmp_path):
     (tmp_path / "old.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
     with pytest.raises(cyclers.CyclerFileError, match="save it as .xlsx or csv"):
         cyclers.read_cycler_file(tmp_path / "old.xls")
+
+
+def test_a_file_holding_two_cells_gives_two_cells_with_their_own_cycles(tmp_path):
+    """A PEC export of a test on two cells: the rows of cell 2 are the same schedule, interleaved by time."""
+    lines = fx.PEC_CSV.splitlines(keepends=True)
+    data = [line for line in lines if line.startswith("25205,")]
+    second = [line.replace("25205,1,ACT4,014,1,", "25205,2,ACT4,014,2,", 1) for line in data]
+    interleaved = [row for pair in zip(data, second) for row in pair]
+    (tmp_path / "two_cells.csv").write_text("".join(lines[:len(lines) - len(data)] + interleaved))
+    rows = cyclers.read_cycler_file(tmp_path / "two_cells.csv")
+    frame = rows.frame
+    assert sorted(frame["cell_key"].unique()) == ["two_cells/1", "two_cells/2"]
+    for _, cell in frame.groupby("cell_key"):
+        assert cell["cycle_number"].tolist() == [1] * 6 + [2] * 6
+        assert cell.groupby("cycle_number")["discharge_capacity"].max().tolist() == pytest.approx([0.1, 0.1])
