@@ -207,3 +207,14 @@ def test_a_file_holding_two_cells_gives_two_cells_with_their_own_cycles(tmp_path
     for _, cell in frame.groupby("cell_key"):
         assert cell["cycle_number"].tolist() == [1] * 6 + [2] * 6
         assert cell.groupby("cycle_number")["discharge_capacity"].max().tolist() == pytest.approx([0.1, 0.1])
+
+
+def test_a_large_text_file_is_read_in_chunks_with_progress_lines(tmp_path, monkeypatch):
+    path = fx.write_fixture(tmp_path, "neware_bts.csv")
+    whole = cyclers.read_cycler_file(path).frame
+    monkeypatch.setattr(cyclers, "BIG_FILE_BYTES", 0)
+    monkeypatch.setattr(cyclers, "CHUNK_ROWS", 5)
+    lines = []
+    chunked = cyclers.read_cycler_file(path, log=lines.append).frame
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert lines and lines[-1].startswith("reading neware_bts.csv: ") and "left" in lines[-1]
