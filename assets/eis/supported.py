@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from assets.eis.circuits import CIRCUITS, reduced_circuit
+from assets.eis import fitting
 
 def removable_elements(parent_name: str, removed: frozenset[int], undetermined: dict) -> list[int]:
     """Positions (in the parent's elements) of the elements holding an undetermined parameter, when
@@ -31,8 +32,6 @@ def supported_circuits(omegas: list, impedances: list, fits: pd.DataFrame, setti
     supported circuit's fit: supported_circuit (name), supported_parameters, supported_standard_errors,
     supported_undetermined (dicts), supported_relative_residual, supported_bic. A fit with every
     parameter determined supports itself."""
-    from assets.eis.fitting import fit_spectra
-
     keys = ["circuit", "parameters", "standard_errors", "undetermined", "relative_residual", "bic"]
     current = [dict(zip(keys, values)) for values in zip(*(fits[key].tolist() for key in keys))]
     parents = fits["circuit"].tolist()
@@ -44,7 +43,7 @@ def supported_circuits(omegas: list, impedances: list, fits: pd.DataFrame, setti
             break
         circuits = [reduced_circuit(CIRCUITS[parents[i]], without) for i, without in tasks]
         starts = [{p: current[i]["parameters"][p] for p in circuit.parameters} for (i, _), circuit in zip(tasks, circuits)]
-        reduced = fit_spectra([omegas[i] for i, _ in tasks], [impedances[i] for i, _ in tasks], circuits, starts, settings, device)
+        reduced = fitting.fit_spectra([omegas[i] for i, _ in tasks], [impedances[i] for i, _ in tasks], circuits, starts, settings, device)
         improved = set()
         for (i, without), fit in zip(tasks, reduced[keys].to_dict("records")):
             if fit["bic"] < current[i]["bic"]:

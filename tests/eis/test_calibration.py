@@ -6,7 +6,14 @@ import numpy as np
 import pandas as pd
 
 from assets.eis import calibration
-from assets.eis.calibration import Calibration, admissible, calibrate, circuit_sets, out_of_fold_probabilities, set_members
+from assets.eis.calibration import (
+    Calibration,
+    admissible,
+    calibrate,
+    circuit_sets,
+    out_of_fold_probabilities,
+    set_members,
+)
 
 CLASSES = ["A", "B", "C"]
 

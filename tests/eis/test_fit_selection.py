@@ -15,13 +15,13 @@ from assets.eis.fitting import (
     FIT_COLUMNS,
     FitSettings,
     export_view,
-    fit_with_selection,
     log10_parameter_error,
     named_values,
     parameters_or_none,
     top_candidates,
     undetermined_names,
 )
+from assets.eis.selection import fit_with_selection
 from tests.eis.test_fitting import WELL_IDENTIFIED, cpu_recording, mixed_spectra
 
 TRUE_CIRCUITS = ["L-R-RCPE", "RCPE-RCPE-RCPE", "Rs_Ws"]
