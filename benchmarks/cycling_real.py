@@ -40,13 +40,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ENCODER_MODEL = "encoder_change_variance_ridge"  # the encoder model meant to hold up on an unseen batch
-SEVERSON_TRAIN_BATCHES = {"2017-05-12": range(1, 21), "2017-06-30": range(21, 42)}  # train/cellN, see above
+SEVERSON_BATCHES = {  # <folder>/cellN of each batch, from the published order (see above)
+    "train": {"2017-05-12": range(1, 21), "2017-06-30": range(21, 42)},
+    "test1": {"2017-05-12": range(1, 22), "2017-06-30": range(22, 44)},
+}
+SEVERSON_PUBLISHED_RMSE_TEST1 = {"variance": 138.0, "discharge": 91.0, "full": 118.0}  # Severson 2019, Table 1
+SEVERSON_PUBLISHED_RMSE_TEST1_EXCL = {"discharge": 86.0, "full": 100.0}  # without the 148-cycle cell
 ANCHORS = {  # published figures on the same cells
     "published_mape_percent_test1_severson_variance": 14.7,   # Severson et al. 2019, Table 1
     "published_rmse_cycles_test1_severson_variance": 138.0,
@@ -76,18 +82,37 @@ def default_exclusion(data: Path) -> list[str]:
 
 
 def batches_file(choice: str, data: Path, folder: Path) -> str:
-    """The JSON {batch: [cell keys]} for the pipeline's batch-level CV ("" when off)."""
+    """The JSON {batch: [cell keys]} for the pipeline's batch-level CV ("" when off). Severson labels go to
+    each published folder (train, test1) whose cell count is the published one."""
     if choice == "none":
         return ""
     if choice != "severson":
         return str(Path(choice).expanduser().resolve())
-    n_train = len(list((data / "train").glob("cell*.csv")))
-    if n_train != sum(len(cells) for cells in SEVERSON_TRAIN_BATCHES.values()):
-        print(f"note: {n_train} training cells, not the published 41: no Severson batch labels", file=sys.stderr)
-        return ""
+    labels: dict[str, list[str]] = {}
+    for name, batches in SEVERSON_BATCHES.items():
+        n_cells = len(list((data / name).glob("cell*.csv")))
+        if n_cells != sum(len(cells) for cells in batches.values()):
+            if name == "train":
+                print(f"note: {n_cells} training cells, not the published 41: no Severson batch labels",
+                      file=sys.stderr)
+                return ""
+            continue
+        for batch, cells in batches.items():
+            labels.setdefault(batch, []).extend(f"{name}/cell{n}" for n in cells)
     path = folder / "severson_batches.json"
-    path.write_text(json.dumps({batch: [f"train/cell{n}" for n in cells]
-                                for batch, cells in SEVERSON_TRAIN_BATCHES.items()}))
+    path.write_text(json.dumps(labels))
+    return str(path)
+
+
+def shipping_split(data: Path, exclude: list[str], folder: Path) -> str:
+    """A split file that trains on every labelled cell of every folder (train, test1, ...) but `exclude`
+    (held out as the set `excluded`): the shipped model's training cells."""
+    train = [f"{split.name}/{path.stem}" for split in sorted(data.iterdir())
+             if (data / "cycle_lives" / f"{split.name}_cycle_lives.csv").is_file()
+             for path in sorted(split.glob("cell*.csv"))]
+    path = folder / "shipping_split.json"
+    path.write_text(json.dumps({"train": [c for c in train if c not in exclude],
+                                "excluded": [c for c in train if c in exclude]}))
     return str(path)
 
 
@@ -112,6 +137,121 @@ def print_hidden_life_check(unknown, data: Path, hidden: str) -> None:
           f"{np.mean((rows['lower80_cycles'] <= life) & (life <= rows['upper80_cycles'])):.3f}")
 
 
+def materialize_cycling(args, data: Path, root: Path, assets: list, run_config: dict, hidden: str = ""):
+    """Link the folders of `data` into root/raw/cycling (never copied) and materialize `assets` in process."""
+    raw = root / "raw" / "cycling"
+    raw.mkdir(parents=True)
+    for folder in sorted(p for p in data.iterdir() if p.is_dir()):
+        (raw / folder.name).symlink_to(folder, target_is_directory=True)
+    if hidden:
+        link_without_lives(data / hidden, raw / f"{hidden}_unlabelled")
+    os.environ["MATERIALS_DATA"] = str(root)
+    from dagster import DagsterInstance, materialize
+
+    from resources.cluster import DaskResource
+    from resources.compute import ComputeResource
+    from resources.storage import MaterialsStorage
+
+    resources = {"compute": ComputeResource(device="cpu", seed=args.seed, num_threads=args.threads),
+                 "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
+    keys = {a.key.path[-1] for a in assets}
+    run_config = {"ops": {k: v for k, v in run_config["ops"].items() if k in keys}}
+    return materialize(assets, resources=resources, instance=DagsterInstance.ephemeral(), run_config=run_config,
+                       raise_on_error=False)
+
+
+def node_metadata(result, key: str) -> dict:
+    return {k: v.value for k, v in result.asset_materializations_for_node(key)[0].metadata.items()}
+
+
+def score_frozen(args, data: Path) -> int:
+    """--model shipped|FOLDER: the frozen model on every labelled folder, nothing trained."""
+    import numpy as np
+    import pandas as pd
+
+    from assets.cycling import defs as cycling
+    from resources.conformal import interval_coverage
+
+    with tempfile.TemporaryDirectory(prefix="cycling-real-") as tmp:
+        root = Path(tmp) / "data"
+        config = run_config(args, [])
+        config["ops"]["cycling_life_predictions"] = {"config": {"model": args.model}}
+        start = time.perf_counter()
+        result = materialize_cycling(args, data, root, [cycling.cycling_synthetic_cells, cycling.cycling_unified,
+                                                        cycling.cycling_life_predictions], config)
+        if not result.success:
+            print("error: the cycling predictions did not materialize", file=sys.stderr)
+            return 1
+        table = pd.read_csv(root / "exports" / "cycling_life_predictions.csv")
+        meta = node_metadata(result, "cycling_life_predictions")
+    wall_s = time.perf_counter() - start
+    table["set"] = table["cell_key"].str.split("/").str[0]
+    print(f"model: {meta['model']} ({meta['model_source']})")
+    print(f"model_id: {meta['model_id']}")
+    for name, rows in table.loc[table["cycle_life"].notna()].groupby("set"):
+        life, predicted = rows["cycle_life"].to_numpy(), rows["predicted_cycle_life"].to_numpy()
+        scored = np.isfinite(predicted)
+        error = predicted[scored] - life[scored]
+        print(f"n_cells_{name}: {len(rows)}")
+        print(f"n_cells_not_predicted_{name}: {int((~scored).sum())}")
+        print(f"n_cells_out_of_domain_{name}: {int((scored & ~rows['in_domain'].astype(bool)).sum())}")
+        print(f"mape_percent_{name}_shipped: {100 * np.mean(np.abs(error) / life[scored]):.4g}")
+        print(f"rmse_cycles_{name}_shipped: {np.sqrt(np.mean(error ** 2)):.4g}")
+        in_domain = rows.loc[rows["in_domain"].astype(bool)]
+        for level in (80, 95):
+            coverage = interval_coverage(in_domain["cycle_life"], in_domain[f"lower{level}_cycles"],
+                                         in_domain[f"upper{level}_cycles"])
+            print(f"coverage{level}_{name}_shipped: {coverage:.3f}")
+    print(f"wall_s: {wall_s:.1f}")
+    print(f"n_cells_predicted: {meta['n_cells_predicted']}")
+    return 0
+
+
+def ship(args, data: Path, exclude: list[str]) -> int:
+    """--ship DIR: train on every labelled cell (but `exclude`) and copy the frozen model to DIR."""
+    from assets.cycling import defs as cycling
+
+    with tempfile.TemporaryDirectory(prefix="cycling-ship-") as tmp:
+        root = Path(tmp) / "data"
+        config = run_config(args, [], batches_file(args.batches, data, Path(tmp)))
+        config["ops"]["cycling_split"] = {"config": {"mode": "file", "split_file": shipping_split(data, exclude, Path(tmp))}}
+        config["ops"]["cycle_life_model"]["config"].update(promote="never", card_command=shipping_command(args))
+        result = materialize_cycling(args, data, root, [cycling.cycling_synthetic_cells,
+                                                        cycling.cycling_unified, *cycling.TRAINING_ASSETS], config)
+        if not result.success:
+            print("error: the cycling training did not materialize", file=sys.stderr)
+            return 1
+        meta = node_metadata(result, "cycle_life_model")
+        target = args.ship.expanduser().resolve()
+        target.mkdir(parents=True, exist_ok=True)
+        for path in Path(meta["frozen_model"]).iterdir():
+            shutil.copyfile(path, target / path.name)
+    print(f"selected_model: {meta['selected_model']}")
+    print(f"model_id: {meta['model_id']}")
+    print(f"batch_tau_log10: {meta['batch_tau_log10']}")
+    print(f"interval_half_width_log10: {meta['interval_half_width_log10']}")
+    print(f"shipped_to: {target}")
+    return 0
+
+
+def shipping_command(args) -> str:
+    excluded = " ".join(args.exclude) if args.exclude else ""
+    return ("./dev.sh python -m benchmarks.cycling_real --data <severson_qdlin folder> --ship assets/cycling/shipped"
+            f" --steps {args.steps} --voltage-stride {args.voltage_stride} --seed {args.seed}"
+            + (f" --exclude {excluded}" if args.exclude is not None else ""))
+
+
+def print_severson_reproduction(held_out) -> None:
+    """Our variance, discharge and full models (trained on train/) on test1 beside Severson et al.'s Table 1."""
+    rmse = held_out.set_index(["split", "model"])["rmse_cycles"]
+    for model, published in SEVERSON_PUBLISHED_RMSE_TEST1.items():
+        if ("test1", model) in rmse.index:
+            print(f"severson_reproduced_rmse_test1_{model}: {rmse['test1', model]:.4g} (published {published:g})")
+        if ("test1_excl", model) in rmse.index and model in SEVERSON_PUBLISHED_RMSE_TEST1_EXCL:
+            print(f"severson_reproduced_rmse_test1_excl_{model}: {rmse['test1_excl', model]:.4g} "
+                  f"(published {SEVERSON_PUBLISHED_RMSE_TEST1_EXCL[model]:g})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="folder with train/, test folders, cycle_lives/")
@@ -129,9 +269,13 @@ def main() -> int:
                              "order), a JSON file {batch: [cell keys]}, or none")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0, help="the run's seed (encoder init, masking, CV folds)")
+    parser.add_argument("--model", default="train",
+                        help="train (default: train on train/, score every other folder), shipped (score the shipped "
+                             "frozen model on every labelled folder, nothing trained) or a frozen model's folder")
+    parser.add_argument("--ship", type=Path, default=None,
+                        help="train on every labelled cell (but --exclude) and write the frozen model to this folder")
     args = parser.parse_args()
     data = args.data.expanduser().resolve()
-    folders = [p for p in sorted(data.iterdir()) if p.is_dir()] if data.is_dir() else []
     if not (data / "train").is_dir() or not (data / "cycle_lives" / "train_cycle_lives.csv").is_file():
         print(f"error: {data} must hold train/ and cycle_lives/train_cycle_lives.csv (and test folders)",
               file=sys.stderr)
@@ -145,31 +289,18 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.model != "train":
+        return score_frozen(args, data)
+    if args.ship is not None:
+        return ship(args, data, exclude)
     with tempfile.TemporaryDirectory(prefix="cycling-real-") as tmp:
         root = Path(tmp) / "data"
-        raw = root / "raw" / "cycling"
-        raw.mkdir(parents=True)
-        for folder in folders:
-            (raw / folder.name).symlink_to(folder, target_is_directory=True)
-        if hidden:
-            link_without_lives(data / hidden, raw / f"{hidden}_unlabelled")
-        os.environ["MATERIALS_DATA"] = str(root)
-        batches = batches_file(args.batches, data, Path(tmp))
-        from dagster import DagsterInstance, materialize
-
         from assets.cycling import defs as cycling
-        from resources.cluster import DaskResource
-        from resources.compute import ComputeResource
-        from resources.storage import MaterialsStorage
 
-        assets = [cycling.cycling_synthetic_cells, cycling.cycling_unified, cycling.cycling_split,
-                  cycling.cycling_corpus, cycling.cycling_tokenizer, cycling.multiscale_encoder,
-                  cycling.cycling_embeddings, cycling.cycle_life_model]
-        resources = {"compute": ComputeResource(device="cpu", seed=args.seed, num_threads=args.threads),
-                     "dask": DaskResource(synchronous=True), "io_manager": MaterialsStorage(root=str(root))}
+        assets = [cycling.cycling_synthetic_cells, cycling.cycling_unified, *cycling.TRAINING_ASSETS]
+        config = run_config(args, exclude, batches_file(args.batches, data, Path(tmp)))
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = materialize(assets, resources=resources, instance=DagsterInstance.ephemeral(),
-                             run_config=run_config(args, exclude, batches), raise_on_error=False)
+        result = materialize_cycling(args, data, root, assets, config, hidden)
         wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
         if not result.success:
             print("error: the cycling group did not materialize", file=sys.stderr)
@@ -178,8 +309,8 @@ def main() -> int:
 
         metrics = pd.read_csv(root / "exports" / "cycling_cycle_life_metrics.csv")
         predictions = pd.read_csv(root / "exports" / "cycling_cycle_life_predictions.csv")
-        unified_meta = {k: v.value for k, v in result.asset_materializations_for_node("cycling_unified")[0].metadata.items()}
-        model_meta = {k: v.value for k, v in result.asset_materializations_for_node("cycle_life_model")[0].metadata.items()}
+        unified_meta = node_metadata(result, "cycling_unified")
+        model_meta = node_metadata(result, "cycle_life_model")
     print(f"cells: {unified_meta['n_cells']}")
     print(f"rejected_records: {unified_meta['n_rejected']}")
     print(f"excluded_cells: {','.join(exclude) or 'none'}")
@@ -197,6 +328,9 @@ def main() -> int:
             print(f"{metric}_{row.split}_{row.model}: {getattr(row, metric):.4g}")
     for row in held_out.loc[held_out["split"] == "train_batchcv"].itertuples():
         print(f"batchcv_mape_percent_{row.model}: {row.mape_percent:.4g}")
+        print(f"batchcv_coverage80_{row.model}: {row.coverage80:.3f}")
+        print(f"batchcv_coverage95_{row.model}: {row.coverage95:.3f}")
+    print_severson_reproduction(held_out)
     print(f"selected_model: {model_meta['selected_model']}")
     for row in held_out.loc[held_out["selected"] & ~held_out["split"].isin(["train_cv", "train_batchcv"])].itertuples():
         print(f"mape_percent_{row.split}_selected: {row.mape_percent:.4g}")

@@ -13,7 +13,7 @@ import os
 
 from dagster import AssetSelection, Definitions
 
-from orchestration.jobs import PIPELINES, SENSOR_JOBS, demo_job, pipeline_job
+from orchestration.jobs import PIPELINES, SENSOR_JOBS, demo_job, named_job, pipeline_job
 from orchestration.schedules import SCHEDULES
 from orchestration.sensors import SENSORS
 from resources.cluster import DaskResource
@@ -40,6 +40,8 @@ def build_definitions() -> Definitions:
     jobs = [
         pipeline_job(name, getattr(module, "job_selection", None)) for name, module in modules.items()
     ]
+    jobs += [named_job(name, selection, description) for module in modules.values()
+             for name, (selection, description) in getattr(module, "extra_jobs", {}).items()]
     jobs += SENSOR_JOBS
     jobs.append(
         demo_job(

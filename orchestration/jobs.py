@@ -33,6 +33,11 @@ def pipeline_job(pipeline: str, selection: AssetSelection | None = None):
     )
 
 
+def named_job(name: str, selection: AssetSelection, description: str):
+    """A pipeline's further job (its module's `extra_jobs`), on the same executor as the pipeline jobs."""
+    return define_asset_job(name, selection=selection, executor_def=forkserver_executor, description=description)
+
+
 def demo_job(selections: list[AssetSelection]):
     selection = functools.reduce(operator.or_, selections, AssetSelection.keys())
     return define_asset_job(

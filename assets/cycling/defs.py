@@ -9,10 +9,12 @@ import uuid
 from typing import Literal
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from assets.cycling import corpus as corpus_science
 from assets.cycling import split as split_science
+from assets.cycling import frozen as frozen_science
 from assets.cycling import synthetic, unified
 from resources.compute import ComputeResource
 from resources.datapaths import raw_dir, storage_dir, write_export_csv
@@ -127,9 +129,12 @@ def cycling_split(context: dg.AssetExecutionContext, config: SplitConfig, comput
         split, rejections = split_science.split_from_json(list(datasets.index), config.split_file)
     elif mode == "folders":
         split = split_science.split_from_datasets(datasets)
-    else:
-        split = split_science.split_by_ratio(list(datasets.index), (config.train, config.validation, config.test),
-                                             compute.seed)
+    else:  # cut only the labelled cells, so that uploading cells of unknown life never moves a training cell
+        labelled = cycling_unified.groupby("cell_key")["cycle_life"].first().notna()
+        split = split_science.split_by_ratio(list(labelled.index[labelled]),
+                                             (config.train, config.validation, config.test), compute.seed)
+        split = pd.concat([split, pd.DataFrame({"cell_key": labelled.index[~labelled],
+                                                "split": split_science.UNLABELLED})], ignore_index=True)
     if rejections:
         context.log.warning(f"{PIPELINE}: {len(rejections)} cells not in the split file {config.split_file} "
                             f"(left out): {', '.join(str(r.row) for r in rejections[:5])}")
@@ -252,9 +257,9 @@ class EncoderConfig(dg.Config):
     number_loss_weight: float = 0.1  # weight of the number-token loss (0: cross-entropy only)
     eval_every: int = 10  # steps between validation losses and checkpoints
     monitor_share: float = 0.1  # training cells held out for the validation loss
-    # Also pretrain on the curves of held-out and unknown-life cells (never a life: masked tokens only), so a new
-    # batch is seen as the batch-level CV's held-out batches are (the encoder has read every training cell).
-    pretrain_on_held_out_curves: bool = True
+    # Transductive opt-in: also pretrain on the curves of held-out and unknown-life cells (never a life: masked
+    # tokens only). Off by default: the encoder, and so every model, would then change with the cells uploaded.
+    pretrain_on_held_out_curves: bool = False
 
 
 def _token_windows(corpus, tokenizer, window_tokens: int, max_windows: int):
@@ -355,6 +360,13 @@ class LifeModelConfig(dg.Config):
     exclude_cells: list[str] = []  # scored twice: with and without them (<set>_excl), e.g. ["test1/cell22"]
     encoder_method: Literal["ridge", "elastic_net"] = "ridge"
     batches_file: str = ""  # JSON {batch: [cells]}; empty: batch_number, else Severson keys b<batch>c<cell>
+    # The models selection may pick: those a frozen model can carry (per-cell Severson features). Encoder models
+    # are fitted and scored beside them for comparison.
+    selectable_models: list[str] = list(frozen_science.FREEZABLE_MODELS)
+    # Make the frozen model the one cycling_life_predictions uses by default: "user_data" = only when every
+    # training cell is the user's (a model of the synthetic demo cells never replaces the shipped one).
+    promote: Literal["user_data", "always", "never"] = "user_data"
+    card_command: str = ""  # the command that reproduces this model, written on its card (empty: the run id)
 
 
 @dg.asset(group_name=PIPELINE)
@@ -385,18 +397,22 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
                          f"cross-validation ({len(rejections)} cells left out: {[r.row for r in rejections[:5]]})")
     batches, batch_source = split_science.cell_batches(cycling_unified, config.batches_file)
     result = lifemodel.fit_and_score(cells, feature_sets, methods, config.exclude_cells, config.cv_folds,
-                                     compute.seed, batches)
+                                     compute.seed, batches, config.selectable_models)
     for name, warning in result["warnings"].items():
         context.log.warning(f"{PIPELINE}: {name}: {warning}")
     model_id = str(uuid.uuid4())
     ids = {"model_id": model_id, "encoder_model_id": cycling_embeddings["model_id"].iloc[0]}
     every_model = result["predictions"].assign(**ids)
     selected_name = result["selected_model"]
-    selected = lifemodel.selected_predictions(every_model, selected_name)
-    predictions_path = write_export_csv(selected, "cycling_cycle_life_predictions.csv")
-    every_model_path = write_export_csv(every_model, "cycling_cycle_life_model_predictions.csv")
     synthetic_share = float((cells["source"] == unified.SYNTHETIC_SOURCE).mean())
     data_source = "synthetic" if synthetic_share == 1 else "user" if synthetic_share == 0 else "user+synthetic"
+    frozen_model = _freeze_selected(context, config, result, cells, severson, feature_sets, methods, model_id,
+                                    data_source)
+    windows = lifemodel.discharge_window_v(cycling_unified, (config.early_cycle, config.late_cycle))
+    selected = frozen_science.with_frozen_predictions(lifemodel.selected_predictions(every_model, selected_name),
+                                                      frozen_model, severson, windows)
+    predictions_path = write_export_csv(selected, "cycling_cycle_life_predictions.csv")
+    every_model_path = write_export_csv(every_model, "cycling_cycle_life_model_predictions.csv")
     metrics = result["metrics"].assign(selected=result["metrics"]["model"] == selected_name)
     metrics_path = write_export_csv(metrics.assign(source=data_source), "cycling_cycle_life_metrics.csv")
     sets = held_out_sets(cycling_split)
@@ -417,7 +433,13 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     context.add_output_metadata({
         "model_id": model_id,
         "selected_model": selected_name,
-        "selection": "lowest out-of-fold MAPE of a K-fold CV inside the labelled training cells",
+        "selection": (f"lowest out-of-fold MAPE of a K-fold CV inside the labelled training cells, among "
+                      f"{', '.join(config.selectable_models)}"),
+        "frozen_model": dg.MetadataValue.path(str(frozen_science.registry_folder(storage_dir(), model_id))),
+        "promoted": frozen_model.card["promoted"],
+        "interval_calibration": frozen_model.card["interval_calibration"],
+        "batch_tau_log10": round_sig(frozen_model.batch_tau_log10),
+        "n_training_cells_out_of_domain": int((~selected.loc[selected["split"] == "train", "in_domain"]).sum()),
         "batch_source": batch_source,
         "n_training_batches": result["n_training_batches"],
         "batch_cv": ("whole training batches held out (every model); train_batchcv rows in the metrics"
@@ -446,8 +468,80 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     })
     return {**{f"{name}_model": model for name, model in result["models"].items()},
             "model_id": model_id, "selected_model": selected_name, "metrics": metrics, "predictions": selected,
+            "frozen_model": frozen_science.registry_folder(storage_dir(), model_id).as_posix(),
             "half_widths_log10": result["half_widths_log10"],
             "settings": {"choices": result["choices"], **config.model_dump()}}
+
+
+def _freeze_selected(context, config: LifeModelConfig, result: dict, cells: pd.DataFrame, severson: pd.DataFrame,
+                     feature_sets: dict, methods: dict, model_id: str, data_source: str):
+    """The selected model frozen into the registry with its card; promoted to current per config.promote."""
+    name = result["selected_model"]
+    train = cells.loc[cells["split"].eq("train") & cells["cycle_life"].notna()]
+    promoted = config.promote == "always" or (config.promote == "user_data" and data_source == "user")
+    batches = result["training_batches"]
+    cv_rows = result["metrics"].loc[(result["metrics"]["model"] == name)
+                                    & result["metrics"]["split"].isin(["train_cv", "train_batchcv"])]
+    card = {
+        "model": f"cycle_life_{name}", "model_id": model_id, "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": config.card_command or f"dagster run {context.run_id}",
+        "target": "log10 cycle life (cycles to 80 % of nominal capacity)",
+        "features": list(feature_sets[name].columns), "method": methods[name],
+        "feature_cycles": [config.early_cycle, config.late_cycle],
+        "training_cells": int(len(train)), "training_data_source": data_source,
+        "training_cell_digest_sha256": frozen_science.training_digest(train, feature_sets[name]),
+        "training_batches": ({} if batches is None else {str(b): int(n) for b, n in zip(*np.unique(batches, return_counts=True))}),
+        "transductive_pretraining": False,
+        "cv": {row.split: {k: round_sig(getattr(row, k)) for k in ("mape_percent", "rmse_cycles", "coverage80", "coverage95")
+                           if k in cv_rows.columns and pd.notna(getattr(row, k))} for row in cv_rows.itertuples()},
+        "interval_calibration": ("K-fold out-of-fold residuals, within-batch conformal quantile plus the between-batch "
+                                 f"variance ({result['n_training_batches']} training batches)" if batches is not None
+                                 else "K-fold out-of-fold residuals (split conformal); no batch labels: cell-to-cell "
+                                      "scatter only, a new batch may need wider intervals"),
+        "settings": config.model_dump(), "promoted": promoted,
+    }
+    model = frozen_science.freeze(result["models"][name], name, methods[name], feature_sets[name].loc[train["cell_key"]],
+                                  severson.loc[train["cell_key"], frozen_science.NOMINAL_CAPACITY_FEATURE].to_numpy(),
+                                  result["half_widths_log10"][name],
+                                  result["batch_tau_log10"][name], model_id, (config.early_cycle, config.late_cycle),
+                                  card)
+    folder = frozen_science.save(model, frozen_science.registry_folder(storage_dir(), model_id))
+    if promoted:
+        frozen_science.promote(storage_dir(), model_id)
+    context.log.info(f"{PIPELINE}: froze {name} as {model_id} in {folder}" + (" (current)" if promoted else ""))
+    return model
+
+
+class LifePredictionConfig(dg.Config):
+    model: str = "current"  # current: the promoted trained model, else the shipped one; shipped; or a model folder
+
+
+@dg.asset(group_name=PIPELINE, deps=["cycle_life_model"])
+def cycling_life_predictions(context: dg.AssetExecutionContext, config: LifePredictionConfig, cycling_unified):
+    """Cycle life of every cell in the drop folder from a frozen model (never refitted): the prediction, its
+    80 % and 95 % intervals, whether the cell lies in the model's domain (and why not), and the model it rests on.
+    Each cell's prediction uses its own cycles only."""
+    from assets.cycling import lifemodel
+
+    folder, how = frozen_science.resolve(storage_dir(), config.model)
+    model = frozen_science.load(folder)
+    early, late = model.feature_cycles
+    severson = lifemodel.severson_features(cycling_unified, early, late)
+    windows = lifemodel.discharge_window_v(cycling_unified, (early, late))
+    table = frozen_science.prediction_table(model, cycling_unified, severson, windows)
+    path = write_export_csv(table, "cycling_life_predictions.csv")
+    predicted = table["predicted_cycle_life"].notna()
+    context.add_output_metadata({
+        "model_id": model.model_id, "model": model.card.get("model", model.name), "model_source": how,
+        "model_folder": dg.MetadataValue.path(str(folder)),
+        "n_cells": len(table), "n_cells_predicted": int(predicted.sum()),
+        "n_cells_not_predicted": int((~predicted).sum()),
+        "n_cells_out_of_domain": int((predicted & ~table["in_domain"].astype(bool)).sum()),
+        "interval_half_width_log10": dg.MetadataValue.json(model.half_widths_log10),
+        "predictions": dg.MetadataValue.md(table_markdown(table[frozen_science.SHOWN_COLUMNS], rows=30)),
+        "predictions_file": dg.MetadataValue.path(str(path)),
+    })
+    return table
 
 
 class CycleSummaryConfig(dg.Config):
@@ -513,5 +607,13 @@ def cycling_cycle_summary(context: dg.AssetExecutionContext, config: CycleSummar
 
 defs = dg.Definitions(
     assets=[cycling_synthetic_cells, cycling_unified, cycling_cycle_summary, cycling_split, cycling_corpus,
-            cycling_tokenizer, multiscale_encoder, cycling_embeddings, cycle_life_model],
+            cycling_tokenizer, multiscale_encoder, cycling_embeddings, cycle_life_model, cycling_life_predictions],
 )
+
+TRAINING_ASSETS = [cycling_split, cycling_corpus, cycling_tokenizer, multiscale_encoder, cycling_embeddings,
+                   cycle_life_model]
+# cycling_job: the everyday path, dropped files to predicted lives with the current frozen model (no training,
+# so it runs on cells of unknown life alone); cycling_training_job: the whole group, training then predicting.
+job_selection = dg.AssetSelection.groups(PIPELINE) - dg.AssetSelection.assets(*TRAINING_ASSETS)
+extra_jobs = {"cycling_training_job": (dg.AssetSelection.groups(PIPELINE),
+                                       "Train, select and freeze a cycle-life model on the labelled cells, then predict.")}

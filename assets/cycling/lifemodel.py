@@ -36,28 +36,47 @@ RIDGE_ALPHAS = np.logspace(-3, 4, 15)
 L1_RATIOS = [0.1, 0.5, 0.7, 0.9, 0.95, 0.99, 1.0]
 
 
-def discharge_curve(cycle: pd.DataFrame) -> np.ndarray:
-    """Discharge capacity (Ah) on the Qdlin grid (3.6 -> 2.0 V, 1000 points) from one cycle's time steps.
-
-    Discharge steps are those with negative current (or, without current: every step of a cycle whose
-    voltage only falls, as in the Qdlin layout; else those with positive discharge capacity); capacity is interpolated against sorted voltage and held
-    constant beyond the measured voltage range. NaN curve when nothing is there.
-    """
+def discharge_rows(cycle: pd.DataFrame) -> np.ndarray:
+    """True for the time steps of one cycle that belong to its discharge: negative current (or, without
+    current: every step of a cycle whose voltage only falls, as in the Qdlin layout; else those with positive
+    discharge capacity)."""
     current = cycle["current"].to_numpy()
     voltage = cycle["voltage"].to_numpy()
     if np.isfinite(current).any():
-        discharging = current < 0
-    elif len(voltage) > 1 and np.all(np.diff(voltage) <= 0):
-        discharging = np.ones(len(voltage), dtype=bool)  # a Qdlin curve: the whole cycle is the discharge
-    else:
-        discharging = cycle["discharge_capacity"].to_numpy() > 0
-    voltage = voltage[discharging]
+        return current < 0
+    if len(voltage) > 1 and np.all(np.diff(voltage) <= 0):
+        return np.ones(len(voltage), dtype=bool)  # a Qdlin curve: the whole cycle is the discharge
+    return cycle["discharge_capacity"].to_numpy() > 0
+
+
+def discharge_curve(cycle: pd.DataFrame) -> np.ndarray:
+    """Discharge capacity (Ah) on the Qdlin grid (3.6 -> 2.0 V, 1000 points) from one cycle's time steps.
+
+    Capacity of the discharge_rows is interpolated against sorted voltage and held constant beyond the
+    measured voltage range. NaN curve when nothing is there.
+    """
+    discharging = discharge_rows(cycle)
+    voltage = cycle["voltage"].to_numpy()[discharging]
     capacity = cycle["discharge_capacity"].to_numpy()[discharging]
     finite = np.isfinite(voltage) & np.isfinite(capacity)
     if finite.sum() < 2:
         return np.full(voltage_grid().size, np.nan)
     order = np.argsort(voltage[finite])
     return np.interp(voltage_grid(), voltage[finite][order], capacity[finite][order])
+
+
+def discharge_window_v(unified: pd.DataFrame, cycles: tuple[int, ...]) -> pd.DataFrame:
+    """Per cell (index cell_key): the lowest and highest voltage (V) of the discharge steps of `cycles`
+    (the cycles the features read): the window the cell's Q(V) curves actually span."""
+    rows = {}
+    for cell, frame in unified.loc[unified["cycle_number"].isin(cycles)].groupby("cell_key", sort=True):
+        voltage = np.concatenate([cycle["voltage"].to_numpy()[discharge_rows(cycle)]
+                                  for _, cycle in frame.groupby("cycle_number")])
+        voltage = voltage[np.isfinite(voltage)]
+        rows[cell] = {"discharge_v_min": voltage.min() if voltage.size else np.nan,
+                      "discharge_v_max": voltage.max() if voltage.size else np.nan}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["discharge_v_min", "discharge_v_max"]
+                                  ).rename_axis("cell_key")
 
 
 def dq_features(delta_q: np.ndarray) -> dict[str, float]:
@@ -83,6 +102,9 @@ def severson_features(unified: pd.DataFrame, early_cycle: int = 10, late_cycle: 
                 row.update(dq_features(delta_q))
         window = frame.loc[frame["cycle_number"].between(2, late_cycle)]
         capacity = window.groupby("cycle_number")["discharge_capacity"].max().dropna()
+        glitches = capacity_glitches(capacity)
+        row["n_capacity_glitch_cycles"] = int(glitches.sum())
+        capacity = capacity.loc[~glitches]
         if 2 in capacity.index:
             row["qd_cycle2_ah"] = capacity[2]
             row["qd_max_minus_cycle2_ah"] = capacity.max() - capacity[2]
@@ -98,8 +120,17 @@ def severson_features(unified: pd.DataFrame, early_cycle: int = 10, late_cycle: 
             row["temperature_integral_2_100"] = float(np.trapezoid(temperature.to_numpy(),
                                                                    temperature.index.to_numpy(float)))
         rows[cell] = row
-    columns = list(dict.fromkeys(DISCHARGE_FEATURES + FULL_FEATURES))
+    columns = list(dict.fromkeys(DISCHARGE_FEATURES + FULL_FEATURES)) + ["n_capacity_glitch_cycles"]
     return pd.DataFrame.from_dict(rows, orient="index")[columns].rename_axis("cell_key")
+
+
+def capacity_glitches(capacity: pd.Series, window: int = 5, tolerance: float = 0.05) -> pd.Series:
+    """True for a cycle whose discharge capacity (Ah) departs from the median of the `window` cycles around it
+    by more than `tolerance` of that median: a logging glitch, not fade (six cycles of the published Severson
+    Qdlin files read 30-48 Ah for 1.1 Ah cells). Such cycles are left out of the capacity features (max - cycle 2,
+    fade line) and counted in `n_capacity_glitch_cycles`; the raw data are not changed."""
+    median = capacity.rolling(window, center=True, min_periods=1).median()
+    return (capacity - median).abs() > tolerance * median.abs()
 
 
 def full_model_features(severson: pd.DataFrame) -> pd.DataFrame:
@@ -262,10 +293,33 @@ def out_of_fold_log10_life(x_train: np.ndarray, life_train: np.ndarray, method: 
     return predicted
 
 
-def select_model(cv_metrics: pd.DataFrame) -> str:
-    """The model (index of `cv_metrics`) with the lowest cross-validated MAPE inside the training cells;
-    the first listed on a tie."""
-    return str(cv_metrics["mape_percent"].idxmin())
+def select_model(cv_metrics: pd.DataFrame, selectable=None) -> str:
+    """The model (index of `cv_metrics`, among `selectable` when given) with the lowest cross-validated MAPE
+    inside the training cells; the first listed on a tie."""
+    candidates = cv_metrics if selectable is None else cv_metrics.loc[cv_metrics.index.isin(list(selectable))]
+    if not len(candidates):
+        raise ValueError(f"none of the selectable models {list(selectable)} was fitted ({list(cv_metrics.index)})")
+    return str(candidates["mape_percent"].idxmin())
+
+
+def batch_cv_intervals(x_train: np.ndarray, life_train: np.ndarray, method: str, n_folds: int, seed: int,
+                       groups: np.ndarray) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Batch-level CV of a model and of its intervals: each batch predicted (log10 life) by a model fitted on
+    the other batches, with half widths calibrated on those batches alone (K-fold residuals inside them,
+    batch_aware_half_widths), as a new batch would be. Returns (predicted log10, {level: half width per cell})."""
+    from assets.cycling.intervals import LEVELS_PERCENT, batch_aware_half_widths
+
+    predicted = np.full(len(life_train), np.nan)
+    half_widths = {level: np.full(len(life_train), np.nan) for level in LEVELS_PERCENT}
+    for fit, held in cv_folds(len(life_train), n_folds, seed, groups):
+        model, _ = fit_life_regressor(x_train[fit], life_train[fit], method, n_folds, seed)
+        predicted[held] = model.predict(x_train[held])
+        residuals = np.log10(life_train[fit]) - out_of_fold_log10_life(x_train[fit], life_train[fit], method,
+                                                                          n_folds, seed)
+        widths, _ = batch_aware_half_widths(residuals, groups[fit])
+        for level, h in widths.items():
+            half_widths[level][held] = h
+    return predicted, half_widths
 
 
 def _score_masks(cells: pd.DataFrame, labelled: np.ndarray, exclude_cells) -> dict[str, np.ndarray]:
@@ -309,30 +363,32 @@ def training_batches(cells: pd.DataFrame, batches: pd.Series | None, train: np.n
 
 def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], methods: dict[str, str],
                   exclude_cells: list[str] = (), n_folds: int = 5, seed: int = 0,
-                  batches: pd.Series | None = None) -> dict:
+                  batches: pd.Series | None = None, selectable=None) -> dict:
     """Fit one regressor per feature set on the labelled `train` cells (hyperparameters by CV inside
-    them), with conformal intervals from its K-fold out-of-fold residuals on those cells; select one model
-    by that CV; predict every cell (those with NaN cycle_life included: life_unknown) and score every set's
+    them), with intervals from its K-fold out-of-fold residuals on those cells widened by the between-batch
+    variance when the training cells come from two batches or more (intervals.batch_aware_half_widths); select
+    one model by that CV (among `selectable` when given); predict every cell (those with NaN cycle_life included: life_unknown) and score every set's
     labelled cells. Metrics rows: `train` (in-sample), `train_cv` (out-of-fold), `train_batchcv` (out-of-fold
     of a batch-level CV: each training batch predicted by a model fitted on the others; only when `batches`
-    names a batch for every training cell and there are two or more), each held-out set, and `<set>_excl`
+    names a batch for every training cell and there are two or more; with the coverage of intervals calibrated
+    on the other batches alone), each held-out set, and `<set>_excl`
     for a set holding a cell of `exclude_cells`."""
-    from assets.cycling.intervals import LEVELS_PERCENT, interval_columns
-    from resources.conformal import conformal_quantile
+    from assets.cycling.intervals import batch_aware_half_widths, interval_columns
     from assets.cycling.split import TRAIN
+    from resources.conformal import interval_coverage
 
     life = cells["cycle_life"].to_numpy(dtype=float)
     labelled = np.isfinite(life)
     train = (cells["split"] == TRAIN).to_numpy() & labelled
     masks = _score_masks(cells, labelled, exclude_cells)
     groups = training_batches(cells, batches, train)
-    models, choices, half_widths, predictions, metrics, cv = {}, {}, {}, [], [], {}
+    models, choices, half_widths, taus, predictions, metrics, cv = {}, {}, {}, {}, [], [], {}
     for name, features in feature_sets.items():
         x = features.loc[cells["cell_key"]].to_numpy(dtype=float)
         models[name], choices[name] = fit_life_regressor(x[train], life[train], methods[name], n_folds, seed)
         out_of_fold = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed)
         residuals = np.log10(life[train]) - out_of_fold
-        half_widths[name] = {level: conformal_quantile(np.abs(residuals), level / 100) for level in LEVELS_PERCENT}
+        half_widths[name], taus[name] = batch_aware_half_widths(residuals, groups)
         predicted = models[name].predict(x)
         table = pd.concat([cells.assign(model=name, life_unknown=~labelled, predicted_cycle_life=10**predicted),
                            interval_columns(predicted, half_widths[name])], axis=1)
@@ -341,15 +397,19 @@ def fit_and_score(cells: pd.DataFrame, feature_sets: dict[str, pd.DataFrame], me
         rows = [{"model": name, "split": split, **_set_metrics(life, table, mask)} for split, mask in masks.items()]
         rows.insert(1, {"model": name, "split": f"{TRAIN}_cv", **cv[name]})  # after train
         if groups is not None:
-            by_batch = out_of_fold_log10_life(x[train], life[train], methods[name], n_folds, seed, groups)
+            by_batch, widths = batch_cv_intervals(x[train], life[train], methods[name], n_folds, seed, groups)
             cv[name]["batchcv_mape_percent"] = life_metrics(life[train], 10**by_batch)["mape_percent"]
+            coverage = {f"coverage{level}": interval_coverage(np.log10(life[train]), by_batch - h, by_batch + h)
+                        for level, h in widths.items()}
             rows.insert(2, {"model": name, "split": f"{TRAIN}_batchcv", **life_metrics(life[train], 10**by_batch),
-                            "n_batches": len(set(groups))})
+                            **coverage, "n_batches": len(set(groups))})
         metrics += rows
     cv_metrics = pd.DataFrame.from_dict(cv, orient="index").rename_axis("model")
     return {"models": models, "choices": choices, "predictions": pd.concat(predictions, ignore_index=True),
-            "metrics": pd.DataFrame(metrics), "cv_metrics": cv_metrics, "selected_model": select_model(cv_metrics),
-            "half_widths_log10": half_widths, "n_training_batches": 0 if groups is None else len(set(groups)),
+            "metrics": pd.DataFrame(metrics), "cv_metrics": cv_metrics,
+            "selected_model": select_model(cv_metrics, selectable), "half_widths_log10": half_widths,
+            "batch_tau_log10": taus, "training_batches": groups,
+            "n_training_batches": 0 if groups is None else len(set(groups)),
             "warnings": {n: c["warning"] for n, c in choices.items() if c["warning"]}}
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from resources.datapaths import Rejection
 
 TRAIN = "train"
+UNLABELLED = "unlabelled"  # ratios: cells of unknown life (predicted, never cut into the sets)
 SEVERSON_KEY = re.compile(r"^b(\d+)c\d+$")  # Severson pickles: b<batch>c<cell>
 SPLITS = ("train", "validation", "test")  # the names ratios produce
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from assets.cycling import lifemodel, split
+from assets.cycling import intervals, lifemodel, split
 from tests.cycling.test_assets import ASSETS, SKILL_BOUND, metadata, shuffled_training_lives
 
 ENCODER_MODEL = "encoder_change_variance_ridge"
@@ -109,8 +109,13 @@ def test_each_figure_of_the_fit_is_the_one_its_own_folds_give():
     cv = result["cv_metrics"]
     assert cv.index.name == "model" and cv.loc["r", "rmse_log10"] == pytest.approx(np.sqrt(np.mean(residuals**2)))
     assert cv.loc["r", "mape_percent"] == pytest.approx(lifemodel.life_metrics(life, life / 10**residuals)["mape_percent"])
-    assert result["half_widths_log10"]["r"] == {level: conformal_quantile(np.abs(residuals), level / 100)
-                                                for level in (80, 95)}
+    # the half widths: within-batch conformal quantile and the between-batch variance of the same residuals
+    groups = batches.to_numpy()[train]
+    assert (result["half_widths_log10"]["r"], result["batch_tau_log10"]["r"]) == intervals.batch_aware_half_widths(
+        residuals, groups)
+    assert result["half_widths_log10"]["r"][95] >= conformal_quantile(
+        np.abs(residuals - pd.Series(residuals).groupby(groups).transform("mean").to_numpy()), 0.95)
+    assert result["batch_tau_log10"]["r"] == pytest.approx(np.sqrt(intervals.batch_variance_log10(residuals, groups)))
     by_batch = lifemodel.out_of_fold_log10_life(x, life, "ridge", 4, 3, batches.to_numpy()[train])
     assert cv.loc["r", "batchcv_mape_percent"] == pytest.approx(lifemodel.life_metrics(life, 10**by_batch)["mape_percent"])
     # the fitted model is returned and predicts every cell; each prediction row names its model
