@@ -116,8 +116,8 @@ def detect_format(path: Path) -> str | None:
         return "biologic_mpr"
     if head.startswith(b"NEWARE"):
         return "neware_nda"
-    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2 compound file: Excel 97-2003
-        return "xls"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2 compound file: Excel 97-2003 by name (Thumbs.db is one too)
+        return "xls" if path.suffix.lower() == ".xls" else None
     if head.startswith(b"PK\x03\x04"):
         return _zip_format(path, head)
     text = _text(head)
