@@ -433,8 +433,8 @@ def cycle_life_model(context: dg.AssetExecutionContext, config: LifeModelConfig,
     context.add_output_metadata({
         "model_id": model_id,
         "selected_model": selected_name,
-        "selection": (f"lowest out-of-fold MAPE of a K-fold CV inside the labelled training cells, among "
-                      f"{', '.join(config.selectable_models)}"),
+        "selection": (f"lowest out-of-fold MAPE inside the labelled training cells (mean of the K-fold and the "
+                      f"batch-level CV where both ran), among {', '.join(config.selectable_models)}"),
         "frozen_model": dg.MetadataValue.path(str(frozen_science.registry_folder(storage_dir(), model_id))),
         "promoted": frozen_model.card["promoted"],
         "interval_calibration": frozen_model.card["interval_calibration"],

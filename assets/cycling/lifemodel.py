@@ -293,13 +293,22 @@ def out_of_fold_log10_life(x_train: np.ndarray, life_train: np.ndarray, method: 
     return predicted
 
 
+def selection_score(cv_metrics: pd.DataFrame) -> pd.Series:
+    """Per model: the K-fold CV MAPE inside the training cells, or, where a batch-level CV ran, the mean of the
+    two: the first estimates the error on a new cell of a batch the model has seen, the second on a cell of a new
+    batch, and a lab's next cells may be either."""
+    if "batchcv_mape_percent" not in cv_metrics.columns:
+        return cv_metrics["mape_percent"]
+    return cv_metrics[["mape_percent", "batchcv_mape_percent"]].mean(axis=1)
+
+
 def select_model(cv_metrics: pd.DataFrame, selectable=None) -> str:
-    """The model (index of `cv_metrics`, among `selectable` when given) with the lowest cross-validated MAPE
-    inside the training cells; the first listed on a tie."""
+    """The model (index of `cv_metrics`, among `selectable` when given) with the lowest selection_score;
+    the first listed on a tie."""
     candidates = cv_metrics if selectable is None else cv_metrics.loc[cv_metrics.index.isin(list(selectable))]
     if not len(candidates):
         raise ValueError(f"none of the selectable models {list(selectable)} was fitted ({list(cv_metrics.index)})")
-    return str(candidates["mape_percent"].idxmin())
+    return str(selection_score(candidates).idxmin())
 
 
 def batch_cv_intervals(x_train: np.ndarray, life_train: np.ndarray, method: str, n_folds: int, seed: int,

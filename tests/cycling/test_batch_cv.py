@@ -240,3 +240,14 @@ def test_pretraining_reads_held_out_curves_only_when_asked_and_monitors_training
     assert set(documents.loc[fit_all, "split"]) == {"train", "test1", "test2"}
     assert not (fit_all & monitor_all).any() and (fit_all | monitor_all).all()
     assert documents.loc[monitor, "cell_key"].nunique() == 1  # 20 % of 6 training cells, by cell
+
+
+def test_selection_weighs_the_batch_cv_equally_with_the_random_folds_where_it_ran():
+    cv = pd.DataFrame({"mape_percent": [9.2, 10.4, 14.9], "batchcv_mape_percent": [30.4, 28.1, 31.9]},
+                      index=pd.Index(["full", "discharge", "variance"], name="model"))
+    assert lifemodel.selection_score(cv).tolist() == pytest.approx([19.8, 19.25, 23.4])
+    assert lifemodel.select_model(cv) == "discharge"  # the random folds alone would pick full
+    assert lifemodel.select_model(cv.drop(columns="batchcv_mape_percent")) == "full"
+    assert lifemodel.select_model(cv, selectable=["variance"]) == "variance"
+    with pytest.raises(ValueError, match="none of the selectable models"):
+        lifemodel.select_model(cv, selectable=["encoder_ridge"])
