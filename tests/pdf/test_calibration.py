@@ -264,3 +264,27 @@ def test_calibration_benchmark_fits_a_saved_model_on_fresh_parents_and_records_i
     trained_card = json.loads((root / "exports" / "pdf_space_group_model" / compact.CARD_NAME).read_text())
     assert unchanged == {k: v for k, v in trained_card.items() if k != "calibration"}
     assert pdf_calibration.main(["--model", str(tmp_path / "none")]) == 2
+
+
+def test_seeds_benchmark_reports_the_spread_over_training_seeds(trained, tmp_path, capsys):
+    """Every flag on the tiny run's model: 2 seeds of 1 epoch on 5 fresh parents per group, scored on the next 5
+    and on two measured-style files; the mean and range lines agree with the per-seed lines."""
+    from benchmarks import pdf_seeds
+    from tests.pdf.test_assets import write_measured_folder
+
+    root, _, _ = trained
+    model = root / "exports" / "pdf_space_group_model"
+    data = write_measured_folder(tmp_path / "measured")
+    assert pdf_seeds.main(["--model", str(model), "--parents", "5", "--seeds", "2", "--epochs", "1",
+                           "--data", str(data)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    lines = dict(line.split(": ", 1) for line in out)
+    assert lines["measured_files_scored"] == "2"  # NaCl 225 and Si 227 are classes of the tiny run
+    per_seed = [dict(part.split(" ") for part in lines[f"seed{s}_generated"].split(", ")) for s in (0, 1)]
+    top1 = [float(scores["top1"]) for scores in per_seed]
+    assert float(lines["generated_top1_mean"]) == pytest.approx(np.mean(top1), abs=1e-3)
+    assert lines["generated_top1_range"] == f"{min(top1):.3f}-{max(top1):.3f}"
+    eces = [float(scores["ece"]) for scores in per_seed]
+    assert out[-1] == f"generated_ece_spread_over_seeds: {max(eces) - min(eces):.3f}"
+    assert 0 <= float(lines["measured_ensemble_top1"]) <= 1
+    assert pdf_seeds.main(["--model", str(tmp_path / "none")]) == 2

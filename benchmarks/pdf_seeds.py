@@ -1,0 +1,133 @@
+"""Spread over training seeds on a small configuration: is the calibration (and the accuracy) robust to the draw?
+
+    python -m benchmarks.pdf_seeds [--model shipped|FOLDER] [--parents N] [--seeds K] [--epochs E] [--data DIR]
+
+The compact model is trained K times (seeds 0..K-1) through the pipeline's own training (`train_compact_cnn`, the
+card's settings with E epochs) on the calibration parents of `benchmarks.pdf_calibration` (the N parents per
+group after the card's run, regenerated with its generator and augmentation; cached in the data root): split
+by parent, stratified by group (64 % train, the rest validation, where each seed's temperature is fitted). Each
+model is scored on the scoring parents (the next N per group, the shipped model's calibration check), and with
+--data on the labelled measured files of DIR (`measured_labels.csv` in or beside it). Prints per seed and
+then mean, standard deviation and range over the seeds of top-1, top-2, ECE (raw and calibrated) and the 90 %
+sets, and the same for the ensemble of the K models (mean of their calibrated probabilities).
+Last line: the spread (max - min) of the calibrated ECE over the seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import pdf_calibration
+
+FIGURES = ("top1", "top2", "ece_raw", "ece", "set90_coverage", "set90_mean_size")
+
+
+def parent_split(ids: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of profiles: parents split 64 / 36, stratified by group; variants go with
+    their parent."""
+    from assets.pdf import classifiers, variants
+
+    split = classifiers.stratified_split(ids, groups, 0.2, 0.2, seed,
+                                         parent_ids=np.array([variants.parent_id(i) for i in ids]))
+    return (classifiers.subset_rows(ids, split, ("train",)),
+            classifiers.subset_rows(ids, split, ("validation", "test")))
+
+
+def measured_set(folder: Path, classes: list[int]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, model inputs, class indices) of the labelled measured files whose group is one of the classes."""
+    from assets.pdf import measured
+    from benchmarks.pdf_measured import find_labels, read_labels
+
+    labels = read_labels(find_labels(folder, None)).set_index("file")["space_group"]
+    found = measured.read_measured_folder(folder)
+    keep = [i for i, name in enumerate(found.names) if name in labels.index and labels[name] in classes]
+    return ([found.names[i] for i in keep], found.inputs[keep],
+            np.searchsorted(classes, [labels[found.names[i]] for i in keep]))
+
+
+def scores_of(probabilities: np.ndarray, true_index: np.ndarray, raw: np.ndarray) -> dict:
+    """FIGURES of calibrated probabilities (raw: the same model's uncalibrated ones, for ece_raw)."""
+    from assets.pdf import calibration, classifiers
+
+    return {"top1": classifiers.top_k_accuracy(probabilities, true_index, 1),
+            "top2": classifiers.top_k_accuracy(probabilities, true_index, 2),
+            "ece_raw": calibration.set_scores(raw, true_index)["ece"], **calibration.set_scores(probabilities, true_index)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=pdf_calibration.SHIPPED, help="whose card: shipped or a model folder")
+    parser.add_argument("--parents", type=int, default=100, help="parents per group (train + validation; and scoring)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--data", type=Path, default=None, help="labelled measured .gr files to score as well")
+    args = parser.parse_args(argv)
+    from dataclasses import replace
+
+    from assets.pdf import calibration, compact
+    from resources.conformal import tempered_softmax
+
+    folder = compact.SHIPPED_DIR if args.model == pdf_calibration.SHIPPED else Path(args.model)
+    if not (folder / compact.CARD_NAME).is_file() or (args.data is not None and not args.data.is_dir()):
+        print(f"--model {args.model}: no {compact.CARD_NAME} in {folder}, or --data {args.data} is not a folder",
+              file=sys.stderr)
+        return 2
+    bundle = compact.load_model_bundle(folder)
+    card, classes = bundle["card"], bundle["classes"]
+    first = pdf_calibration.run_configs(card)[0].structures_per_group
+
+    def quiet(message: str) -> None:
+        pass
+
+    pool = pdf_calibration.regenerated_profiles(card, first, args.parents, quiet)
+    x, y = pdf_calibration.class_index(pool, classes)
+    known = np.isin(pool["space_group"], classes)  # the rows class_index kept
+    train_rows, validation_rows = parent_split(pool["structure_id"][known], pool["space_group"][known], 0)
+    test_x, test_y = pdf_calibration.class_index(
+        pdf_calibration.regenerated_profiles(card, first + args.parents, args.parents, quiet), classes)
+    sets = {"generated": (test_x, test_y)}
+    if args.data is not None:
+        names, inputs, true_index = measured_set(args.data, classes)
+        sets["measured"] = (inputs, true_index)
+        print(f"measured_files_scored: {len(names)}")
+    settings = replace(compact.CompactSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                                 for k, v in card["settings"].items()}), epochs=args.epochs)
+    print(f"training_profiles: {len(train_rows)}")
+    print(f"validation_profiles: {len(validation_rows)}")
+    print(f"generated_test_profiles: {len(test_y)}")
+    per_seed = {name: [] for name in sets}
+    ensemble = {name: [] for name in sets}
+    for seed in range(args.seeds):
+        model, _ = compact.train_compact_cnn(x[train_rows], y[train_rows], x[validation_rows], y[validation_rows],
+                                             len(classes), settings, seed=seed, log=quiet)
+        temperature = calibration.calibrate(compact.compact_logits(model, x[validation_rows]),
+                                            y[validation_rows])["temperature"]
+        print(f"seed{seed}_temperature: {temperature:.3f}")
+        for name, (inputs, true_index) in sets.items():
+            logits = compact.compact_logits(model, inputs)
+            calibrated = tempered_softmax(logits, temperature)
+            per_seed[name].append(scores_of(calibrated, true_index, tempered_softmax(logits)))
+            ensemble[name].append((calibrated, tempered_softmax(logits)))
+            print(f"seed{seed}_{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_seed[name][-1].items()))
+    for name, (_, true_index) in sets.items():
+        for key in FIGURES:
+            values = np.array([scores[key] for scores in per_seed[name]])
+            print(f"{name}_{key}_mean: {values.mean():.3f}")
+            print(f"{name}_{key}_std: {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}")
+            print(f"{name}_{key}_range: {values.min():.3f}-{values.max():.3f}")
+        calibrated, raw = (np.mean([pair[i] for pair in ensemble[name]], axis=0) for i in (0, 1))
+        for key, value in scores_of(calibrated, true_index, raw).items():
+            print(f"{name}_ensemble_{key}: {value:.3f}")
+    eces = [scores["ece"] for scores in per_seed["generated"]]
+    print(f"generated_ece_spread_over_seeds: {max(eces) - min(eces):.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    from benchmarks import results
+
+    raise SystemExit(results.run(main, "pdf_seeds"))
