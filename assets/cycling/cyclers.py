@@ -244,20 +244,21 @@ def map_columns(names: list[str]) -> dict[str, tuple[str, str]]:
     """{quantity: (column name, unit)} for the columns of a header; the first column matching wins."""
     mapping: dict[str, tuple[str, str]] = {}
     used = set()
+    parsed = [(name, *split_unit(name)) for name in names]  # (name, quantity part, unit)
+    bases = {name: _base(re.sub(r"_\d+$", "", stem)) for name, stem, _ in parsed}
     for quantity, pattern in _QUANTITY_PATTERNS:
-        for name in names:
-            stem, unit = split_unit(name)
-            if name not in used and pattern.fullmatch(_base(re.sub(r"_\d+$", "", stem))):
+        for name, _, unit in parsed:
+            if name not in used and pattern.fullmatch(bases[name]):
                 mapping[quantity] = (name, unit)
                 used.add(name)
                 break
     if "test_time" not in mapping:
         # Maccor's 'Test (Sec)': a column named just "test" is the test time only with a time unit (PEC's
         # "Test" is the test's number).
-        timed = [n for n in names if n not in used and _base(split_unit(n)[0]) == "test"
-                 and split_unit(n)[1].lower() in TIME_UNITS]
+        timed = [(name, unit) for name, _, unit in parsed
+                 if name not in used and bases[name] == "test" and unit.lower() in TIME_UNITS]
         if timed:
-            mapping["test_time"] = (timed[0], split_unit(timed[0])[1])
+            mapping["test_time"] = timed[0]
         elif "test_time_fallback" in mapping:
             mapping["test_time"] = mapping["test_time_fallback"]
     mapping.pop("test_time_fallback", None)
@@ -425,12 +426,13 @@ def _from_columns(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> RawTa
     if "voltage" not in mapping:
         raise CyclerFileError(f"no voltage column (e.g. 'Voltage(V)', 'Ewe/V'); columns: {list(raw.columns)[:20]}")
     seconds, origin = test_time_seconds(raw, mapping, decimal)
-    out = pd.DataFrame({"test_time_s": seconds})
+    n = len(raw)
+    out = {"test_time_s": seconds}  # arrays, made a frame once (adding columns one by one re-blocks it each time)
     for quantity in ["cycle", "half_cycle", "step", "frequency"]:
         key = "frequency_hz" if quantity == "frequency" else quantity
-        out[key] = _number(raw[mapping[quantity][0]], decimal) if quantity in mapping else np.nan
-    out["step_type"] = _stripped_text(raw[mapping["step_type"][0]]) if "step_type" in mapping else ""
-    out["cell"] = _stripped_text(raw[mapping["cell"][0]]) if "cell" in mapping else ""
+        out[key] = _number(raw[mapping[quantity][0]], decimal) if quantity in mapping else np.full(n, np.nan)
+    for quantity in ["step_type", "cell"]:
+        out[quantity] = _stripped_text(raw[mapping[quantity][0]]) if quantity in mapping else np.full(n, "", object)
     for quantity, column in [("current", "current_a"), ("voltage", "voltage_v"),
                              ("charge_capacity", "charge_capacity_ah"), ("discharge_capacity", "discharge_capacity_ah"),
                              ("capacity", "capacity_ah"), ("net_charge", "net_charge_ah"),
@@ -441,8 +443,8 @@ def _from_columns(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> RawTa
             scale, offset = _unit_factor(quantity, name, unit)
             out[column] = _number(raw[name], decimal) * scale + offset
         else:
-            out[column] = np.nan
-    return RawTable(out[RAW_COLUMNS], origin)
+            out[column] = np.full(n, np.nan)
+    return RawTable(pd.DataFrame({column: out[column] for column in RAW_COLUMNS}), origin)
 
 
 BIG_FILE_BYTES = 64 << 20  # text files above this are read in chunks, with progress lines
