@@ -624,6 +624,22 @@ def join_restarts(values: np.ndarray) -> np.ndarray:
     return values + offset
 
 
+def cycles_from_current(current: np.ndarray, deadband: float = 1e-3) -> np.ndarray:
+    """Cycle numbers (from 1) for a file without a cycle column: a cycle is the file's first half (charge or
+    discharge, whichever comes first) and the other half after it; a new one starts where the first half's sign
+    of current returns. Currents within `deadband` of the largest are rests and keep the cycle."""
+    current = np.nan_to_num(np.asarray(current, dtype=float))
+    limit = deadband * (np.abs(current).max() if current.size else 0.0)
+    sign = np.where(np.abs(current) > limit, np.sign(current), 0.0)
+    flowing = np.flatnonzero(sign)
+    if flowing.size == 0:
+        return np.ones(current.size, dtype=int)
+    first = sign[flowing[0]]
+    last_flow = pd.Series(np.where(sign != 0, sign, np.nan)).ffill().to_numpy()  # the sign of the latest flow
+    starts = (sign == first) & (np.r_[np.nan, last_flow[:-1]] == -first)
+    return 1 + np.cumsum(starts)
+
+
 def time_restarts(seconds: np.ndarray) -> np.ndarray:
     """Rows where the test time falls back (a paused test resumed with its clock restarted)."""
     return np.r_[False, np.diff(np.asarray(seconds, dtype=float)) < 0] if len(seconds) else np.array([], bool)
@@ -690,8 +706,13 @@ def normalise(table: RawTable, cell_key: str, source: str) -> CellRows:
         raw = raw.loc[~(raw["frequency_hz"] > 0)].reset_index(drop=True)  # impedance rows, not cycling
     if raw.empty:
         raise CyclerFileError("no cycling rows")
-    cycle_source = raw["cycle"] if raw["cycle"].notna().any() else (raw["half_cycle"] // 2)
-    cycle = cycle_numbers(cycle_source.to_numpy(), time_restarts(raw["test_time_s"].to_numpy()))
+    if raw["cycle"].notna().any():
+        cycle_source = raw["cycle"].to_numpy()
+    elif raw["half_cycle"].notna().any():
+        cycle_source = (raw["half_cycle"] // 2).to_numpy()
+    else:
+        cycle_source = cycles_from_current(raw["current_a"].to_numpy(float))
+    cycle = cycle_numbers(cycle_source, time_restarts(raw["test_time_s"].to_numpy()))
     step = pd.Series(raw["step"]).ffill().fillna(0).to_numpy()
     boundary = np.r_[True, (np.diff(cycle) != 0) | (np.diff(step) != 0)]
     test_time = join_restarts(raw["test_time_s"].to_numpy(float))

@@ -218,3 +218,19 @@ def test_a_large_text_file_is_read_in_chunks_with_progress_lines(tmp_path, monke
     chunked = cyclers.read_cycler_file(path, log=lines.append).frame
     pd.testing.assert_frame_equal(chunked, whole)
     assert lines and lines[-1].startswith("reading neware_bts.csv: ") and "left" in lines[-1]
+
+
+def test_without_a_cycle_column_cycles_follow_the_current(tmp_path):
+    """The Battery Data Format file without its Cycle Count column (and with a rest between the halves)."""
+    lines = fx.BDF_FULL_CSV.splitlines()
+    header = lines[0].split(",")
+    keep = [i for i, name in enumerate(header) if name != "Cycle Count / 1"]
+    rows = [",".join(line.split(",")[i] for i in keep) for line in lines]
+    rest = rows[3].split(",")
+    rest[2] = "0"  # a rest row between charge and discharge: no current, same cycle
+    (tmp_path / "no_cycles.csv").write_text("\n".join(rows[:4] + [",".join(rest)] + rows[4:]) + "\n")
+    frame = cyclers.read_cycler_file(tmp_path / "no_cycles.csv").frame
+    assert frame["cycle_number"].tolist() == [1] * 7 + [2] * 6
+    assert frame.groupby("cycle_number")["discharge_capacity"].max().tolist() == pytest.approx([0.1, 0.1])
+    np.testing.assert_array_equal(cyclers.cycles_from_current(np.array([-1, -1, 0, 1, 1, -1, 0, -1, 1])),
+                                  [1, 1, 1, 1, 1, 2, 2, 2, 2])  # a half cell that starts by discharging
