@@ -356,10 +356,11 @@ def test_time_seconds(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> t
     calibrated against the date-time column, or the date-time column itself."""
     clock = None
     if "datetime" in mapping:
-        # Only a unit-less time column needs the clock, and then only its ends (parsing dates is slow).
+        # Only a unit-less time column needs the clock, and then only its first rows (parsing dates is slow).
         dates = raw[mapping["datetime"][0]]
         needed = "test_time" not in mapping or not mapping["test_time"][1]
-        clock = datetime_seconds(dates if "test_time" not in mapping else _ends(dates)) if needed else None
+        clock = datetime_seconds(dates if "test_time" not in mapping else dates.iloc[:CALIBRATION_ROWS]) \
+            if needed else None
     if "test_time" not in mapping:
         if clock is None or clock.isna().all():
             raise CyclerFileError("no test-time column (e.g. 'Test_Time(s)', 'Test Time / h', 'time/s') "
@@ -378,24 +379,26 @@ def test_time_seconds(raw: pd.DataFrame, mapping: dict, decimal: str = ".") -> t
     if unit_key:
         raise CyclerFileError(f"column {column!r}: time unit {unit!r} not understood "
                               f"(expected one of {sorted(TIME_UNITS)} or hh:mm:ss text)")
-    factor = _calibrated_time_factor(_ends(pd.Series(numbers)).to_numpy(float), clock)
+    factor = _calibrated_time_factor(numbers[:CALIBRATION_ROWS], clock)
     return numbers * factor, f"{column!r} without a unit, read as {_factor_name(factor)}"
 
 
-def _ends(values: pd.Series, n: int = 5) -> pd.Series:
-    """The first and last n values (the span a calibration needs)."""
-    return pd.concat([values.iloc[:n], values.iloc[-n:]]) if len(values) > 2 * n else values
+CALIBRATION_ROWS = 50  # rows of a unit-less time column compared with the clock
 
 
 def _calibrated_time_factor(numbers: np.ndarray, clock: pd.Series | None) -> float:
     """Seconds per unit of a unit-less time column: the one of ms, s, min, h closest to what the date-time
-    column says elapsed (Maccor exports write TestTime in s or min depending on the exporter); s without one."""
+    column says elapsed over the first rows (Maccor exports write TestTime in s or min depending on the
+    exporter); s without a clock."""
     if clock is None:
         return 1.0
     finite = np.isfinite(numbers) & np.isfinite(clock.to_numpy(float))
     if finite.sum() < 2:
         return 1.0
     t, c = numbers[finite], clock.to_numpy(float)[finite]
+    restart = np.flatnonzero(np.diff(t) < 0)  # compare up to a paused test's restart, not across it
+    if restart.size:
+        t, c = t[:restart[0] + 1], c[:restart[0] + 1]
     span = t[-1] - t[0]
     if span <= 0:
         return 1.0
