@@ -4,8 +4,9 @@ to the unified per-time-step rows of `assets.cycling.unified`.
 Formats are recognised by content, never by extension alone (a Maccor raw file is named after its channel:
 `.000`-`.999`). Binary formats go through the tools made for them:
     Arbin `.res`       an MS Access database: mdbtools' `mdb-export` (Debian package `mdbtools`)
-    BioLogic `.mpr`    galvani (GPL-3.0; the maintained EC-Lab binary reader)
-    Neware `.nda/.ndax` fastnda
+    BioLogic `.mpr`    galvani (GPL-3.0-or-later; the maintained EC-Lab binary reader)
+    Neware `.nda/.ndax` fastnda (BSD-3-Clause)
+    `.xlsx` exports    openpyxl through pandas (Arbin MITS, Neware BTS workbooks); `.xls` is rejected
 Text exports (Arbin csv, Maccor txt/csv, BioLogic `.mpt`, Neware csv, PEC csv, Novonix csv, Battery Data
 Format csv) are read by pandas: their header row is found by its column names, and each column name is split
 into a quantity and a unit (`Test Time / h`, `Charge_Capacity(Ah)`, `Cap. [Ah]`, `I/mA`, `Total Time (Hours in
@@ -69,7 +70,6 @@ FORMATS = {f.key: f for f in [
     Format("neware_csv", "Neware"), Format("pec", "PEC"), Format("novonix", "Novonix"),
     Format("bdf", "Battery Data Format"), Format("generic", "unnamed exporter (columns recognised by name)"),
     Format("xlsx", "spreadsheet export (.xlsx)"), Format("xls", "Excel 97-2003 workbook (.xls)"),
-    Format("arbin_metadata", "Arbin (sidecar)"),
 ]}
 SIDECAR = re.compile(r"(?P<stem>.+)_metadata\.csv", re.IGNORECASE)
 
@@ -143,8 +143,6 @@ def _detect_text_format(path: Path, text: str) -> str | None:
     start = text.lstrip()[:200].lower()
     if start.startswith(("ec-lab ascii file", "bt-lab ascii file")):
         return "biologic_mpt"
-    if SIDECAR.fullmatch(path.name) and "test_id" in text.splitlines()[0].lower():
-        return "arbin_metadata"
     header = find_header(text)
     if header is None:
         return None
@@ -799,10 +797,10 @@ def read_cycler_file(path: Path, key: str | None = None, source: str | None = No
     `log` (a callable taking a line) gets progress lines while a large text file is read."""
     path = Path(path)
     key = key or detect_format(path)
-    if key is None or key not in FORMATS or key == "arbin_metadata":
+    if key is None or key not in FORMATS:
         raise CyclerFileError("unrecognised format: not a cycler file any reader here knows "
-                              "(Arbin .res/csv, Maccor, BioLogic .mpr/.mpt, Neware .nda/.ndax/csv, PEC, Novonix, "
-                              "Battery Data Format csv)")
+                              "(Arbin .res/csv/xlsx, Maccor, BioLogic .mpr/.mpt, Neware .nda/.ndax/csv/xlsx, PEC, "
+                              "Novonix, Battery Data Format csv, or a table naming time, current, voltage, capacity)")
     table = read_raw(path, key, log)
     cells = pd.unique(table.frame["cell"])
     if len(cells) == 1:
