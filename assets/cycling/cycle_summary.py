@@ -24,10 +24,12 @@ SUMMARY_COLUMNS = KEYS + [
 
 
 def _seconds(frame: pd.DataFrame) -> np.ndarray:
-    """Time (s) along each file: the test time where the reader kept it, else the cycle time (min) joined."""
-    if "test_time_s" in frame.columns and frame["test_time_s"].notna().all():
-        return frame["test_time_s"].to_numpy(float)
-    return frame["time"].to_numpy(float) * 60.0
+    """Time (s) along each file: the test time where a cycler reader kept it, else the cycle's time (min) in s
+    (pickles, unified CSVs: a table may hold both kinds of source)."""
+    cycle_seconds = frame["time"].to_numpy(float) * 60.0
+    if "test_time_s" not in frame.columns:
+        return cycle_seconds
+    return np.where(frame["test_time_s"].notna(), frame["test_time_s"].to_numpy(float), cycle_seconds)
 
 
 def row_charge_ah(frame: pd.DataFrame) -> np.ndarray:
