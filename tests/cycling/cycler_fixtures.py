@@ -310,10 +310,11 @@ ARBIN_HEADER = ("Data_Point,Test_Time(s),Step_Time(s),DateTime,Step_Index,Cycle_
 
 
 def write_simulated_arbin_cell(folder: Path, name: str, n_cycles: int, seed: int = 0,
-                               points_per_cycle: int = 60) -> tuple[Path, Path]:
+                               points_per_cycle: int = 60) -> tuple[Path, Path, float]:
     """One synthetic LFP/graphite cell (assets.cycling.synthetic) with every cycle 1..n_cycles simulated, written
     as an Arbin MITS csv export (Test_Time in s over the whole test, capacities and energies counted from 0 in
-    each cycle, charge step 1, discharge step 2) plus its _Metadata.csv sidecar. Returns (data file, sidecar)."""
+    each cycle, charge step 1, discharge step 2) plus its _Metadata.csv sidecar. Returns (data file, sidecar, the
+    simulated cell's cycle life: the truth a prediction can be scored against; the files do not carry it)."""
     from assets.cycling.synthetic import synthetic_batch
 
     record = next(iter(synthetic_batch(1, last_detail_cycle=n_cycles, detail_stride=1,
@@ -339,4 +340,4 @@ def write_simulated_arbin_cell(folder: Path, name: str, n_cycles: int, seed: int
         start_s = seconds[-1] + 60.0
     path = Path(folder) / f"{name}.csv"
     path.write_text("\n".join(lines) + "\n")
-    return path, write_arbin_sidecar(folder, path)
+    return path, write_arbin_sidecar(folder, path), float(record["cycle_life"])
