@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         command = f"./dev.sh python -m benchmarks.pdf_calibration --model {args.model} --parents {args.parents} --write"
         card = {**bundle["card"], "calibration": {**record, "command": command}}
         (folder / compact.CARD_NAME).write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        print(f"card_written: {folder / compact.CARD_NAME}")
+        print(f"card_written: {os.path.relpath(folder / compact.CARD_NAME)}")
     print(f"generated_test_ece: {scores['ece']:.4f}")
     return 0
 
