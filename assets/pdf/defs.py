@@ -44,20 +44,8 @@ from assets.pdf import (
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
 from resources.conformal import tempered_softmax
-from resources.datapaths import (
-    cache_dir,
-    examples_dir,
-    exports_dir,
-    raw_dir,
-    relative_to_root,
-    write_export_csv,
-)
-from resources.plots import (
-    confusion_matrix_markdown,
-    figure_markdown,
-    new_figure,
-    round_sig,
-)
+from resources.datapaths import cache_dir, examples_dir, exports_dir, raw_dir, relative_to_root, write_export_csv
+from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, round_sig
 from resources.progress import Progress
 from resources.quarantine import report_rejections
 

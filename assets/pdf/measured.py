@@ -29,12 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets.pdf.calculator import (
-    MODEL_GRID_A,
-    PdfSettings,
-    compute_pdfs,
-    normalise_profiles,
-)
+from assets.pdf.calculator import MODEL_GRID_A, PdfSettings, compute_pdfs, normalise_profiles
 from assets.pdf.calibration import SET_LEVEL, set_members
 from assets.pdf.structures import (
     Crystal,
