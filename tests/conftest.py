@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # The fast loop (`./dev.sh test-fast` = `pytest -m "not slow"`) runs the unit tests of the science and the readers.
 # A test is `slow` when it, or a fixture it uses, materializes assets through Dagster (a whole pipeline on tiny
 # configs: tens of seconds each), or when it is listed here with the reason (servers, subprocess runs of the
-# benchmarks or the CLI, or a unit test that trains or fits for long). docs/testing.md has the measured times.
+# benchmarks or the CLI, or a unit test that trains or fits for long; a key is a file or a file::test-name prefix).
+# docs/testing.md has the measured times.
 SLOW_PATHS = {
     "tests/platform/test_demo_cli.py": "runs `./dev.sh demo`: every pipeline, 3-4 min",
     "tests/platform/test_ui_browser.py": "dagster dev + headless Chromium",
@@ -28,6 +29,33 @@ SLOW_PATHS = {
     "tests/reliability/test_request_burst.py": "a burst of 1,000 request files through the sensor",
     "tests/eis/test_real_benchmark.py": "benchmarks.eis_real in subprocesses (CV and fits on tiny files)",
     "tests/electrodes/test_benchmark.py": "benchmarks.electrodes_real on tiny files (trains every model)",
+    "tests/cycling/test_real_benchmark.py": "benchmarks.cycling_real on tiny folders (trains, ships and scores)",
+    # Unit tests that train or cross-validate for 9-36 s each (wall time at load 10-13, 2026-12-07, docs/testing.md).
+    "tests/electrodes/test_network.py::test_torch_backend_trains_saves_and_reloads": "trains the Keras network",
+    "tests/electrodes/test_network.py::test_network_learns_a_linear_law": "trains the Keras network",
+    "tests/electrodes/test_models.py::test_the_network_stays_bounded": "trains the Keras network",
+    "tests/cycling/test_batch_cv.py::test_each_figure_of_the_fit": "refits every model of a batch CV",
+    "tests/cycling/test_batch_cv.py::test_a_batch_fingerprint": "refits every model of a batch CV",
+    "tests/cycling/test_encoder.py::test_pretraining_lowers_the_loss": "pretrains the encoder",
+    "tests/cycling/test_assets.py::test_selection_and_intervals_from_shuffled": "selects a model over CV folds",
+    "tests/cycling/test_assets.py::test_the_selected_model_has_skill": "selects a model over CV folds",
+    "tests/cycling/test_assets.py::test_baselines_have_skill": "CV of every baseline",
+    "tests/cycling/test_lifemodel.py::test_a_choice_at_the_edge_of_the_grid": "CV over a regularisation grid",
+    "tests/cycling/test_lifemodel.py::test_hyperparameters_never_see_a_test_set": "CV over a regularisation grid",
+    "tests/cycling/test_lifemodel.py::test_cells_of_unknown_life_are_predicted": "CV over a regularisation grid",
+    "tests/cycling/test_life_predictions.py::test_without_a_trained_model": "loads and runs the shipped model",
+    "tests/pdf/test_calibration.py::test_shuffled_training_labels": "trains the compact CNN twice",
+    "tests/pdf/test_assets.py::test_the_examples_assertion": "trains a classifier twice",
+    "tests/pdf/test_classifiers.py::test_cnn_stops_when_its_wall_clock_budget": "trains the CNN to its budget",
+    "tests/eis/test_uncertainty.py::test_random_restarts_only_lower_costs": "batched multi-start fits",
+    "tests/eis/test_uncertainty.py::test_95_percent_intervals": "fits 180 noisy spectra",
+    "tests/eis/test_evidence.py::test_the_true_circuit_fits_noise_free": "fits nine circuits to 27 spectra",
+    "tests/eis/test_evidence.py::test_each_circuits_evidence_is_its_one_start_fit": "fits nine circuits per spectrum",
+    "tests/eis/test_evidence.py::test_evidence_fits_use_one_naive_start": "fits nine circuits per spectrum",
+    "tests/eis/test_fitting.py::test_gradient_optimizers_reduce_the_residual": "Adam and LBFGS to their caps",
+    "tests/electrodes/test_network.py::test_three_hidden_leaky_relu_layers": "trains the Keras network",
+    "tests/reliability/test_reader_fuzz.py::test_cif_folder_keeps_every_valid_cif": "fuzzes a CIF folder",
+    "tests/reliability/test_reader_fuzz.py::test_an_accepted_request_simulates": "simulates fuzzed requests",
 }
 
 
@@ -47,8 +75,8 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     root = Path(str(config.rootpath))
     for item in items:
-        path = Path(str(item.path)).relative_to(root).as_posix()
-        reason = next((why for prefix, why in SLOW_PATHS.items() if path.startswith(prefix)), None)
+        node = Path(str(item.path)).relative_to(root).as_posix() + "::" + item.name
+        reason = next((why for prefix, why in SLOW_PATHS.items() if node.startswith(prefix)), None)
         fixtures = getattr(item, "_fixtureinfo", None)
         definitions = [d.func for defs in (fixtures.name2fixturedefs.values() if fixtures else []) for d in defs]
         uses_dagster = "test_resources" in getattr(item, "fixturenames", ())  # the resources materialize() takes
