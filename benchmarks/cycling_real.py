@@ -133,8 +133,10 @@ def print_hidden_life_check(unknown, data: Path, hidden: str) -> None:
     life = rows["cell_key"].map(truth).to_numpy()
     print(f"mape_percent_{hidden}_unlabelled_vs_hidden_lives: "
           f"{100 * np.mean(np.abs(rows['predicted_cycle_life'] - life) / life):.4g}")
-    print(f"coverage80_{hidden}_unlabelled_vs_hidden_lives: "
-          f"{np.mean((rows['lower80_cycles'] <= life) & (life <= rows['upper80_cycles'])):.3f}")
+    in_domain = rows["in_domain"].astype(bool).to_numpy()
+    inside = (rows["lower80_cycles"] <= life) & (life <= rows["upper80_cycles"])
+    print(f"n_cells_out_of_domain_{hidden}_unlabelled: {int((~in_domain).sum())}")
+    print(f"coverage80_{hidden}_unlabelled_vs_hidden_lives (cells in the domain): {np.mean(inside[in_domain]):.3f}")
 
 
 def materialize_cycling(args, data: Path, root: Path, assets: list, run_config: dict, hidden: str = ""):

@@ -9,6 +9,8 @@ same thing across documents.
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -64,10 +66,16 @@ def build_corpus(unified: pd.DataFrame, split: pd.DataFrame, columns: list[str],
         .reset_index()
         .merge(split, on="cell_key")
     )
-    order = np.random.default_rng(seed).permutation(len(documents))
-    return documents.iloc[order].reset_index(drop=True)[
-        ["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]
-    ]
+    return shuffled(documents, seed)[["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]]
+
+
+def shuffled(documents: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The documents in an order drawn per document from (seed, cell, document): any two documents keep their
+    relative order whichever other cells are present, so uploading a cell never reorders the training documents
+    (and so never changes the tokenizer or the encoder's pretraining)."""
+    keys = [int.from_bytes(hashlib.blake2b(f"{seed}/{cell}/{document}".encode(), digest_size=8).digest(), "big")
+            for cell, document in zip(documents["cell_key"], documents["document"])]
+    return documents.iloc[np.argsort(np.array(keys, dtype=np.uint64), kind="stable")].reset_index(drop=True)
 
 
 # ---- the change representation: Q(V) of later cycles minus a reference cycle, in mAh -----------------------
@@ -112,9 +120,7 @@ def build_difference_corpus(unified: pd.DataFrame, split: pd.DataFrame, referenc
             rows.append((cell, document, chunk[0], chunk[-1], len(chunk), text))
     documents = pd.DataFrame(rows, columns=["cell_key", "document", "first_cycle", "last_cycle", "n_steps", "text"])
     documents = documents.merge(split, on="cell_key")
-    order = np.random.default_rng(seed).permutation(len(documents))
-    return documents.iloc[order].reset_index(drop=True)[
-        ["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]]
+    return shuffled(documents, seed)[["cell_key", "split", "document", "first_cycle", "last_cycle", "n_steps", "text"]]
 
 
 def pretraining_documents(documents: pd.DataFrame, monitor_share: float, seed: int,

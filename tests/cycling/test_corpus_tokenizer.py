@@ -66,3 +66,16 @@ def test_save_load_and_patch_missing_special_tokens(trained, tmp_path):
     bare = PreTrainedTokenizerFast(tokenizer_object=bare_backend)
     assert tokenizer.ensure_special_tokens(bare) == ["[PAD]", "[UNK]", "[MASK]", TIME_SEPARATOR]
     assert bare.mask_token == "[MASK]" and TIME_SEPARATOR in bare.get_vocab()
+
+
+def test_uploading_more_cells_never_reorders_the_documents_already_there():
+    from assets.cycling.corpus import shuffled
+
+    documents = pd.DataFrame({"cell_key": [f"c{k}" for k in range(30) for _ in range(3)],
+                              "document": [d for _ in range(30) for d in range(3)]})
+    everything = shuffled(documents, seed=4)
+    some = shuffled(documents.loc[documents["cell_key"].isin([f"c{k}" for k in range(0, 30, 3)])], seed=4)
+    kept = everything.loc[everything["cell_key"].isin(set(some["cell_key"]))].reset_index(drop=True)
+    pd.testing.assert_frame_equal(some, kept)
+    assert not everything["cell_key"].is_monotonic_increasing  # shuffled, not sorted
+    assert not everything.equals(shuffled(documents, seed=5))  # by the seed
