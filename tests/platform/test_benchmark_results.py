@@ -158,6 +158,9 @@ def test_a_marker_without_results_or_figure_is_an_error_naming_page_and_marker(t
         report.render_page("<!-- headline:toy accuracy --><!-- /headline -->", entries, "p.md")
 
 
-def test_every_figure_block_in_the_readme_and_docs_has_its_results_and_is_current():
+def test_every_figure_block_in_the_readme_and_docs_has_its_results_and_is_current(capsys):
     """The committed pages are exactly what `python -m benchmarks.report` renders from benchmarks/results/."""
-    assert report.main(["--check"]) == 0
+    code = report.main(["--check"])
+    printed = capsys.readouterr()
+    assert code == 0, (f"{printed.out}{printed.err}a results file changed or a page was edited by hand: run "
+                       "`./dev.sh python -m benchmarks.report` and commit the pages with the results files")
