@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
+from dagster import (ConfigurableIOManagerFactory, DagsterInvariantViolationError, InputContext, OutputContext,
+                     UPathIOManager)
 from upath import UPath
 
 from resources import torch_state
@@ -401,11 +402,42 @@ class StorageIOManager(UPathIOManager):
             raise FileNotFoundError(f"no artefact at {path} (missing {manifest_path.name}); materialize it first")
         manifest = json.loads(manifest_path.read_text())
         if path.protocol in ("", "file"):
+            _check_recorded_digest(context, manifest, path, Path(path.parent.path))
             return read_value(manifest, Path(path.parent.path))
         with tempfile.TemporaryDirectory() as local:
-            source = path.with_name(manifest["file"])
+            source = path.with_name(_plain_name(manifest["file"], Path(path.parent.path)))
             path.fs.get(source.path, os.path.join(local, manifest["file"]), recursive=source.is_dir())
+            _check_recorded_digest(context, manifest, path, Path(local))
             return read_value(manifest, Path(local))
+
+
+def _holds_joblib(manifest: dict) -> bool:
+    return manifest["format"] == "joblib" or any(_holds_joblib(e) for e in manifest.get("entries", {}).values())
+
+
+def _check_recorded_digest(context: InputContext | None, manifest: dict, path: UPath, folder: Path) -> None:
+    """An artefact holding joblib, loaded in a run, must still have the sha256 the Dagster instance recorded
+    when it materialized this very path (artefact_path, artefact_sha256). The manifest's own digests catch a
+    replaced file; this also catches a file and manifest rewritten together, since the record lives in the
+    instance, not the storage root. Outside a run (load_stored), for partitions, or when the latest record is of
+    another path (another data root), the manifest's digests are the check."""
+    if context is None or not _holds_joblib(manifest) or not context.has_asset_key or context.has_asset_partitions:
+        return
+    try:
+        instance = context.instance
+    except DagsterInvariantViolationError:  # a context built without an instance (scripts, tests): no record
+        return
+    event = instance.get_latest_materialization_event(context.asset_key)
+    metadata = event.asset_materialization.metadata if event else {}
+    recorded, recorded_path = metadata.get("artefact_sha256"), metadata.get("artefact_path")
+    if recorded is None or recorded_path is None or recorded_path.value != str(path.with_name(manifest["file"])):
+        return
+    target = folder / _plain_name(manifest["file"], folder)
+    actual = tree_digest(target)[1]
+    if actual != recorded.value:
+        raise RefusedArtefact(f"{target}: sha256 {actual} differs from {recorded.value} that this Dagster instance "
+                              "recorded when it materialized the asset; not loaded (it holds joblib, which runs "
+                              "code when read): materialize the asset again")
 
 
 class MaterialsStorage(ConfigurableIOManagerFactory):

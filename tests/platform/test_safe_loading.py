@@ -63,6 +63,41 @@ def test_a_changed_estimator_inside_a_bundle_is_refused_with_its_path(manager, d
         load(manager, "bundle")
 
 
+def test_a_model_rewritten_with_its_manifest_is_refused_by_the_instance_record(test_resources, data_root):
+    """Whoever can write the storage root can rewrite a joblib file and every digest in its manifest; the sha256
+    the Dagster instance recorded at materialization still refuses it when a run loads it."""
+    import joblib
+    from dagster import DagsterInstance, asset, materialize
+
+    from resources.datapaths import sha256_file
+    from resources.storage import tree_digest
+
+    @asset
+    def life_model() -> dict:
+        return {"model": fitted_regressor(2.0), "model_id": "m-1"}
+
+    @asset
+    def slope(life_model: dict) -> float:
+        return float(life_model["model"].coef_[0])
+
+    instance = DagsterInstance.ephemeral()
+    first = materialize([life_model, slope], resources=test_resources, instance=instance)
+    assert first.output_for_node("slope") == pytest.approx(2.0)
+    bundle = data_root / "storage" / "life_model.bundle"
+    joblib.dump(fitted_regressor(-7.0), bundle / "model.joblib")
+    manifest = manifest_of(data_root, "life_model")
+    manifest["entries"]["model"]["sha256"] = sha256_file(bundle / "model.joblib")
+    manifest["sha256"] = tree_digest(bundle)[1]
+    (data_root / "storage" / "life_model.manifest.json").write_text(json.dumps(manifest))
+    assert read_value(manifest, data_root / "storage")["model"].coef_[0] == pytest.approx(-7.0)  # manifest fooled
+
+    result = materialize([life_model, slope], selection=[slope], resources=test_resources, instance=instance,
+                         raise_on_error=False)
+    (failure,) = result.get_step_failure_events()
+    error = failure.event_specific_data.error.to_string()
+    assert f"{bundle}: sha256" in error and "that this Dagster instance recorded" in error
+
+
 def small_encoder():
     from assets.cycling import encoder
 
