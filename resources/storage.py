@@ -22,10 +22,13 @@ Loading never runs code from the storage root: formats that hold data are read b
 readers that build only data, a class named in a manifest is imported only from
 ALLOWED_CLASS_PACKAGES (and must be of the kind its format expects), and joblib (which is
 pickle) is loaded only when the file's sha256 is the one recorded when it was written.
-The digest lives in the manifest beside the file, so it catches a replaced or damaged
-file, not someone who can rewrite both: the storage root must be writable only by the
-platform (docs/security.md). Artefacts of older versions stored as pickles (.pkl, whole
-torch modules) or joblib files without a digest are refused with the reason.
+That digest lives in the manifest beside the file, so it catches a replaced or damaged
+file; in a run, the artefact must also match the sha256 the Dagster instance recorded
+when it materialized that path, which catches a file and manifest rewritten together.
+Outside a run (load_stored) only the manifest is checked: the storage root must be
+writable only by the platform (docs/security.md). Artefacts of older versions stored as
+pickles (.pkl, whole torch modules) or joblib files without a digest are refused with
+the reason.
 """
 
 from __future__ import annotations
