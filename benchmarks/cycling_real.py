@@ -51,6 +51,9 @@ SEVERSON_BATCHES = {  # <folder>/cellN of each batch, from the published order (
     "train": {"2017-05-12": range(1, 21), "2017-06-30": range(21, 42)},
     "test1": {"2017-05-12": range(1, 22), "2017-06-30": range(22, 44)},
 }
+SEVERSON_DOMAIN = ("LFP/graphite 18650 cells (A123 APR18650M1A, 1.1 Ah nominal), 30 degC chamber, one- and two-step "
+                   "fast-charge policies, 4C discharge to 2.0 V; features from cycles 2-100, Qd(V) from 3.6 V to 2.0 V "
+                   "(Severson et al., Nature Energy 4, 383 (2019), batches 2017-05-12 and 2017-06-30)")
 SEVERSON_PUBLISHED_RMSE_TEST1 = {"variance": 138.0, "discharge": 91.0, "full": 118.0}  # Severson 2019, Table 1
 SEVERSON_PUBLISHED_RMSE_TEST1_EXCL = {"discharge": 86.0, "full": 100.0}  # without the 148-cycle cell
 ANCHORS = {  # published figures on the same cells
@@ -217,7 +220,8 @@ def ship(args, data: Path, exclude: list[str]) -> int:
         root = Path(tmp) / "data"
         config = run_config(args, [], batches_file(args.batches, data, Path(tmp)))
         config["ops"]["cycling_split"] = {"config": {"mode": "file", "split_file": shipping_split(data, exclude, Path(tmp))}}
-        config["ops"]["cycle_life_model"]["config"].update(promote="never", card_command=shipping_command(args))
+        config["ops"]["cycle_life_model"]["config"].update(promote="never", card_command=shipping_command(args),
+                                                           card_domain=SEVERSON_DOMAIN)
         result = materialize_cycling(args, data, root, [cycling.cycling_synthetic_cells,
                                                         cycling.cycling_unified, *cycling.TRAINING_ASSETS], config)
         if not result.success:

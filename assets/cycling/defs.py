@@ -367,6 +367,7 @@ class LifeModelConfig(dg.Config):
     # training cell is the user's (a model of the synthetic demo cells never replaces the shipped one).
     promote: Literal["user_data", "always", "never"] = "user_data"
     card_command: str = ""  # the command that reproduces this model, written on its card (empty: the run id)
+    card_domain: str = ""  # the cells it was trained on, in words (chemistry, format, conditions), for its card
 
 
 @dg.asset(group_name=PIPELINE)
@@ -492,6 +493,8 @@ def _freeze_selected(context, config: LifeModelConfig, result: dict, cells: pd.D
         "training_cell_digest_sha256": frozen_science.training_digest(train, feature_sets[name]),
         "training_batches": ({} if batches is None else {str(b): int(n) for b, n in zip(*np.unique(batches, return_counts=True))}),
         "transductive_pretraining": False,
+        "domain": {"cells": config.card_domain or f"the {len(train)} training cells ({data_source} data)",
+                   "checks": frozen_science.DOMAIN_CHECKS},
         "cv": {row.split: {k: round_sig(getattr(row, k)) for k in ("mape_percent", "rmse_cycles", "coverage80", "coverage95")
                            if k in cv_rows.columns and pd.notna(getattr(row, k))} for row in cv_rows.itertuples()},
         "interval_calibration": ("K-fold out-of-fold residuals, within-batch conformal quantile plus the between-batch "

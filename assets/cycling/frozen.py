@@ -43,6 +43,10 @@ NOMINAL_CAPACITY_MARGIN = 0.05
 DISCHARGE_V_MIN_MAX = 2.05  # V: the discharge must reach the Qd(V) grid's 2.0 V end (within 50 mV)
 DISCHARGE_V_MAX_MIN = 3.3  # V: and start on the LFP plateau or above (the grid starts at 3.6 V at rest)
 SHIPPED_DIR = Path(__file__).parent / "shipped"
+DOMAIN_CHECKS = (f"leverage of the model's standardised features <= 3 (p + 1) / n of its training cells; nominal "
+                 f"capacity (Qd of cycle 2) within the training range +- {NOMINAL_CAPACITY_MARGIN:.0%} of its median; "
+                 f"discharge of the feature cycles reaching {DISCHARGE_V_MIN_MAX} V or below and starting at "
+                 f"{DISCHARGE_V_MAX_MIN} V or above (Qd(V) grid 3.6 V to 2.0 V); outside: predicted, flagged, no interval")
 
 
 @dataclass(frozen=True)

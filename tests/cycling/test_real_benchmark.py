@@ -47,6 +47,7 @@ def test_ship_writes_a_frozen_model_that_model_folder_scores_without_training(da
     assert model.model_id == printed["model_id"] and model.name == printed["selected_model"]
     assert model.card["training_cells"] == 15  # train and test1 together: every labelled cell
     assert "--ship assets/cycling/shipped" in model.card["command"]
+    assert "A123 APR18650M1A" in model.card["domain"]["cells"] and "leverage" in model.card["domain"]["checks"]
     scored = run_benchmark(monkeypatch, capsys, tmp_path, "--data", str(data), *TINY, "--model", str(target))
     assert scored["model_id"] == model.model_id
     for name in ("train", "test1"):
