@@ -6,9 +6,10 @@ A saved model's validation profiles do not travel with it, so they are regenerat
 names the generator (space groups, atoms, species, variants, seed) and the augmentation of its profiles;
 the training run drew parents 0..structures_per_group-1 of each group, and the generator is seeded per
 (seed, group, index), so parents from structures_per_group on are ones the model never saw. The first N
-per group calibrate (temperature scaling), the next N score: top-1, top-2, ECE before and after, and the
-90 % sets' coverage and mean size. --write records the temperature, the parents it was fitted on and this
-command in the card (card.json beside the weights; the weights are not touched). Generated parents are
+per group calibrate (temperature scaling, then the split-conformal threshold of the 90 % sets), the next N
+score: top-1, top-2, ECE before and after, and the 90 % sets' coverage and mean size. --write records the
+temperature, the set threshold, the parents they were fitted on and this command in the card (card.json beside
+the weights; the weights are not touched). Generated parents are
 cached under the data root (data/cache/pdf/structures), so a rerun skips the generation.
 Last line: the ECE of the calibrated probabilities on the scoring parents.
 """
@@ -72,8 +73,9 @@ def class_index(profile_set: dict, classes: list[int]) -> tuple[np.ndarray, np.n
     return profile_set["profiles"][keep], np.searchsorted(classes, profile_set["space_group"][keep])
 
 
-def score(logits: np.ndarray, true_index: np.ndarray, temperature: float) -> dict:
-    """top1, top2, ece (raw softmax and calibrated), set90 coverage and mean size of the calibrated sets."""
+def score(logits: np.ndarray, true_index: np.ndarray, temperature: float, threshold: float | None) -> dict:
+    """top1, top2, ece (raw softmax and calibrated), set90 coverage and mean size of the calibrated sets (threshold:
+    the model's conformal set threshold; None: top-mass sets)."""
     from assets.pdf import calibration, classifiers
     from resources.conformal import tempered_softmax
 
@@ -81,17 +83,19 @@ def score(logits: np.ndarray, true_index: np.ndarray, temperature: float) -> dic
     return {"top1": classifiers.top_k_accuracy(calibrated, true_index, 1),
             "top2": classifiers.top_k_accuracy(calibrated, true_index, 2),
             "ece_raw": calibration.set_scores(raw, true_index)["ece"],
-            **calibration.set_scores(calibrated, true_index)}
+            **calibration.set_scores(calibrated, true_index, threshold)}
 
 
-def score_on_fresh_parents(bundle: dict, parents: int, temperature: float, log=print) -> dict:
+def score_on_fresh_parents(bundle: dict, parents: int, temperature: float, threshold: float | None,
+                           log=print) -> dict:
     """score() of a saved model on the scoring parents: the `parents` per group after its calibration parents."""
     from assets.pdf import compact
 
     card = bundle["card"]
     first = run_configs(card)[0].structures_per_group + parents
     test_x, test_y = class_index(regenerated_profiles(card, first, parents, log), bundle["classes"])
-    return {**score(compact.compact_logits(bundle["model"], test_x), test_y, temperature), "n_rows": len(test_y)}
+    return {**score(compact.compact_logits(bundle["model"], test_x), test_y, temperature, threshold),
+            "n_rows": len(test_y)}
 
 
 def calibrate_model(folder: Path, parents: int, log=print) -> tuple[dict, dict, dict]:
@@ -103,7 +107,7 @@ def calibrate_model(folder: Path, parents: int, log=print) -> tuple[dict, dict, 
     first = run_configs(card)[0].structures_per_group
     fit_x, fit_y = class_index(regenerated_profiles(card, first, parents, log), bundle["classes"])
     fitted = calibration.calibrate(compact.compact_logits(bundle["model"], fit_x), fit_y)
-    scores = score_on_fresh_parents(bundle, parents, fitted["temperature"], log)
+    scores = score_on_fresh_parents(bundle, parents, fitted["temperature"], fitted["set90_threshold"], log)
     record = {**fitted, "fitted_on": f"regenerated profiles of parents {first}..{first + parents - 1} of each group "
                                      "(never drawn by the training run; its generator, augmentation and seed)",
               "parents_per_group": parents,
@@ -130,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"calibration_rows: {record['n_rows']}")
     print(f"scored_rows: {record['n_scored']}")
     print(f"temperature: {record['temperature']:.4f}")
+    print(f"set90_threshold: {record['set90_threshold']:.4f}")
     print(f"calibration_nll_raw: {record['nll_raw']:.4f}")
     print(f"calibration_nll_calibrated: {record['nll_calibrated']:.4f}")
     for key in ("top1", "top2", "set90_coverage", "set90_mean_size", "ece_raw"):

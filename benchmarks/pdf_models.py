@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}_test_{key}: {model_metrics[key]:.3f}")
     if args.shipped_parents:
         shipped = compact.load_model_bundle()
-        scores = pdf_calibration.score_on_fresh_parents(shipped, args.shipped_parents, shipped["temperature"], quiet)
+        scores = pdf_calibration.score_on_fresh_parents(shipped, args.shipped_parents, shipped["temperature"],
+                                                        shipped["set90_threshold"], quiet)
         print(f"shipped_generated_test_profiles: {scores['n_rows']}")
         for key in ("top1", "top2", "ece", "set90_coverage", "set90_mean_size"):
             print(f"shipped_generated_test_{key}: {scores[key]:.3f}")

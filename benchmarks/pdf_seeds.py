@@ -49,13 +49,15 @@ def measured_set(folder: Path, classes: list[int]) -> tuple[list[str], np.ndarra
             np.searchsorted(classes, [labels[found.names[i]] for i in keep]))
 
 
-def scores_of(probabilities: np.ndarray, true_index: np.ndarray, raw: np.ndarray) -> dict:
-    """FIGURES of calibrated probabilities (raw: the same model's uncalibrated ones, for ece_raw)."""
+def scores_of(probabilities: np.ndarray, true_index: np.ndarray, raw: np.ndarray, threshold: float | None) -> dict:
+    """FIGURES of calibrated probabilities (raw: the same model's uncalibrated ones, for ece_raw; threshold: the
+    conformal set threshold, None for top-mass sets)."""
     from assets.pdf import calibration, classifiers
 
     return {"top1": classifiers.top_k_accuracy(probabilities, true_index, 1),
             "top2": classifiers.top_k_accuracy(probabilities, true_index, 2),
-            "ece_raw": calibration.set_scores(raw, true_index)["ece"], **calibration.set_scores(probabilities, true_index)}
+            "ece_raw": calibration.set_scores(raw, true_index)["ece"],
+            **calibration.set_scores(probabilities, true_index, threshold)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,13 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     for seed in range(args.seeds):
         model, _ = compact.train_compact_cnn(x[train_rows], y[train_rows], x[validation_rows], y[validation_rows],
                                              len(classes), settings, seed=seed, log=quiet)
-        temperature = calibration.calibrate(compact.compact_logits(model, x[validation_rows]),
-                                            y[validation_rows])["temperature"]
+        fitted = calibration.calibrate(compact.compact_logits(model, x[validation_rows]), y[validation_rows])
+        temperature = fitted["temperature"]
         print(f"seed{seed}_temperature: {temperature:.3f}")
         for name, (inputs, true_index) in sets.items():
             logits = compact.compact_logits(model, inputs)
             calibrated = tempered_softmax(logits, temperature)
-            per_seed[name].append(scores_of(calibrated, true_index, tempered_softmax(logits)))
+            per_seed[name].append(scores_of(calibrated, true_index, tempered_softmax(logits),
+                                            fitted["set90_threshold"]))
             ensemble[name].append((calibrated, tempered_softmax(logits)))
             print(f"seed{seed}_{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_seed[name][-1].items()))
     for name, (_, true_index) in sets.items():
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}_{key}_std: {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}")
             print(f"{name}_{key}_range: {values.min():.3f}-{values.max():.3f}")
         calibrated, raw = (np.mean([pair[i] for pair in ensemble[name]], axis=0) for i in (0, 1))
-        for key, value in scores_of(calibrated, true_index, raw).items():
+        # the ensemble has no threshold of its own: its sets are top-mass sets
+        for key, value in scores_of(calibrated, true_index, raw, None).items():
             print(f"{name}_ensemble_{key}: {value:.3f}")
     eces = [scores["ece"] for scores in per_seed["generated"]]
     print(f"generated_ece_spread_over_seeds: {max(eces) - min(eces):.3f}")

@@ -205,12 +205,14 @@ def load_model_bundle(folder: Path = SHIPPED_DIR) -> dict:
     model.load_state_dict(torch.load(weights_path, weights_only=True))
     model.eval()
     return {"model": model, "model_id": card["model_id"], "classes": [int(c) for c in card["classes"]], "card": card,
-            "temperature": card_temperature(card)}
+            **card_calibration(card)}
 
 
-def card_temperature(card: dict) -> float:
-    """The calibration temperature a card records (1.0, the raw softmax, for a model saved before calibration)."""
-    return float(card.get("calibration", {}).get("temperature", 1.0))
+def card_calibration(card: dict) -> dict:
+    """temperature and set90_threshold a card records: 1.0 (the raw softmax) and None (top-mass sets) for a model
+    saved before calibration."""
+    recorded = card.get("calibration", {})
+    return {"temperature": float(recorded.get("temperature", 1.0)), "set90_threshold": recorded.get("set90_threshold")}
 
 
 def settings_dict(settings: CompactSettings) -> dict:

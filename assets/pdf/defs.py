@@ -337,7 +337,7 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
     test_logits = compact.compact_logits(model, test_x)
     raw, calibrated = tempered_softmax(test_logits), tempered_softmax(test_logits, fitted["temperature"])
     metrics = {**classifiers.classification_metrics(calibrated, test_y, classes),
-               **calibration.set_scores(calibrated, test_y)}
+               **calibration.set_scores(calibrated, test_y, fitted["set90_threshold"])}
     model_id = str(uuid.uuid4())
     epochs_run = len(history["loss"])
     card = {
@@ -358,7 +358,8 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
     }
     export = compact.save_model_bundle(exports_dir() / "pdf_space_group_model", model, card)
     bundle = {"model": model, "model_id": model_id, "classes": classes, "metrics": metrics, "history": history,
-              "card": card, "temperature": fitted["temperature"], "test_probabilities": calibrated,
+              "card": card, "temperature": fitted["temperature"], "set90_threshold": fitted["set90_threshold"],
+              "test_probabilities": calibrated,
               "test_rows": classifiers.subset_rows(pdf_profiles["structure_id"], pdf_split, ("test",))}
     return Output(bundle, metadata={
         **trained_model_metadata(model_id, metrics, (train_x, validation_x, test_x), history, seconds,
@@ -488,7 +489,8 @@ RUN_MODELS = {"compact": "space_group_compact_cnn", "cnn": "space_group_cnn"}
 
 
 def chosen_predictor(choice: str, load_stored, device: str):
-    """(model name, model_id, classes, profiles -> probabilities) of the model the config names.
+    """(model name, model_id, classes, profiles -> probabilities, 90 % set threshold or None) of the model the
+    config names.
 
     load_stored(asset name) reads a model trained in this data root; only called for compact / cnn."""
     if choice in RUN_MODELS:
@@ -500,7 +502,7 @@ def chosen_predictor(choice: str, load_stored, device: str):
         name = f"{asset_name} (this data root)"
         if choice == "cnn":  # not calibrated: its probabilities are the raw softmax
             return name, bundle["model_id"], bundle["classes"], \
-                lambda x: classifiers.cnn_probabilities(bundle["model"], x, device)
+                lambda x: classifiers.cnn_probabilities(bundle["model"], x, device), None
     else:
         folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
         bundle = compact.load_model_bundle(folder)
@@ -509,7 +511,7 @@ def chosen_predictor(choice: str, load_stored, device: str):
     # before models were calibrated has none and predicts with the raw softmax (temperature 1)
     temperature = bundle.get("temperature", 1.0)
     return name, bundle["model_id"], bundle["classes"], \
-        lambda x: compact.compact_probabilities(bundle["model"], x, temperature)
+        lambda x: compact.compact_probabilities(bundle["model"], x, temperature), bundle.get("set90_threshold")
 
 
 @asset(group_name=PIPELINE, deps=[space_group_cnn, space_group_compact_cnn],
@@ -523,8 +525,8 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     """Top-k space groups for every .gr file in data/raw/pdf/measured/ -> data/exports/space_group_predictions.csv.
 
     Probabilities are calibrated (the compact model's temperature, fitted on its validation profiles); each file
-    carries its 90 % set (the smallest set of groups whose probabilities reach 0.9), its size, and a note when
-    the model cannot tell those groups apart (size > 1).
+    carries its 90 % set (split-conformal, from the model's validation profiles; see calibration.py), its size,
+    and a note when the model cannot tell those groups apart (size > 1).
 
     By default from the shipped at-scale model, so no training is needed; `model: compact | cnn` uses a model
     trained in this data root, a folder path a saved compact model. A file that ends between 15 and 30 A is
@@ -535,8 +537,8 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     if config.use_examples not in ("auto", "always", "never"):
         raise ValueError(f"use_examples must be auto, always or never, not {config.use_examples!r}")
     compute = context.resources.compute
-    model_name, model_id, classes, predict = chosen_predictor(config.model, context.resources.io_manager.load_stored,
-                                                              compute.keras_device())
+    model_name, model_id, classes, predict, threshold = chosen_predictor(
+        config.model, context.resources.io_manager.load_stored, compute.keras_device())
     user_folder = raw_dir(PIPELINE) / "measured"
     user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet.empty()
     has_user_files = bool(user.names or user.rejections)
@@ -556,7 +558,7 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     for source, found in sets:
         probabilities = predict(found.inputs) if found.names else np.zeros((0, len(classes)))
         tables.append(measured.top_k_table(found.names, probabilities, classes, config.top_k, model_id,
-                                           found.headers, source, found.r_max_used_A, model_name))
+                                           found.headers, source, found.r_max_used_A, model_name, threshold))
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
         else tables[0]
     path = write_export_csv(table, "space_group_predictions.csv")

@@ -319,19 +319,20 @@ def set90_description(groups: list[int], probabilities: list[float]) -> tuple[st
 
 def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str,
                 headers: list[dict] | None = None, source: str = "user", r_max_used_A: list[float] | None = None,
-                model: str = "") -> pd.DataFrame:
+                model: str = "", set90_threshold: float | None = None) -> pd.DataFrame:
     """One row per file and rank: the space group as number and Hermann-Mauguin symbol, its probability,
     the r range used (1.5 A to r_max_used_A), the file's header facts (wavelength, Qmax, composition,
     radiation; empty when absent), and the model (its name and model_id) that made the prediction.
 
-    Each file also carries its 90 % set (every group of it, even beyond rank k): in_set90 per rank, the set's
-    size, its groups with their probabilities, and a note that says when the model cannot tell groups apart.
+    Each file also carries its 90 % set (calibration.set_mask with the model's set90_threshold; every group of it,
+    even beyond rank k): in_set90 per rank, the set's size, its groups with their probabilities, and a note that
+    says when the model cannot tell groups apart.
     """
     k = min(k, len(classes))
     headers = headers or [{} for _ in names]
     r_max_used_A = r_max_used_A or [None for _ in names]
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-    members = set_members(probabilities, classes)
+    members = set_members(probabilities, classes, set90_threshold)
     described = [set90_description(groups, [float(probabilities[row, classes.index(g)]) for g in groups])
                  for row, groups in enumerate(members)]
     records = [

@@ -16,6 +16,7 @@ from resources.conformal import (
     expected_calibration_error,
     fit_temperature,
     reliability_bins,
+    set_threshold,
     tempered_softmax,
     top_mass_sets,
 )
@@ -98,6 +99,22 @@ def test_90_set_covers_the_true_class_as_often_as_its_probability_mass_says():
     scores = calibration.set_scores(tempered_softmax(model_logits[n // 2:], temperature), labels[n // 2:])
     assert scores["set90_coverage"] >= 0.9 - 4 * np.sqrt(0.09 / (n // 2))
     assert scores["set90_mean_size"] < truth.shape[1]  # not the trivial all-classes set
+
+
+def test_conformal_sets_cover_90_percent_with_fewer_groups_than_top_mass_sets():
+    """Labels drawn from known probabilities: the threshold from one half gives sets that hold the true class for
+    90 % of the other half (within 4 binomial standard errors), with a smaller mean size than the top-mass sets of
+    the same probabilities (which over-cover); the most probable class is always in, so no set is empty."""
+    true_logits, labels, _ = over_confident_problem(20000, seed=3)
+    truth, half = tempered_softmax(true_logits), 10000
+    threshold = set_threshold(truth[:half], labels[:half], 0.9)
+    conformal = calibration.set_scores(truth[half:], labels[half:], threshold)
+    top_mass = calibration.set_scores(truth[half:], labels[half:])
+    assert abs(conformal["set90_coverage"] - 0.9) < 4 * np.sqrt(0.09 / half)
+    assert top_mass["set90_coverage"] > conformal["set90_coverage"]
+    assert conformal["set90_mean_size"] < top_mass["set90_mean_size"]
+    assert calibration.set_mask(truth[half:], threshold).sum(axis=1).min() >= 1
+    assert calibration.set_mask(np.array([[0.5, 0.3, 0.2]]), 0.05).tolist() == [[True, False, False]]  # 1 - p > t
 
 
 def test_shuffled_training_labels_drop_generated_top1_to_chance():
@@ -185,10 +202,13 @@ def test_compact_model_is_calibrated_on_validation_and_reports_ece_with_a_reliab
     assert metadata["ece"] == pytest.approx(expected_calibration_error(recomputed, test_y), abs=1e-3)
     assert metadata["temperature"] == pytest.approx(expected_t, rel=1e-3)
     assert metadata["reliability"].startswith("![reliability on the test set](data:image/png;base64,")
+    validation_p = tempered_softmax(compact.compact_logits(bundle["model"], validation_x), expected_t)
+    assert bundle["set90_threshold"] == pytest.approx(set_threshold(validation_p, validation_y, 0.9), abs=1e-9)
     card = json.loads((root / "exports" / "pdf_space_group_model" / "card.json").read_text())
     assert card["calibration"]["temperature"] == pytest.approx(expected_t)
-    assert compact.load_model_bundle(root / "exports" / "pdf_space_group_model")["temperature"] == \
-        pytest.approx(expected_t)
+    loaded = compact.load_model_bundle(root / "exports" / "pdf_space_group_model")
+    assert loaded["temperature"] == pytest.approx(expected_t)
+    assert loaded["set90_threshold"] == pytest.approx(bundle["set90_threshold"])
     assert {"ece", "set90_coverage", "set90_mean_size", "top1_accuracy"} <= set(card["test_scores"])
 
 
@@ -217,7 +237,8 @@ def test_generated_test_profiles_written_as_gr_files_get_the_probabilities_the_e
     wide = table.pivot(index="file", columns="space_group", values="probability").loc[names, classes]
     np.testing.assert_allclose(wide.to_numpy(), expected, atol=1e-6)
     sizes = table.groupby("file")["set90_size"].first().loc[names].to_numpy()
-    assert sizes.tolist() == top_mass_sets(expected, 0.9).sum(axis=1).tolist()
+    assert bundle["set90_threshold"] is not None
+    assert sizes.tolist() == calibration.set_mask(expected, bundle["set90_threshold"]).sum(axis=1).tolist()
     ambiguous = table[(table["rank"] == 1) & (table["set90_size"] > 1)]
     assert ambiguous["set90_note"].str.startswith("cannot tell").all()
     exported = pd.read_csv(root / "exports" / "space_group_predictions.csv")
@@ -257,6 +278,7 @@ def test_calibration_benchmark_fits_a_saved_model_on_fresh_parents_and_records_i
     assert record["fitted_on"].startswith("regenerated profiles of parents 6..7 of each group")
     assert record["scored_on"] == "regenerated parents 8..9 of each group"
     assert float(lines["temperature"]) == pytest.approx(record["temperature"], abs=1e-4)
+    assert float(lines["set90_threshold"]) == pytest.approx(record["set90_threshold"], abs=1e-4)
     assert int(lines["calibration_rows"]) == record["n_rows"] > 0
     assert compact.load_model_bundle(folder)["temperature"] == pytest.approx(record["temperature"])
     assert (folder / compact.WEIGHTS_NAME).read_bytes() == weights  # the weights are not touched
