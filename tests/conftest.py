@@ -30,6 +30,7 @@ SLOW_PATHS = {
     "tests/eis/test_real_benchmark.py": "benchmarks.eis_real in subprocesses (CV and fits on tiny files)",
     "tests/electrodes/test_benchmark.py": "benchmarks.electrodes_real on tiny files (trains every model)",
     "tests/cycling/test_real_benchmark.py": "benchmarks.cycling_real on tiny folders (trains, ships and scores)",
+    "tests/cycling/test_cycling_job.py": "runs cycling_job in process (intake, summary, predictions)",
     # Unit tests that train or cross-validate for 9-36 s each (wall time at load 10-13, 2026-12-07, docs/testing.md).
     "tests/electrodes/test_network.py::test_torch_backend_trains_saves_and_reloads": "trains the Keras network",
     "tests/electrodes/test_network.py::test_network_learns_a_linear_law": "trains the Keras network",
