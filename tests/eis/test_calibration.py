@@ -74,3 +74,13 @@ def test_calibration_keeps_the_predicted_circuit_and_covers_the_level_out_of_fol
     assert (scaled.argmax(axis=1) == model.argmax(axis=1)).all()
     covered = circuit_sets(scaled, allowed, fitted)[np.arange(len(y)), y].mean()
     assert 0.9 <= covered <= 0.9 + 2 / len(y)
+
+
+def test_the_residual_bound_is_0_03_unless_more_than_one_percent_of_true_circuits_would_be_ruled_out():
+    good = pd.DataFrame({"evidence__log10_residual_A": np.full(200, -4.0), "evidence__log10_residual_B": np.full(200, 1.0)})
+    assert calibration.residual_bound(good, ["A"] * 200) == calibration.MAX_RESIDUAL
+    # Every true circuit's fit at relative residual 0.1 (one-start fits that miss): the bound rises to keep them.
+    poor = good.assign(**{"evidence__log10_residual_A": np.full(200, -1.0)})
+    assert math.isclose(calibration.residual_bound(poor, ["A"] * 200), 0.1)
+    assert admissible(poor, CLASSES[:2], calibration.residual_bound(poor, ["A"] * 200))[:, 0].all()
+    assert calibration.residual_bound(good.drop(columns=["evidence__log10_residual_A"]), ["A"] * 200) == math.inf
