@@ -67,6 +67,7 @@ def _files_under(folder):
 MIN_ACCURACY_OVER_CHANCE = 0.15  # >= 0.261: 10 of 36 test spectra; shuffled labels give ~4 of 36
 MIN_SHARE_BEATING_DUMMY = 0.3  # "most" needs more than 12 training spectra per class
 BASELINE_TOLERANCE = 0.15  # within this of the raw-grid baseline
+MIN_SHUFFLED_SET_SHARE = 0.6  # of the circuits: a set that cannot tell circuits apart (informative sets hold ~1-2 of 9)
 MIN_TRAIN_OVER_TEST_ACCURACY = 0.3  # a model fits its own training rows (1.0 on seed 0) far better than unseen ones (0.417)
 
 
@@ -97,6 +98,8 @@ def test_demo_runs_on_simulated_data_alone_writes_nothing_under_raw_and_learns(d
         circuit = CIRCUITS[row["predicted_circuit"]]
         expected = {column_name(p, k) for p, k in zip(circuit.parameters, circuit.kinds)}
         assert {c for c in all_columns() if c in predictions.columns and pd.notna(row[c])} == expected
+
+    _assert_sets_exported(data_root, result, predictions)
 
     split = result.output_for_node("eis_split")
     assert set(split.groupby("circuit")["split"].nunique()) == {2}
@@ -134,6 +137,33 @@ def test_demo_runs_on_simulated_data_alone_writes_nothing_under_raw_and_learns(d
         np.testing.assert_allclose(features.loc[spectrum_id, residuals].to_numpy(float), own.loc[0, residuals].to_numpy(float), atol=1e-3, err_msg=spectrum_id)
 
 
+def _assert_sets_exported(data_root, result, predictions):
+    """The 90 % circuit sets in the exports: most probable first, each member with its fit (values and standard
+    errors in unit-named columns, BIC), the size, the supported circuit; the set-size distribution and the
+    reliability plot in the metadata."""
+    from assets.eis.predict import SET_SEPARATOR
+
+    members = pd.read_csv(data_root / "exports" / "eis_prediction_sets.csv")
+    assert predictions["supported_circuit"].map(lambda name: isinstance(name, str) and name != "").all()  # a class or a reduction of one
+    for row in predictions.to_dict("records"):
+        circuits = [c for c in str(row["set90_circuits"]).split(SET_SEPARATOR) if c and c != "nan"]
+        assert len(circuits) == row["set90_size"]
+        probabilities = [row[f"p_{c}"] for c in circuits]
+        assert probabilities == sorted(probabilities, reverse=True)
+        fitted = members[members["spectrum_id"] == row["spectrum_id"]]
+        assert fitted["circuit"].tolist() == circuits and fitted["rank"].tolist() == list(range(1, len(circuits) + 1))
+        assert fitted["probability"].tolist() == probabilities and np.isfinite(fitted["bic"]).all()
+        for member in fitted.to_dict("records"):
+            circuit = CIRCUITS[member["circuit"]]
+            for parameter, kind in zip(circuit.parameters, circuit.kinds):
+                column = column_name(parameter, kind)
+                assert np.isfinite(member[column]) and member[f"{column}_se"] >= 0, (member["circuit"], column)
+    metadata = result.asset_materializations_for_node("eis_predictions")[0].metadata
+    assert sum(metadata["set90_size_counts"].value.values()) == len(predictions) and "set90_sizes" in metadata
+    classifier_metadata = result.asset_materializations_for_node("eis_circuit_classifier")[0].metadata
+    assert {"reliability", "set90_sizes", "temperature", "test_ece", "out_of_fold_ece", "test_set90_coverage"} <= set(classifier_metadata)
+
+
 def test_shuffled_labels_through_the_pipeline_fail_the_science_assertion(data_root, test_resources):
     """A user's file whose labels (circuit with its parameters) are shuffled across its spectra, run through the
     pipeline's own assets: every model the classifier asset scores falls to about chance and fails the
@@ -159,6 +189,11 @@ def test_shuffled_labels_through_the_pipeline_fail_the_science_assertion(data_ro
     for name, metrics in classifier["metrics"].items():
         with pytest.raises(AssertionError, match="not clearly above chance"):
             assert_classifier_learned(metrics["accuracy"], metrics["accuracy"], len(classifier["classes"]))
+    # The 90 % sets keep their promise on labels that carry no information by growing to hold (almost) every
+    # circuit: a guarantee that tells the user nothing, as it should.
+    chosen = classifier["metrics"][classifier["chosen"]]
+    assert chosen["set90_coverage"] >= 0.8  # 36 test spectra: 0.9 less about two standard errors
+    assert chosen["set90_mean_size"] >= MIN_SHUFFLED_SET_SHARE * len(classifier["classes"])
 
 
 # ---- a user's own file (issue 11) -------------------------------------------------------------
@@ -228,6 +263,45 @@ def test_with_user_labelled_spectra_the_test_split_holds_only_theirs(data_root, 
         assert len(id_of_grid) == (split["origin"] == "user").sum()
         seen = {id_of_grid.get(tuple(omega)) for omega in label_fitted["omega_rad_s"]}
         assert seen == set(user_train["spectrum_id"]), option
+
+
+def test_training_spectra_sent_for_prediction_get_the_features_and_probabilities_of_training(data_root, test_resources):
+    """Train/serve parity: the user's labelled spectra, dropped again without labels into raw/eis/unlabelled/, go
+    through eis_predictions and come out with exactly what training computed for them: the classifier's
+    calibrated probabilities from its features (shape and circuit evidence) and the regressors' parameters
+    from theirs (tsfresh), to the export's rounding."""
+    from assets.eis.calibration import Calibration, calibrated
+    from assets.eis.exports import round_significant
+    from assets.eis.models import predict_parameters
+
+    batches = simulate_all(SimulationSettings(spectra_per_class=5), np.random.default_rng(4))
+    (data_root / "raw" / "eis" / "unlabelled").mkdir(parents=True)
+    as_challenge_frame(batches).to_csv(data_root / "raw" / "eis" / "lab.csv", index=False)
+    as_challenge_frame(batches, labelled=False).to_csv(data_root / "raw" / "eis" / "unlabelled" / "same.csv", index=False)
+    ops = {**TINY, "eis_spectra": {"config": {"include_simulated": "never"}},
+           "eis_simulated_spectra": {"config": {"spectra_per_class": 1, "unlabelled_examples": 0}},
+           "eis_label_fitted_spectra": {"config": {"spectra_per_class": 5}},
+           "eis_features": {"config": {**TINY["eis_features"]["config"], "evidence_random_starts": 1}},
+           "eis_predictions": {"config": {"fit_set_members": False}}}
+    result = materialize(ALL_ASSETS, resources=test_resources, instance=DagsterInstance.ephemeral(), run_config={"ops": ops})
+    classifier, regressors = result.output_for_node("eis_circuit_classifier"), result.output_for_node("eis_parameter_regressors")
+    spectra = result.output_for_node("eis_spectra").set_index("row")
+    features = result.output_for_node("eis_features")["features"].set_index("spectrum_id")
+    predictions = result.output_for_node("eis_predictions").set_index("row")
+    assert len(predictions) == len(spectra) == 45
+    train = result.output_for_node("eis_split").query("split == 'train'")["spectrum_id"]
+    rows = [row for row in spectra.index if spectra.loc[row, "spectrum_id"] in set(train)]
+    assert len(rows) > 20
+    x = features.loc[spectra.loc[rows, "spectrum_id"], classifier["feature_columns"]].to_numpy(float)
+    expected = np.round(calibrated(classifier["model"].predict_proba(x), Calibration(**classifier["calibration"])), 4)
+    np.testing.assert_array_equal(predictions.loc[rows, [f"p_{c}" for c in classifier["classes"]]].to_numpy(float), expected)
+    for row in rows:
+        circuit = predictions.loc[row, "predicted_circuit"]
+        regressor = regressors["regressors"][circuit]
+        values = predict_parameters(regressor, features.loc[[spectra.loc[row, "spectrum_id"]], regressors["feature_columns"]].to_numpy(float))[0]
+        definition = CIRCUITS[circuit]
+        for parameter, kind, value in zip(definition.parameters, definition.kinds, values):
+            assert predictions.loc[row, column_name(parameter, kind)] == round_significant(value), (row, parameter)
 
 
 def test_paper_scale_run_config_is_valid_for_eis_job():
