@@ -60,14 +60,14 @@ def circuit_evidence(
     With `cache` (a folder) a batch computed before is read back instead of refitted."""
     if not omegas:
         return pd.DataFrame(columns=evidence_columns(), dtype=float)
-    path = cache / f"{evidence_digest(omegas, impedances, random_starts)}.pkl" if cache is not None else None
+    path = cache / f"{evidence_digest(omegas, impedances, random_starts)}.parquet" if cache is not None else None
     if path is not None and path.exists():
-        return pd.read_pickle(path)
+        return pd.read_parquet(path)  # a data format: a file written into the cache cannot run code
     evidence = _fitted_evidence(omegas, impedances, device, random_starts)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(f".{os.getpid()}.tmp")
-        evidence.to_pickle(staging)
+        evidence.to_parquet(staging)
         os.replace(staging, path)  # readers see a whole file or none
     return evidence
 

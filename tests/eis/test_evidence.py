@@ -65,7 +65,7 @@ def test_each_circuits_evidence_is_its_one_start_fit_scaled_and_its_bic_differen
     evidence = circuit_evidence(omegas, impedances, cache=tmp_path / "cache")
     monkeypatch.setattr(module, "_fitted_evidence", None)  # a second fit would fail
     assert circuit_evidence(omegas, impedances, cache=tmp_path / "cache").equals(evidence)
-    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".pkl"]
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".parquet"]
     modulus_max = np.array([np.abs(z).max() for z in impedances])
     bics = {}
     for name in ("RCPE-RCPE", "Rs_Ws"):
@@ -108,7 +108,7 @@ def test_evidence_fits_use_one_naive_start_the_restarts_asked_for_and_the_device
     calls.clear()
     circuit_evidence(*one, random_starts=3, cache=cache)  # other restarts: fitted again, not read back
     circuit_evidence([omegas[1]], [impedances[1]], random_starts=2, cache=cache)  # another batch, same folder
-    assert len(calls) == 2 * len(CIRCUIT_NAMES) and len(list(cache.glob("*.pkl"))) == 3
+    assert len(calls) == 2 * len(CIRCUIT_NAMES) and len(list(cache.glob("*.parquet"))) == 3
 
 
 def test_the_cache_key_changes_with_every_value_the_order_and_the_restarts():
