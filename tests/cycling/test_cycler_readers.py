@@ -164,7 +164,7 @@ def test_temperature_between_an_auxiliary_sensor_s_readings_carries_the_last_one
 def test_an_arbin_xlsx_export_split_over_two_channel_sheets_reads_like_the_csv(tmp_path):
     """The hand-written Arbin rows typed into a workbook as MITS Pro lays it out: an info sheet, then the
     channel's rows over two sheets (long tests are split), then a statistics sheet."""
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl  # a declared dependency: its absence is a failure, not a skip
     rows = [line.split(",") for line in fx.ARBIN_MITS_CSV.splitlines()]
     header, data = rows[0], [[float(v) if v.replace(".", "").replace("-", "").replace("e", "").isdigit() else v
                               for v in row] for row in rows[1:]]

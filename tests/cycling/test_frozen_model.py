@@ -40,6 +40,12 @@ def test_frozen_terms_give_the_fitted_regressors_predictions(method):
     model, frozen_model = frozen_from(method, features, life)
     np.testing.assert_allclose(frozen_model.log10_life(features.to_numpy()), model.predict(features.to_numpy()),
                                rtol=0, atol=1e-12)
+    # predict() picks the model's columns by name: a table in another column order, with columns the model does
+    # not read (as the Severson feature table has), gives the same lives
+    shuffled = features[features.columns[::-1]].assign(n_capacity_glitch_cycles=0)
+    table = frozen.predict(frozen_model, shuffled, qdlin_windows(features.index))
+    np.testing.assert_allclose(np.log10(table["predicted_cycle_life"]), model.predict(features.to_numpy()),
+                               rtol=0, atol=1e-12)
 
 
 def test_json_round_trip_predicts_the_same_and_a_foreign_file_is_refused(tmp_path):
