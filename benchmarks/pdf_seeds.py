@@ -1,6 +1,7 @@
 """Spread over training seeds on a small configuration: is the calibration (and the accuracy) robust to the draw?
 
     python -m benchmarks.pdf_seeds [--model shipped|FOLDER] [--parents N] [--seeds K] [--epochs E] [--data DIR]
+                                   [--prototypes M [--train-prototypes]]
 
 The compact model is trained K times (seeds 0..K-1) through the pipeline's own training (`train_compact_cnn`, the
 card's settings with E epochs) on the calibration parents of `benchmarks.pdf_calibration` (the N parents per
@@ -8,8 +9,14 @@ group after the card's run, regenerated with its generator and augmentation; cac
 by parent, stratified by group (64 % train, the rest validation, where each seed's temperature is fitted). Each
 model is scored on the scoring parents (the next N per group, the shipped model's calibration check), and with
 --data on the labelled measured files of DIR (`measured_labels.csv` in or beside it). Prints per seed and
-then mean, standard deviation and range over the seeds of top-1, top-2, ECE (raw and calibrated) and the 90 %
+then mean, standard deviation and range over the seeds of top-1, top-2, top-6, ECE (raw and calibrated) and the 90 %
 sets, and the same for the ensemble of the K models (mean of their calibrated probabilities).
+With --prototypes M, about M crystals per group of real structure types (assets/pdf/prototypes.py: AFLOW
+prototypes and pyxtal's CIFs, decorated) are drawn with the card's generator settings, and their types split:
+a quarter of each group's types (at least one where a group has two or more) are held out, and their crystals
+are a third scoring set, `prototypes` (real structure types the model never saw in any decoration).
+--train-prototypes adds the other types' crystals to training (not to validation, so both arms calibrate on
+the same rows); without it the same held-out set is scored, which makes it the baseline arm.
 Last line: the spread (max - min) of the calibrated ECE over the seeds.
 """
 
@@ -23,7 +30,7 @@ import numpy as np
 
 from benchmarks import pdf_calibration
 
-FIGURES = ("top1", "top2", "ece_raw", "ece", "set90_coverage", "set90_mean_size")
+FIGURES = ("top1", "top2", "top6", "ece_raw", "ece", "set90_coverage", "set90_mean_size")
 
 
 def parent_split(ids: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +56,45 @@ def measured_set(folder: Path, classes: list[int]) -> tuple[list[str], np.ndarra
             np.searchsorted(classes, [labels[found.names[i]] for i in keep]))
 
 
+def held_out_types(crystals: list, seed: int, share: float = 0.25) -> set[str]:
+    """Type ids (variants.parent_id) held out for scoring: round(share * types) of each group, at least one where
+    a group has two or more types, drawn with seed."""
+    from assets.pdf import variants
+
+    by_group: dict[int, list[str]] = {}
+    for crystal in crystals:
+        types = by_group.setdefault(crystal.space_group, [])
+        if variants.parent_id(crystal.structure_id) not in types:
+            types.append(variants.parent_id(crystal.structure_id))
+    rng = np.random.default_rng(seed)
+    held = set()
+    for group, types in sorted(by_group.items()):
+        if len(types) >= 2:
+            held.update(rng.choice(types, size=max(1, round(share * len(types))), replace=False).tolist())
+    return held
+
+
+def prototype_profiles(card: dict, per_group: int, log=print) -> tuple[dict, dict]:
+    """(training types' profiles, held-out types' profiles) of per_group decorated prototype crystals per group,
+    with the card's generator settings, seed and augmentation (cached in the data root's structure cache)."""
+    from assets.pdf import profiles, prototypes, variants
+    from assets.pdf import defs as pdf_defs
+    from resources.datapaths import cache_dir
+
+    structures_config, profiles_config, seed = pdf_calibration.run_configs(card)
+    crystals = prototypes.cached_prototype_crystals(
+        cache_dir("pdf") / "structures", structures_config.space_groups, per_group, structures_config.max_atoms,
+        seed, structures_config.variant_strain, structures_config.variant_angle_deg)
+    held = held_out_types(crystals, seed)
+    log(f"{len(crystals)} prototype crystals; held-out types: {sorted(held)}")
+    rng = np.random.default_rng([seed, 1, 7])  # a stream of its own: the random parents' draws do not move
+    both = profiles.profile_set(crystals, pdf_defs.pdf_settings_from(profiles_config),
+                                pdf_defs.augmentation_from(profiles_config), rng)
+    held_rows = np.isin([variants.parent_id(i) for i in both["structure_id"]], list(held))
+    return ({key: value[~held_rows] if key != "r_A" else value for key, value in both.items()},
+            {key: value[held_rows] if key != "r_A" else value for key, value in both.items()})
+
+
 def scores_of(probabilities: np.ndarray, true_index: np.ndarray, raw: np.ndarray, threshold: float | None) -> dict:
     """FIGURES of calibrated probabilities (raw: the same model's uncalibrated ones, for ece_raw; threshold: the
     conformal set threshold, None for top-mass sets)."""
@@ -56,6 +102,7 @@ def scores_of(probabilities: np.ndarray, true_index: np.ndarray, raw: np.ndarray
 
     return {"top1": classifiers.top_k_accuracy(probabilities, true_index, 1),
             "top2": classifiers.top_k_accuracy(probabilities, true_index, 2),
+            "top6": classifiers.top_k_accuracy(probabilities, true_index, 6),
             "ece_raw": calibration.set_scores(raw, true_index)["ece"],
             **calibration.set_scores(probabilities, true_index, threshold)}
 
@@ -67,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--data", type=Path, default=None, help="labelled measured .gr files to score as well")
+    parser.add_argument("--prototypes", type=int, default=0,
+                        help="decorated real structure types per group: held-out types scored as `prototypes`")
+    parser.add_argument("--train-prototypes", action="store_true",
+                        help="train on the other types' crystals as well (needs --prototypes)")
     args = parser.parse_args(argv)
     from dataclasses import replace
 
@@ -74,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     from resources.conformal import tempered_softmax
 
     folder = compact.SHIPPED_DIR if args.model == pdf_calibration.SHIPPED else Path(args.model)
-    if not (folder / compact.CARD_NAME).is_file() or (args.data is not None and not args.data.is_dir()):
-        print(f"--model {args.model}: no {compact.CARD_NAME} in {folder}, or --data {args.data} is not a folder",
-              file=sys.stderr)
+    if not (folder / compact.CARD_NAME).is_file() or (args.data is not None and not args.data.is_dir()) \
+            or (args.train_prototypes and args.prototypes <= 0):
+        print(f"--model {args.model}: no {compact.CARD_NAME} in {folder}, or --data {args.data} is not a folder, "
+              "or --train-prototypes without --prototypes", file=sys.stderr)
         return 2
     bundle = compact.load_model_bundle(folder)
     card, classes = bundle["card"], bundle["classes"]
@@ -92,19 +144,28 @@ def main(argv: list[str] | None = None) -> int:
     test_x, test_y = pdf_calibration.class_index(
         pdf_calibration.regenerated_profiles(card, first + args.parents, args.parents, quiet), classes)
     sets = {"generated": (test_x, test_y)}
+    train_x, train_y = x[train_rows], y[train_rows]
+    if args.prototypes > 0:
+        trained_types, held_types = prototype_profiles(card, args.prototypes, quiet)
+        sets["prototypes"] = pdf_calibration.class_index(held_types, classes)
+        print(f"prototype_test_profiles: {len(sets['prototypes'][1])}")
+        if args.train_prototypes:
+            extra_x, extra_y = pdf_calibration.class_index(trained_types, classes)
+            train_x, train_y = np.concatenate([train_x, extra_x]), np.concatenate([train_y, extra_y])
+            print(f"prototype_training_profiles: {len(extra_y)}")
     if args.data is not None:
         names, inputs, true_index = measured_set(args.data, classes)
         sets["measured"] = (inputs, true_index)
         print(f"measured_files_scored: {len(names)}")
     settings = replace(compact.CompactSettings(**{k: tuple(v) if isinstance(v, list) else v
                                                  for k, v in card["settings"].items()}), epochs=args.epochs)
-    print(f"training_profiles: {len(train_rows)}")
+    print(f"training_profiles: {len(train_y)}")
     print(f"validation_profiles: {len(validation_rows)}")
     print(f"generated_test_profiles: {len(test_y)}")
     per_seed = {name: [] for name in sets}
     ensemble = {name: [] for name in sets}
     for seed in range(args.seeds):
-        model, _ = compact.train_compact_cnn(x[train_rows], y[train_rows], x[validation_rows], y[validation_rows],
+        model, _ = compact.train_compact_cnn(train_x, train_y, x[validation_rows], y[validation_rows],
                                              len(classes), settings, seed=seed, log=quiet)
         fitted = calibration.calibrate(compact.compact_logits(model, x[validation_rows]), y[validation_rows])
         temperature = fitted["temperature"]

@@ -66,11 +66,15 @@ def model_inputs(profiles: np.ndarray) -> np.ndarray:
     return np.stack([x, measured_mask(x)], axis=1)
 
 
-def build_compact_cnn(n_points: int, n_classes: int, settings: CompactSettings):
-    """[Conv-BN-ReLU x2, MaxPool(2)] per stage -> flatten -> dropout -> dense -> dropout -> logits."""
+def build_compact_cnn(n_points: int, n_classes: int, settings: CompactSettings, seed: int = 0):
+    """[Conv-BN-ReLU x2, MaxPool(2)] per stage -> flatten -> dropout -> dense -> dropout -> logits.
+
+    The initial weights are drawn from torch seeded with `seed` (the training seed), so two seeds start from
+    different weights and one seed always from the same ones (training's dropout masks continue that stream)."""
     import torch
     from torch import nn
 
+    torch.manual_seed(seed)
     layers, channels_in, length = [], 2, n_points
     for channels in settings.channels:
         layers += [nn.Conv1d(channels_in, channels, 5, padding=2, bias=False), nn.BatchNorm1d(channels), nn.ReLU(),
@@ -79,7 +83,6 @@ def build_compact_cnn(n_points: int, n_classes: int, settings: CompactSettings):
         channels_in, length = channels, length // 2
     layers += [nn.Flatten(), nn.Dropout(settings.dropout), nn.Linear(channels_in * length, settings.hidden),
                nn.ReLU(), nn.Dropout(settings.dropout), nn.Linear(settings.hidden, n_classes)]
-    torch.manual_seed(0)
     return nn.Sequential(*layers)
 
 
@@ -124,9 +127,8 @@ def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x
 
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
-    torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = build_compact_cnn(train_x.shape[1], n_classes, settings)
+    model = build_compact_cnn(train_x.shape[1], n_classes, settings, seed)
     counts = np.bincount(train_index, minlength=n_classes).astype(np.float64)
     class_weight = torch.tensor(np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0),
                                 dtype=torch.float32)

@@ -32,6 +32,7 @@ from assets.pdf import (
     compact,
     evaluation,
     profiles,
+    prototypes,
     structures,
     variants,
 )
@@ -60,6 +61,10 @@ class StructuresConfig(Config):
     variants_per_structure: int = 1
     variant_strain: float = 0.03  # relative standard deviation of each free cell length
     variant_angle_deg: float = 2.0  # standard deviation of each free cell angle (monoclinic, triclinic)
+    # Real structure types (pymatgen's AFLOW prototypes and pyxtal's example CIFs, up to max_atoms) decorated
+    # with other elements on their sites and strained: about this many crystals per group next to pyxtal's random
+    # ones. All crystals of one type share a parent id, so the split keeps a type on one side.
+    prototype_crystals_per_group: int = 0
     cache: bool = True  # reuse generated chunks from data/cache/pdf/structures/ (keyed by their settings)
     max_rejected_share: float = 0.2  # of CIF files; above it the blocking check fails
 
@@ -93,7 +98,15 @@ def pdf_structures(context: AssetExecutionContext, config: StructuresConfig, com
     started = time.perf_counter()
     crystals = generated_crystals(context, config, compute.seed, dask) if config.generate else []
     n_parents = sum(variants.parent_id(c.structure_id) == c.structure_id for c in crystals)
-    context.log.info(f"{n_parents:,} generated parents + {len(crystals) - n_parents:,} variants")
+    n_variants = len(crystals) - n_parents
+    context.log.info(f"{n_parents:,} generated parents + {n_variants:,} variants")
+    decorated = prototypes.cached_prototype_crystals(
+        cache_dir(PIPELINE) / "structures" if config.cache else None, config.space_groups,
+        config.prototype_crystals_per_group, config.max_atoms, compute.seed, config.variant_strain,
+        config.variant_angle_deg) if config.prototype_crystals_per_group else []
+    n_types = len({variants.parent_id(c.structure_id) for c in decorated})
+    context.log.info(f"{len(decorated):,} crystals of {n_types} real structure types")
+    crystals += decorated
     cif_folder = raw_dir(PIPELINE) / "structures"
     from_cif, rejections = structures.read_cif_folder(cif_folder, config.space_groups)
     crystals += from_cif
@@ -107,7 +120,9 @@ def pdf_structures(context: AssetExecutionContext, config: StructuresConfig, com
         "per_space_group": MetadataValue.json({structures.space_group_label(k): int(v) for k, v in
                                                frame["space_group"].value_counts().sort_index().items()}),
         "n_generated_parents": n_parents,
-        "n_variants": len(frame) - len(from_cif) - n_parents,
+        "n_variants": n_variants,
+        "n_prototype_crystals": len(decorated),
+        "n_prototype_types": n_types,
         "n_from_cif": len(from_cif),
         "n_cif_rejected": summary.n_rejected,
         **summary.metadata(),
@@ -339,7 +354,7 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
         "model_id": model_id, "model": "space_group_compact_cnn", "classes": classes,
         "n_points": int(train_x.shape[1]), "grid_A": [float(calculator.MODEL_GRID_A[0]),
                                                       float(calculator.MODEL_GRID_A[-1]), len(calculator.MODEL_GRID_A)],
-        "settings": compact.settings_dict(settings), "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
+        "settings": compact.settings_dict(settings), "seed": compute.seed, "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
         "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
         "n_train_structures": int((pdf_split["subset"] == "train").sum()),
         "test_scores": {key: value for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)},

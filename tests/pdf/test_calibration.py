@@ -310,3 +310,28 @@ def test_seeds_benchmark_reports_the_spread_over_training_seeds(trained, tmp_pat
     assert out[-1] == f"generated_ece_spread_over_seeds: {max(eces) - min(eces):.3f}"
     assert 0 <= float(lines["measured_ensemble_top1"]) <= 1
     assert pdf_seeds.main(["--model", str(tmp_path / "none")]) == 2
+
+
+def test_seeds_benchmark_trains_on_prototype_types_and_scores_the_held_out_ones(trained, capsys):
+    """--prototypes scores the held-out types' crystals in both arms; --train-prototypes adds the other types'
+    crystals (two copies each) to training and to nothing else."""
+    from assets.pdf import prototypes, variants
+    from benchmarks import pdf_seeds
+
+    root, _, _ = trained
+    model = str(root / "exports" / "pdf_space_group_model")
+    common = ["--model", model, "--parents", "5", "--seeds", "1", "--epochs", "1", "--prototypes", "12"]
+    assert pdf_seeds.main(common) == 0
+    baseline = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert pdf_seeds.main([*common, "--train-prototypes"]) == 0
+    trained_on = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    crystals = prototypes.prototype_crystals([194, 225, 227], 12, 4, seed=0)  # the tiny run's generator settings
+    held = pdf_seeds.held_out_types(crystals, seed=0)
+    n_held = sum(variants.parent_id(c.structure_id) in held for c in crystals)
+    assert baseline["prototype_test_profiles"] == trained_on["prototype_test_profiles"] == str(2 * n_held)
+    assert "prototype_training_profiles" not in baseline
+    assert trained_on["prototype_training_profiles"] == str(2 * (len(crystals) - n_held))
+    assert int(trained_on["training_profiles"]) == int(baseline["training_profiles"]) + 2 * (len(crystals) - n_held)
+    assert trained_on["validation_profiles"] == baseline["validation_profiles"]
+    assert 0 <= float(trained_on["prototypes_top1_mean"]) <= float(trained_on["prototypes_top6_mean"]) <= 1
+    assert pdf_seeds.main(["--model", model, "--train-prototypes"]) == 2
