@@ -113,3 +113,28 @@ def test_held_out_types_are_a_quarter_of_each_group_and_never_a_groups_only_type
         types = {variants.parent_id(c.structure_id) for c in crystals if c.space_group == group}
         expected = max(1, round(0.25 * len(types))) if len(types) >= 2 else 0
         assert len(held & types) == expected
+
+
+def test_pdf_structures_adds_decorated_types_next_to_the_random_ones_and_caches_them(data_root, test_resources):
+    from dagster import DagsterInstance, materialize
+
+    from assets.pdf import defs as pdf_defs
+    from tests.pdf.test_assets import materialization_metadata
+
+    config = {"space_groups": [225, 227], "structures_per_group": 2, "max_atoms": 2, "variants_per_structure": 0,
+              "prototype_crystals_per_group": 6}
+    result = materialize([pdf_defs.pdf_structures], resources=test_resources, instance=DagsterInstance.ephemeral(),
+                         run_config={"ops": {"pdf_structures": {"config": config}}})
+    frame = result.output_for_node("pdf_structures")
+    decorated = frame[frame["structure_id"].str.startswith("proto-")]
+    assert len(decorated) == 12 and set(decorated["space_group"]) == {225, 227}
+    assert (decorated["space_group"].astype(str) == decorated["structure_id"].str.extract(r"sg(\d+)-")[0]).all()
+    metadata = materialization_metadata(result, "pdf_structures")
+    assert metadata["n_prototype_crystals"] == 12
+    assert metadata["n_prototype_types"] == len({variants.parent_id(i) for i in decorated["structure_id"]})
+    assert metadata["n_generated_parents"] == len(frame) - 12  # no variants asked for
+    folder = data_root / "cache" / "pdf" / "structures"
+    entries = sorted(folder.glob("*.parquet"))
+    cached = prototypes.cached_prototype_crystals(folder, [225, 227], 6, 2, seed=0)  # the run's settings
+    assert sorted(folder.glob("*.parquet")) == entries  # read back, not generated again
+    assert sorted(c.structure_id for c in cached) == sorted(decorated["structure_id"])
