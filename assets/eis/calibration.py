@@ -2,7 +2,11 @@
 
 The classifier's training spectra are split into `folds` stratified folds; a model trained on the other
 folds (plus the label-fitted spectra, which never join the calibration rows) predicts each fold, so every
-training spectrum gets probabilities from a model that did not see it. On those out-of-fold probabilities:
+training spectrum gets probabilities from a model that did not see it. Those fold models are the classifier
+that serves: a new spectrum gets the mean of their probabilities (a cross-fit ensemble), so the models whose
+out-of-fold errors set the calibration are the ones it is applied to (one model refitted on every row was more
+confident than its out-of-fold predictions, and stayed over-confident after calibration). On those out-of-fold
+probabilities:
 
 - one temperature (resources/conformal.fit_temperature on log p) calibrates the probabilities; it keeps
   every spectrum's ranking, so the predicted circuit does not change;
@@ -52,8 +56,8 @@ class Calibration:
 
 
 def out_of_fold_probabilities(fit, x: np.ndarray, y: np.ndarray, x_extra: np.ndarray, y_extra: np.ndarray, n_classes: int,
-                              folds: int, seed: int) -> np.ndarray:
-    """(N, n_classes) probabilities of each row of x from a model fitted without its fold.
+                              folds: int, seed: int) -> tuple[np.ndarray, list]:
+    """(N, n_classes) probabilities of each row of x from a model fitted without its fold, and the fold models.
 
     fit(x, y) returns a model with predict_proba; y and y_extra are class indices; the extra rows (label-fitted
     spectra) join every fold's training rows and are never predicted."""
@@ -62,11 +66,18 @@ def out_of_fold_probabilities(fit, x: np.ndarray, y: np.ndarray, x_extra: np.nda
     counts = np.bincount(y, minlength=n_classes)
     stratify = counts[counts > 0].min() >= folds
     splitter = StratifiedKFold(folds, shuffle=True, random_state=seed) if stratify else KFold(folds, shuffle=True, random_state=seed)
-    probabilities = np.zeros((len(x), n_classes))
+    probabilities, models = np.zeros((len(x), n_classes)), []
     for train, held in splitter.split(x, y):
-        model = fit(np.vstack([x[train], x_extra]), np.concatenate([y[train], y_extra]))
-        probabilities[held] = model.predict_proba(x[held])
-    return probabilities
+        models.append(fit(np.vstack([x[train], x_extra]), np.concatenate([y[train], y_extra])))
+        probabilities[held] = models[-1].predict_proba(x[held])
+    return probabilities, models
+
+
+def ensemble_probabilities(models: dict, x: np.ndarray) -> np.ndarray:
+    """(N, K) mean of the fold models' probabilities ({"fold<k>": model}, averaged in fold order so a stored
+    and reloaded classifier gives the same floats)."""
+    ordered = sorted(models, key=lambda name: int(name.removeprefix("fold")))
+    return np.mean([models[name].predict_proba(x) for name in ordered], axis=0)
 
 
 def admissible(features: pd.DataFrame, classes: list[str], max_residual: float = MAX_RESIDUAL) -> np.ndarray:
@@ -100,37 +111,51 @@ def calibrate(probabilities: np.ndarray, true_index: np.ndarray, allowed: np.nda
 
 
 def calibrate_on_training(fit, features: pd.DataFrame, training: pd.DataFrame, extra: pd.DataFrame, columns: list[str],
-                          classes: list[str], folds: int, seed: int, level: float = SET_LEVEL) -> tuple[Calibration, dict]:
+                          classes: list[str], folds: int, seed: int, level: float = SET_LEVEL) -> tuple[Calibration, dict, dict]:
     """Calibration from out-of-fold predictions of the `training` rows (spectrum_id, circuit); `extra` rows
     (label-fitted spectra: their features and circuit) join every fold's training. Returns it with the
-    out-of-fold scores (scores()) and reliability bins before and after."""
+    out-of-fold scores (scores()) and reliability bins before and after, and the fold models {"fold<k>": model}
+    (ensemble_probabilities serves them; with fewer than 2 rows, one model on every row)."""
     rows = features.set_index("spectrum_id").loc[training["spectrum_id"]]
     y = np.array([classes.index(c) for c in training["circuit"]], dtype=int)
+    y_extra = np.array([classes.index(c) for c in extra["circuit"]], dtype=int)
+    x, x_extra = rows[columns].to_numpy(float), extra[columns].to_numpy(float)
     folds = min(folds, len(y))
     if folds < 2:  # nothing to calibrate on: probabilities as they are, every circuit in every set
+        models = [fit(np.vstack([x, x_extra]), np.concatenate([y, y_extra]))]
         calibration, y = Calibration(1.0, math.inf, level), y[:0]
         raw, allowed = np.zeros((0, len(classes))), np.zeros((0, len(classes)), bool)
     else:
-        y_extra = np.array([classes.index(c) for c in extra["circuit"]], dtype=int)
-        raw = out_of_fold_probabilities(fit, rows[columns].to_numpy(float), y, extra[columns].to_numpy(float), y_extra, len(classes), folds, seed)
+        raw, models = out_of_fold_probabilities(fit, x, y, x_extra, y_extra, len(classes), folds, seed)
         bound = residual_bound(rows, training["circuit"].tolist())
         allowed = admissible(rows, classes, bound)
         calibration = calibrate(raw, y, allowed, level, bound)
     scaled = calibrated(raw, calibration)
     out_of_fold = {**scores(raw, scaled, circuit_sets(scaled, allowed, calibration), y), "accuracy": float(np.mean(raw.argmax(axis=1) == y)) if len(y) else float("nan"),
                    "reliability_uncalibrated": reliability_bins(raw, y), "reliability": reliability_bins(scaled, y)}
-    return calibration, out_of_fold
+    return calibration, out_of_fold, {f"fold{k}": model for k, model in enumerate(models)}
 
 
-def held_out_scores(model, calibration: Calibration, features: pd.DataFrame, ids: list[str], truth: list[str], columns: list[str],
-                classes: list[str]) -> dict:
-    """scores() and the calibrated reliability bins of `model` on the rows `ids` with true circuits `truth`."""
+def held_out_table(models: dict, calibration: Calibration, features: pd.DataFrame, ids: list[str], truth: list[str], columns: list[str],
+                   classes: list[str]) -> pd.DataFrame:
+    """Per spectrum of `ids` (true circuits `truth`): spectrum_id, circuit, `raw_<class>` and calibrated `p_<class>`
+    probabilities of the fold models' ensemble, and `set_<class>` (True for the members of its 90 % set). Tables of several test
+    folds concatenate into one pooled table for table_scores."""
     rows = features.set_index("spectrum_id").loc[ids]
-    y = np.array([classes.index(c) for c in truth], dtype=int)
-    raw = model.predict_proba(rows[columns].to_numpy(float)) if len(rows) else np.zeros((0, len(classes)))
+    raw = ensemble_probabilities(models, rows[columns].to_numpy(float)) if len(rows) else np.zeros((0, len(classes)))
     scaled = calibrated(raw, calibration)
-    allowed = admissible(rows, classes, calibration.max_residual)
-    return {**scores(raw, scaled, circuit_sets(scaled, allowed, calibration), y), "reliability": reliability_bins(scaled, y)}
+    sets = circuit_sets(scaled, admissible(rows, classes, calibration.max_residual), calibration)
+    table = pd.DataFrame({"spectrum_id": list(ids), "circuit": list(truth)})
+    for prefix, values in (("raw_", raw), ("p_", scaled), ("set_", sets)):
+        table = table.join(pd.DataFrame(values, columns=[prefix + c for c in classes]))
+    return table
+
+
+def table_scores(table: pd.DataFrame, classes: list[str]) -> dict:
+    """scores() and the calibrated reliability bins of a held_out_table (one fold's or several pooled)."""
+    y = np.array([classes.index(c) for c in table["circuit"]], dtype=int)
+    raw, scaled, sets = (table[[prefix + c for c in classes]].to_numpy(kind) for prefix, kind in (("raw_", float), ("p_", float), ("set_", bool)))
+    return {**scores(raw, scaled, sets, y), "reliability": reliability_bins(scaled, y)}
 
 
 def calibrated(probabilities: np.ndarray, calibration: Calibration) -> np.ndarray:

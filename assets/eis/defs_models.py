@@ -60,12 +60,12 @@ def _train_test(table: pd.DataFrame, split: pd.DataFrame, columns: list[str]):
     return values[is_train], values[~is_train], merged["circuit"][is_train].tolist(), merged["circuit"][~is_train].tolist(), merged.loc[~is_train, ["spectrum_id"]]
 
 
-def _fit_and_score(x_train, x_test, y_train, y_test, classes, config: BoostConfig, compute: ComputeResource):
+def _fit_and_score(x_train, x_test, y_train, y_test, classes, config: BoostConfig, compute: ComputeResource) -> dict:
+    """Test metrics of one model trained on (x_train, y_train)."""
     from assets.eis.models import classification_metrics, fit_classifier
 
     model = fit_classifier(x_train, y_train, classes, config.settings(), compute.xgboost_device(), xgboost_threads(compute), compute.seed)
-    predicted = [classes[i] for i in model.predict(x_test)] if len(x_test) else []
-    return model, classification_metrics(y_test, predicted, classes), predicted
+    return classification_metrics(y_test, [classes[i] for i in model.predict(x_test)] if len(x_test) else [], classes)
 
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -89,11 +89,12 @@ def eis_circuit_classifier(
     """XGBoost circuit classifier on the chosen feature set; the other feature sets and a raw-grid
     baseline (Re, Im at the grid points) scored beside it on the same split, each trained on the
     training split plus the label-fitted spectra. Test metrics are on the test split only (user
-    spectra when there are any), with per-source accuracy. The chosen model's probabilities are
-    calibrated, and its 90 % circuit sets set, on out-of-fold predictions of the training split (calibration.py)."""
+    spectra when there are any), with per-source accuracy. The chosen feature set's classifier is the mean of the
+    `calibration_folds` models whose out-of-fold predictions of the training split calibrate its probabilities
+    and set its 90 % circuit sets (calibration.py); its test metrics are that ensemble's."""
     from assets.eis import calibration as calibrating
     from assets.eis.features import raw_grid_table
-    from assets.eis.models import fit_classifier, per_source_accuracy, side_by_side
+    from assets.eis.models import classification_metrics, fit_classifier, per_source_accuracy, side_by_side
 
     feature_table, label_fitted = eis_features["features"], eis_features["label_fitted"]
     classes = sorted(eis_split["circuit"].unique())
@@ -106,25 +107,28 @@ def eis_circuit_classifier(
     candidates = {f"{name}_xgboost": (feature_table, label_fitted, feature_columns(eis_features, name)) for name in names}
     candidates["raw_grid_xgboost"] = (raw, raw_extra, list(raw.columns[1:]))
     chosen = f"{config.feature_set}_xgboost"
-    results, model, predicted_test = {}, None, None
+    results = {}
     for name, (table, extra_table, columns) in candidates.items():
         x_train, x_test, y_train, y_test, test_rows = _train_test(table, eis_split, columns)
+        if name == chosen:  # scored below as it serves: the ensemble of its calibration folds' models
+            results[name], truth_test, test_ids = {}, y_test, test_rows["spectrum_id"].tolist()
+            continue
         x_train = np.vstack([x_train, extra_table[columns].to_numpy(dtype=float)])
         y_train = y_train + extra["circuit"].tolist()
-        fitted, metrics, predicted = _fit_and_score(x_train, x_test, y_train, y_test, classes, config, compute)
-        results[name] = metrics
-        if name == chosen:
-            model, predicted_test, truth_test, test_ids = fitted, predicted, y_test, test_rows["spectrum_id"].tolist()
+        results[name] = _fit_and_score(x_train, x_test, y_train, y_test, classes, config, compute)
     columns = feature_columns(eis_features, config.feature_set)
     training = eis_split[eis_split["split"] == "train"]
 
     def fit(x, y):
         return fit_classifier(x, [classes[i] for i in y], classes, config.settings(), compute.xgboost_device(), xgboost_threads(compute), compute.seed)
 
-    calibration, out_of_fold = calibrating.calibrate_on_training(fit, feature_table, training, label_fitted, columns, classes,
-                                                                 config.calibration_folds, compute.seed, config.set_level)
-    test_scores = calibrating.held_out_scores(model, calibration, feature_table, test_ids, truth_test, columns, classes)
-    results[chosen].update({key: value for key, value in test_scores.items() if not key.startswith("reliability")})
+    calibration, out_of_fold, models = calibrating.calibrate_on_training(fit, feature_table, training, label_fitted, columns, classes,
+                                                                         config.calibration_folds, compute.seed, config.set_level)
+    test_predictions = calibrating.held_out_table(models, calibration, feature_table, test_ids, truth_test, columns, classes)
+    test_scores = calibrating.table_scores(test_predictions, classes)
+    predicted_test = [classes[i] for i in test_predictions[[f"p_{c}" for c in classes]].to_numpy().argmax(axis=1)]
+    results[chosen] = {**classification_metrics(truth_test, predicted_test, classes),
+                       **{key: value for key, value in test_scores.items() if not key.startswith("reliability")}}
     metrics, baseline = results[chosen], results["raw_grid_xgboost"]
     model_id = str(uuid.uuid4())
     summary, per_class = side_by_side(results, classes)
@@ -153,7 +157,7 @@ def eis_circuit_classifier(
         }
     )
     return {
-        "model": model,
+        "models": models,  # {"fold<k>": XGBClassifier}: the served probabilities are their mean
         "model_id": model_id,
         "classes": classes,
         "feature_columns": columns,
@@ -162,6 +166,7 @@ def eis_circuit_classifier(
         "metrics": results,
         "chosen": chosen,
         "per_source": by_source,
+        "test_predictions": test_predictions,  # the test split's probabilities and sets: a CV pools them over folds
     }
 
 

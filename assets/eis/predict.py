@@ -58,7 +58,7 @@ def predict_spectra(
     table_x = feature_table(ids, z_on_grid, feature_bundle["kind_to_fc_parameters"], n_jobs, evidence)
     x = table_x.reindex(columns=classifier["feature_columns"]).to_numpy(dtype=float)
     calibration = calibrating.Calibration(**classifier["calibration"])
-    probabilities = calibrating.calibrated(classifier["model"].predict_proba(x), calibration)
+    probabilities = calibrating.calibrated(calibrating.ensemble_probabilities(classifier["models"], x), calibration)
     sets = calibrating.circuit_sets(probabilities, calibrating.admissible(table_x, classes, calibration.max_residual), calibration)
     predicted = [classes[i] for i in probabilities.argmax(axis=1)]
     regressor_x = table_x.reindex(columns=regressors.get("feature_columns", classifier["feature_columns"])).to_numpy(dtype=float)

@@ -11,6 +11,7 @@ from assets.eis.calibration import (
     admissible,
     calibrate,
     circuit_sets,
+    ensemble_probabilities,
     out_of_fold_probabilities,
     set_members,
 )
@@ -36,9 +37,12 @@ def test_every_training_row_is_predicted_by_a_model_that_never_saw_it_and_extra_
     y = np.repeat([0, 1], 10)
     extra = np.array([[-1.0, -1.0], [-2.0, -2.0]])
     _Recorder.fits = []
-    probabilities = out_of_fold_probabilities(_Recorder, x, y, extra, np.array([2, 2]), 3, folds=5, seed=0)
+    probabilities, models = out_of_fold_probabilities(_Recorder, x, y, extra, np.array([2, 2]), 3, folds=5, seed=0)
     assert np.allclose(probabilities, 1 / 3)  # not one row was in the training of the model that predicted it
-    assert len(_Recorder.fits) == 5
+    assert len(_Recorder.fits) == len(models) == 5
+    # The served ensemble is the fold models: each training row was seen by four of them and missed by one.
+    served = ensemble_probabilities({f"fold{k}": model for k, model in enumerate(models)}, x)
+    np.testing.assert_allclose(served, np.tile([0.8 + 0.2 / 3, 0.2 / 3, 0.2 / 3], (20, 1)))
     for trained in _Recorder.fits:
         assert len(trained) == 16 + 2 and {(-1.0, -1.0), (-2.0, -2.0)} <= {tuple(r) for r in trained}
 

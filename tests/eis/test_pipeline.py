@@ -8,6 +8,7 @@ import pytest
 from dagster import AssetCheckSeverity, DagsterInstance, materialize
 
 from assets.eis import defs as eis
+from assets.eis.calibration import ensemble_probabilities
 from assets.eis.circuits import CIRCUITS
 from assets.eis.evidence import PREFIX as EVIDENCE_PREFIX
 from assets.eis.evidence import circuit_evidence
@@ -113,13 +114,14 @@ def test_demo_runs_on_simulated_data_alone_writes_nothing_under_raw_and_learns(d
     assert set(mae["circuit"]) == set(CIRCUITS) and (mae["mae_dummy"] > 0).all()
 
     # Scored on exactly the split's test rows, trained on its (larger) training split and never on the test
-    # rows: the boosted model reproduces the labels of rows it was trained on almost perfectly, not the others.
+    # rows: the boosted models reproduce the labels of rows they were trained on almost perfectly, not the others.
     features = result.output_for_node("eis_features")["features"].set_index("spectrum_id")
     train_rows, test_rows = split[split["split"] == "train"], split[split["split"] == "test"]
 
     def model_accuracy(rows):
         x = features.loc[rows["spectrum_id"], classifier["feature_columns"]].to_numpy(float)
-        return float(np.mean(np.array(classifier["classes"])[classifier["model"].predict(x)] == rows["circuit"].to_numpy()))
+        predicted = ensemble_probabilities(classifier["models"], x).argmax(axis=1)
+        return float(np.mean(np.array(classifier["classes"])[predicted] == rows["circuit"].to_numpy()))
 
     chosen = classifier["metrics"][classifier["chosen"]]
     assert metadata["n_test"].value == np.sum(chosen["confusion"]) == len(test_rows) < len(train_rows)
@@ -293,7 +295,7 @@ def test_training_spectra_sent_for_prediction_get_the_features_and_probabilities
     rows = [row for row in spectra.index if spectra.loc[row, "spectrum_id"] in set(train)]
     assert len(rows) > 20
     x = features.loc[spectra.loc[rows, "spectrum_id"], classifier["feature_columns"]].to_numpy(float)
-    expected = np.round(calibrated(classifier["model"].predict_proba(x), Calibration(**classifier["calibration"])), 4)
+    expected = np.round(calibrated(ensemble_probabilities(classifier["models"], x), Calibration(**classifier["calibration"])), 4)
     np.testing.assert_array_equal(predictions.loc[rows, [f"p_{c}" for c in classifier["classes"]]].to_numpy(float), expected)
     for row in rows:
         circuit = predictions.loc[row, "predicted_circuit"]
