@@ -153,6 +153,7 @@ def main() -> int:
     print(f"cv_seconds: {time.perf_counter() - began:.0f}")
     means = {}
     for name, folds in scores.items():
+        name = name.replace("+", "_")  # a figure name holds no "+" (benchmarks/results.py)
         means[name] = {key: float(np.mean([f[key] for f in folds])) for key in ("accuracy", "balanced_accuracy", "macro_f1")}
         for key, value in means[name].items():
             print(f"cv_{key}_{name}: {value:.3f}")
@@ -160,6 +161,8 @@ def main() -> int:
         from assets.eis.calibration import table_scores
 
         pooled_scores = table_scores(pd.concat(pooled, ignore_index=True), classifier["classes"])
+        print(f"chosen_model (the classifier's feature set; served as the mean of its calibration folds' models): "
+              f"{classifier['chosen'].replace('+', '_')}")
         print(f"cv_ece_fold_mean: {np.mean([f['ece'] for f in chosen_scores]):.3f}")
         for key in SET_FIGURES:
             print(f"cv_{key}: {pooled_scores[key]:.3f}")
