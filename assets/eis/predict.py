@@ -50,6 +50,9 @@ def predict_spectra(
     model ids; plus `parameters` (challenge-format text, for fitting starts; not exported). evidence:
     the spectra's circuit evidence (rows as kept), needed when the classifier uses it; without it no
     circuit is ruled out of a set."""
+    if "models" not in classifier:  # stored before 2026-12-07: one refitted model, which its calibration does not describe
+        raise ValueError(f"eis_circuit_classifier {classifier.get('model_id', '')} was stored by an older version (one model, not the "
+                         "calibrated fold ensemble): materialize eis_circuit_classifier again")
     columns = ["spectrum_id", "source", "row", "origin", "predicted_circuit", "parameters", "classifier_model_id", "regressor_model_id"]
     classes = classifier["classes"]
     if kept.empty:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from assets.eis import calibration
 from assets.eis.calibration import (
@@ -88,3 +89,13 @@ def test_the_residual_bound_is_0_03_unless_more_than_one_percent_of_true_circuit
     assert math.isclose(calibration.residual_bound(poor, ["A"] * 200), 0.1)
     assert admissible(poor, CLASSES[:2], calibration.residual_bound(poor, ["A"] * 200))[:, 0].all()
     assert calibration.residual_bound(good.drop(columns=["evidence__log10_residual_A"]), ["A"] * 200) == math.inf
+
+
+def test_a_classifier_stored_before_the_fold_ensemble_is_refused_with_what_to_do():
+    """A data root's classifier from before the fold ensemble (one "model") is not silently applied with a
+    calibration fitted to other models: predicting names the asset to materialize again."""
+    from assets.eis.predict import predict_spectra
+
+    old = {"model": object(), "model_id": "m-1", "classes": CLASSES, "feature_columns": [], "calibration": {"temperature": 1.0, "threshold": 0.5}}
+    with pytest.raises(ValueError, match="m-1 was stored by an older version.*materialize eis_circuit_classifier again"):
+        predict_spectra(pd.DataFrame(), np.zeros((0, 3)), {}, old, {}, 1)
