@@ -51,6 +51,12 @@ PUBLISHED_MACRO_F1 = 0.523
 SET_FIGURES = ("ece_uncalibrated", "ece", "set90_coverage", "set90_mean_size")  # of the chosen model on the pooled test folds
 
 
+def figure_name(model: str) -> str:
+    """A classifier name as a figure name ("shape+evidence_xgboost" -> "shape_evidence_xgboost"): benchmarks/results.py
+    keeps only names of word characters, dots and dashes."""
+    return model.replace("+", "_")
+
+
 def labelled_csvs(data: Path) -> list[Path]:
     return [data] if data.is_file() else sorted(p for p in data.rglob("*.csv") if not p.name.startswith("."))
 
@@ -153,16 +159,18 @@ def main() -> int:
     print(f"cv_seconds: {time.perf_counter() - began:.0f}")
     means = {}
     for name, folds in scores.items():
-        name = name.replace("+", "_")  # a figure name holds no "+" (benchmarks/results.py)
+        name = figure_name(name)
         means[name] = {key: float(np.mean([f[key] for f in folds])) for key in ("accuracy", "balanced_accuracy", "macro_f1")}
         for key, value in means[name].items():
             print(f"cv_{key}_{name}: {value:.3f}")
     if pooled:
         from assets.eis.calibration import table_scores
 
-        pooled_scores = table_scores(pd.concat(pooled, ignore_index=True), classifier["classes"])
+        pooled_table = pd.concat(pooled, ignore_index=True)
+        pooled_scores = table_scores(pooled_table, classifier["classes"])
+        print(f"cv_spectra_pooled: {pooled_table['spectrum_id'].nunique()}")
         print(f"chosen_model (the classifier's feature set; served as the mean of its calibration folds' models): "
-              f"{classifier['chosen'].replace('+', '_')}")
+              f"{figure_name(classifier['chosen'])}")
         print(f"cv_ece_fold_mean: {np.mean([f['ece'] for f in chosen_scores]):.3f}")
         for key in SET_FIGURES:
             print(f"cv_{key}: {pooled_scores[key]:.3f}")

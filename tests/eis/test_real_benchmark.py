@@ -54,6 +54,7 @@ def test_cross_validation_with_skip_fitting(tmp_path):
     assert printed["spectra_on_grid"] == "9"
     assert 0 <= float(printed["best_cv_accuracy"]) <= 1 and f"cv_accuracy_{printed['best_model']}" in printed
     assert "cv_accuracy_raw_grid_xgboost" in printed
+    assert printed["cv_spectra_pooled"] == "9"  # the set figures pool every fold's test spectra, each once
     for key in ("cv_ece_uncalibrated", "cv_ece", "cv_set90_coverage"):
         assert 0 <= float(printed[key]) <= 1, key
     assert 0 <= float(printed["cv_set90_mean_size"]) <= len(CLASSES)
