@@ -12,7 +12,10 @@ names a saved compact model folder (card.json + weights) instead of the shipped 
 Prints one line per labelled file (true group, its rank, the top k, its 90 % set: the smallest set of groups
 whose calibrated probabilities reach 0.9), then measured_files, measured_files_read, the share of files whose
 90 % set holds the true group and the sets' mean size, and the top-1 / top-2 / top-6 shares, all over the
-files whose group is one of the model's classes (a file the reader rejects counts as a miss).
+files whose group is one of the model's classes (a file the reader rejects counts as a miss). For an ensemble of
+training seeds (the shipped model), each member is then scored alone the same way (saved as a model folder of its
+own: its weights, its calibration) and the spread over the seeds of each headline figure is printed
+(`members_measured_top1_share: mean ± sd (member 0, 1, ...)`).
 Public measured data: see the README's pdf section (PDF to the People data, diffpy repositories).
 """
 
@@ -76,6 +79,23 @@ def predict_folder(data: Path, model: str) -> tuple[pd.DataFrame, list[str]]:
     return table, classes
 
 
+def member_folders(folder: Path, target: Path) -> list[Path]:
+    """Each member of a saved ensemble as a model folder of its own under target (weights, and a card with the
+    member's calibration, test scores and id); [] for a single network."""
+    from assets.pdf import compact
+
+    card = compact.load_model_bundle(folder)["card"]
+    members = card.get("members", [])
+    folders = []
+    for k, record in enumerate(members if len(members) > 1 else []):
+        member = compact.load_model_bundle(folder, member=k)
+        member_card = {**{key: value for key, value in card.items() if key not in ("members", "member_spread")},
+                       "model_id": member["model_id"], "seed": record["seed"],
+                       "calibration": record["calibration"], "test_scores": record["test_scores"]}
+        folders.append(compact.save_model_bundle(target / f"member{k}", member["model"], member_card))
+    return folders
+
+
 def score(labels: pd.DataFrame, table: pd.DataFrame, classes: list[int], top_k: int) -> dict:
     """Per-file rank of the true group (None when unread or outside the top k), its 90 % set, and the headline
     shares; an unread file counts as a miss and as a set of size 0 that does not hold its group."""
@@ -127,7 +147,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"measured_set90_mean_size: {result['set90_mean_size']:.2f}")
     for k in (1, 2, 6):
         print(f"measured_top{k}_share: {result['shares'][k]:.3f}")
+    print_member_spread(labels, args)
     return 0
+
+
+def print_member_spread(labels: pd.DataFrame, args) -> None:
+    """The headline figures of each member of an ensemble scored alone, as mean ± sd over the seeds."""
+    from assets.pdf import calibration, compact
+
+    folder = compact.SHIPPED_DIR if args.model == "shipped" else Path(args.model)
+    with tempfile.TemporaryDirectory(prefix="pdf_members_") as target:
+        figures = []
+        for member in member_folders(folder, Path(target)):
+            table, classes = predict_folder(args.data, str(member))
+            result = score(labels, table, classes, max(args.top_k, 6))
+            figures.append({"set90_coverage": result["set90_coverage"], "set90_mean_size": result["set90_mean_size"],
+                            **{f"top{k}_share": result["shares"][k] for k in (1, 2, 6)}})
+    if figures:
+        print(f"members_scored: {len(figures)}")
+    for key, spread in (calibration.seed_spread(figures).items() if figures else []):
+        values = ", ".join(f"{value:.3f}" for value in spread["values"])
+        print(f"members_measured_{key}: {spread['mean']:.3f} ± {spread['sd']:.3f} ({values})")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ wall-clock budget) are printed beside them. Without it, the profiles are random 
 (throughput does not depend on their content). Either way the shipped compact model is scored on generated
 profiles it never saw (`benchmarks.pdf_calibration`: --shipped-parents N fresh parents per group, generated with its
 card's settings, cached in the data root; 0 skips it): its calibrated top-1, top-2 and ECE (15 bins), and the 90 %
-sets' coverage and mean size. With --data-root, the run's compact model's ECE and sets come from its own test set.
+sets' coverage and mean size. With --data-root, the run's compact model's ECE and sets come from its own test set, and for an ensemble
+each member's test figures are printed as mean ± sd over the seeds.
 Last line: the compact model's training samples/s over the published CNN's.
 """
 
@@ -59,20 +60,24 @@ def compact_rate(x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     return len(x) / (time.perf_counter() - started)
 
 
-def stored_run(root: Path, samples: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(first training profiles, their class indices, {model: test metrics}) of a pdf_job run's data root."""
+def stored_run(root: Path, samples: int) -> tuple[np.ndarray, np.ndarray, dict, dict]:
+    """(first training profiles, their class indices, {model: test metrics}, the compact model's spread over its
+    members' seeds: {figure: {mean, sd, values}}, empty for one network) of a pdf_job run's data root."""
     from resources.storage import MaterialsStorage
 
     storage = MaterialsStorage(root=str(root)).create_io_manager(None)
     profiles, split = storage.load_stored("pdf_profiles"), storage.load_stored("pdf_split")
     classes = classifiers.class_labels(profiles["space_group"])
     rows = classifiers.subset_rows(profiles["structure_id"], split, ("train",))[:samples]
-    metrics = {name: storage.load_stored(asset)["metrics"] for name, asset in
+    bundles = {name: storage.load_stored(asset) for name, asset in
                (("published_cnn", "space_group_cnn"), ("compact_cnn", "space_group_compact_cnn"),
                 ("baseline", "space_group_baseline"))}
+    metrics = {name: bundle["metrics"] for name, bundle in bundles.items()}
+    card = bundles["compact_cnn"]["card"]
+    spread = card["member_spread"] if len(card.get("members", [])) > 1 else {}
     n_train = int((split["subset"] == "train").sum())
     print(f"run_training_crystals: {n_train} (of {len(split)}; {split['parent_id'].nunique()} parents)")
-    return profiles["profiles"][rows], np.searchsorted(classes, profiles["space_group"][rows]), metrics
+    return profiles["profiles"][rows], np.searchsorted(classes, profiles["space_group"][rows]), metrics, spread
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.data_root / "storage" / "pdf_profiles.manifest.json").exists():
             print(f"--data-root {args.data_root}: no stored pdf_profiles (run pdf_job there first)", file=sys.stderr)
             return 2
-        x, y, metrics = stored_run(args.data_root, args.samples)
+        x, y, metrics, spread = stored_run(args.data_root, args.samples)
     else:
         rng = np.random.default_rng(0)
-        x, y, metrics = rng.random((args.samples, len(MODEL_GRID_A)), dtype=np.float32), \
-            rng.integers(0, N_CLASSES, args.samples), {}
+        x, y, metrics, spread = rng.random((args.samples, len(MODEL_GRID_A)), dtype=np.float32), \
+            rng.integers(0, N_CLASSES, args.samples), {}, {}
     print(f"cpu_threads: {os.cpu_count()}")
     print(f"samples_timed_each_model: {len(x)} at batch {args.batch_size}")
     for name, model_metrics in metrics.items():
@@ -99,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("top1_accuracy", "top2_accuracy", "top6_accuracy", "ece", "set90_coverage", "set90_mean_size"):
             if key in model_metrics:
                 print(f"{name}_test_{key}: {model_metrics[key]:.3f}")
+    for key, figure in spread.items():  # the compact ensemble's members, each scored alone
+        values = ", ".join(f"{value:.3f}" for value in figure["values"])
+        print(f"compact_cnn_members_test_{key}: {figure['mean']:.3f} ± {figure['sd']:.3f} ({values})")
     if args.shipped_parents:
         shipped = compact.load_model_bundle()
         scores = pdf_calibration.score_on_fresh_parents(shipped, args.shipped_parents, shipped["temperature"],

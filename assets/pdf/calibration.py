@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from assets.pdf.classifiers import classification_metrics
 from resources.conformal import (
     expected_calibration_error,
     fit_temperature,
@@ -53,6 +54,37 @@ def calibrate(validation_logits: np.ndarray, validation_index: np.ndarray) -> di
         # fitted on the same rows as T, one parameter earlier, so the guarantee is close to, not exactly, 90 %
         "set90_threshold": set_threshold(calibrated, validation_index, SET_LEVEL),
     }
+
+
+def calibrated_scores(validation_logits: np.ndarray, validation_index: np.ndarray, test_logits: np.ndarray,
+                      test_index: np.ndarray, classes: list[int]) -> dict:
+    """Temperature and 90 % set threshold fitted on the validation rows only (the test set stays untouched for
+    scoring): {'fitted' (calibrate's record), 'raw' and 'calibrated' test probabilities, 'metrics' (top-k, ECE,
+    set coverage and size of the calibrated ones), 'ece_raw'}."""
+    fitted = calibrate(validation_logits, validation_index)
+    raw, calibrated = tempered_softmax(test_logits), tempered_softmax(test_logits, fitted["temperature"])
+    metrics = {**classification_metrics(calibrated, test_index, classes),
+               **set_scores(calibrated, test_index, fitted["set90_threshold"])}
+    return {"fitted": fitted, "raw": raw, "calibrated": calibrated, "metrics": metrics,
+            "ece_raw": set_scores(raw, test_index)["ece"]}
+
+
+HEADLINE_PREFIXES = ("top", "ece", "set90")  # the scores a card and the UI carry
+
+
+def headline_scores(metrics: dict) -> dict:
+    """The scores a card carries: top-k accuracies, ECE and the 90 % sets' coverage and size."""
+    return {key: value for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)}
+
+
+def seed_spread(scores_per_seed: list[dict]) -> dict:
+    """{figure: {mean, sd, values}} of one set of figures per training seed (sd with ddof 1; 0 for one seed)."""
+    spread = {}
+    for key in scores_per_seed[0]:
+        values = [float(scores[key]) for scores in scores_per_seed]
+        spread[key] = {"mean": float(np.mean(values)), "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                       "values": values}
+    return spread
 
 
 def set_mask(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:

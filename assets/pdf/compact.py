@@ -101,8 +101,24 @@ def compact_logits(model, profiles: np.ndarray, batch_size: int = 1024) -> np.nd
     with torch.no_grad():
         for rows in _batches(len(inputs), batch_size, None):
             out.append(model(torch.from_numpy(inputs[rows])).double().numpy())
-    n_classes = model[-1].out_features
-    return np.concatenate(out) if out else np.zeros((0, n_classes))
+    return np.concatenate(out) if out else np.zeros((0, n_classes_of(model)))
+
+
+def n_classes_of(model) -> int:
+    """Classes of a compact network or of an ensemble of them (their last layer's outputs)."""
+    return (model.members[0] if hasattr(model, "members") else model)[-1].out_features
+
+
+def ensemble_of(networks: list, n_points: int, settings: CompactSettings):
+    """One network as it is; several as the mean of their logits (ensemble.LogitMean holding their weights)."""
+    if len(networks) == 1:
+        return networks[0]
+    from assets.pdf.ensemble import LogitMean
+
+    model = LogitMean(n_points, n_classes_of(networks[0]), settings, len(networks))
+    for member, network in zip(model.members, networks):
+        member.load_state_dict(network.state_dict())
+    return model.eval()
 
 
 def compact_probabilities(model, profiles: np.ndarray, temperature: float = 1.0, batch_size: int = 1024) -> np.ndarray:
@@ -182,6 +198,30 @@ def train_compact_cnn(train_x: np.ndarray, train_index: np.ndarray, validation_x
     return model, history
 
 
+def train_members(train_x: np.ndarray, train_index: np.ndarray, validation: tuple, test: tuple, classes: list[int],
+                  settings: CompactSettings, seeds: list[int], log=print) -> tuple[list, list[dict], list[dict]]:
+    """One network per seed on the same profiles, each calibrated on the validation rows and scored on the test rows.
+
+    Returns (networks, their training histories, a card record per member: seed, epochs run, seconds, its
+    temperature and set threshold, its test scores)."""
+    from assets.pdf import calibration
+
+    networks, histories, members = [], [], []
+    for k, seed in enumerate(seeds):
+        log(f"member {k + 1} of {len(seeds)} (seed {seed})")
+        started = time.perf_counter()
+        network, history = train_compact_cnn(train_x, train_index, *validation, len(classes), settings, seed, log=log)
+        seconds = time.perf_counter() - started
+        scored = calibration.calibrated_scores(compact_logits(network, validation[0]), validation[1],
+                                               compact_logits(network, test[0]), test[1], classes)
+        networks.append(network)
+        histories.append(history)
+        members.append({"seed": seed, "epochs_run": len(history["loss"]), "train_seconds": round(seconds, 1),
+                        "calibration": {key: scored["fitted"][key] for key in ("temperature", "set90_threshold")},
+                        "test_scores": {**calibration.headline_scores(scored["metrics"]), "ece_raw": scored["ece_raw"]}})
+    return networks, histories, members
+
+
 def save_model_bundle(folder: Path, model, card: dict) -> Path:
     """Weights (state dict) and card.json into folder; returns the folder."""
     import torch
@@ -193,8 +233,12 @@ def save_model_bundle(folder: Path, model, card: dict) -> Path:
     return folder
 
 
-def load_model_bundle(folder: Path = SHIPPED_DIR) -> dict:
-    """{'model', 'model_id', 'classes', 'card'} of a saved compact model (by default the shipped one)."""
+def load_model_bundle(folder: Path = SHIPPED_DIR, member: int | None = None) -> dict:
+    """{'model', 'model_id', 'classes', 'card', 'temperature', 'set90_threshold'} of a saved compact model (by
+    default the shipped one).
+
+    A card with `members` (an ensemble of training seeds) loads as ensemble.LogitMean of them; member=k loads only
+    the k-th network, with its own calibration, and model_id `<ensemble id>/member<k>` (to score one draw alone)."""
     import torch
 
     folder = Path(folder)
@@ -203,11 +247,25 @@ def load_model_bundle(folder: Path = SHIPPED_DIR) -> dict:
         raise FileNotFoundError(f"no compact model in {folder}: expected {CARD_NAME} and {WEIGHTS_NAME}")
     card = json.loads(card_path.read_text())
     settings = CompactSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in card["settings"].items()})
-    model = build_compact_cnn(int(card["n_points"]), len(card["classes"]), settings)
-    model.load_state_dict(torch.load(weights_path, weights_only=True))
+    n_members = len(card.get("members", [None]))
+    if member is not None and not 0 <= member < n_members:
+        raise ValueError(f"{folder}: member {member} asked for, the model has {n_members} member(s)")
+
+    n_points, n_classes = int(card["n_points"]), len(card["classes"])
+    state = torch.load(weights_path, weights_only=True)
+    model, model_id, calibrated_by = build_compact_cnn(n_points, n_classes, settings), card["model_id"], card
+    if n_members > 1 and member is None:
+        from assets.pdf.ensemble import LogitMean
+
+        model = LogitMean(n_points, n_classes, settings, n_members)
+    elif n_members > 1:
+        prefix = f"members.{member}."
+        state = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+        model_id, calibrated_by = f"{model_id}/member{member}", card["members"][member]
+    model.load_state_dict(state)
     model.eval()
-    return {"model": model, "model_id": card["model_id"], "classes": [int(c) for c in card["classes"]], "card": card,
-            **card_calibration(card)}
+    return {"model": model, "model_id": model_id, "classes": [int(c) for c in card["classes"]], "card": card,
+            **card_calibration(calibrated_by)}
 
 
 def card_calibration(card: dict) -> dict:

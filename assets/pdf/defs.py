@@ -39,7 +39,6 @@ from assets.pdf import (
 from assets.pdf.defs_predictions import RUN_MODELS, space_group_predictions  # noqa: F401 (RUN_MODELS re-exported)
 from resources.cluster import DaskResource
 from resources.compute import ComputeResource
-from resources.conformal import tempered_softmax
 from resources.datapaths import cache_dir, exports_dir, raw_dir, relative_to_root, write_export_csv
 from resources.plots import confusion_matrix_markdown, figure_markdown, new_figure, round_sig
 from resources.progress import Progress
@@ -309,7 +308,10 @@ class CompactConfig(Config):
     weight_decay: float = 1e-4
     dropout: float = 0.3
     patience: int = 8  # epochs without a better validation accuracy
-    max_train_seconds: float = 0.0  # 0: no wall-clock budget
+    max_train_seconds: float = 0.0  # 0: no wall-clock budget; else each member's budget
+    # networks trained from seeds seed, seed + 1, ... on the same profiles; more than one serves the mean of their
+    # logits (one answer whichever draw), and the card records each member's scores (the spread over seeds)
+    ensemble_members: int = 1
 
 
 def training_data_digest(pdf_profiles: dict, split: pd.DataFrame) -> str:
@@ -326,69 +328,74 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
                             pdf_profiles: dict, pdf_split: pd.DataFrame) -> Output:
     """The model built for the CPU (a compact torch CNN with a measured-range channel) on the same split.
 
+    With ensemble_members > 1 it trains that many networks from consecutive seeds and serves the mean of their
+    logits, calibrated as one model; each member's test scores go to the card, with their mean and spread.
     Also writes it in shippable form (weights + card) to data/exports/pdf_space_group_model/: copying that
     folder to assets/pdf/shipped/ makes it the model space_group_predictions uses by default.
     """
+    if config.ensemble_members < 1:
+        raise ValueError(f"ensemble_members must be 1 or more, not {config.ensemble_members}")
     compute.seed_everything()
     classes = classifiers.class_labels(pdf_profiles["space_group"])
     train_x, train_y = dataset(pdf_profiles, pdf_split, classes, ("train",))
-    validation_x, validation_y = dataset(pdf_profiles, pdf_split, classes, ("validation",))
-    test_x, test_y = dataset(pdf_profiles, pdf_split, classes, ("test",))
+    validation = dataset(pdf_profiles, pdf_split, classes, ("validation",))
+    test = dataset(pdf_profiles, pdf_split, classes, ("test",))
     settings = compact.CompactSettings(
         epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, dropout=config.dropout, patience=config.patience,
         max_train_seconds=config.max_train_seconds, num_threads=compute.num_threads)
     started = time.perf_counter()
-    model, history = compact.train_compact_cnn(train_x, train_y, validation_x, validation_y, len(classes), settings,
-                                               compute.seed, log=context.log.info)
+    networks, histories, members = compact.train_members(
+        train_x, train_y, validation, test, classes, settings,
+        [compute.seed + k for k in range(config.ensemble_members)], log=context.log.info)
     seconds = time.perf_counter() - started
-    # Temperature scaling on the validation subset only: the test set stays untouched for scoring it.
-    fitted = calibration.calibrate(compact.compact_logits(model, validation_x), validation_y)
-    test_logits = compact.compact_logits(model, test_x)
-    raw, calibrated = tempered_softmax(test_logits), tempered_softmax(test_logits, fitted["temperature"])
-    metrics = {**classifiers.classification_metrics(calibrated, test_y, classes),
-               **calibration.set_scores(calibrated, test_y, fitted["set90_threshold"])}
+    model = compact.ensemble_of(networks, int(train_x.shape[1]), settings)
+    scored = calibration.calibrated_scores(compact.compact_logits(model, validation[0]), validation[1],
+                                           compact.compact_logits(model, test[0]), test[1], classes)
+    fitted, metrics = scored["fitted"], scored["metrics"]
     model_id = str(uuid.uuid4())
-    epochs_run = len(history["loss"])
     card = {
         "model_id": model_id, "model": "space_group_compact_cnn", "classes": classes,
         "n_points": int(train_x.shape[1]), "grid_A": [float(calculator.MODEL_GRID_A[0]),
                                                       float(calculator.MODEL_GRID_A[-1]), len(calculator.MODEL_GRID_A)],
-        "settings": compact.settings_dict(settings), "seed": compute.seed, "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
-        "n_train": len(train_x), "n_validation": len(validation_x), "n_test": len(test_x),
+        "settings": compact.settings_dict(settings), "seed": compute.seed,
+        "training_data_sha256": training_data_digest(pdf_profiles, pdf_split),
+        "n_train": len(train_x), "n_validation": len(validation[0]), "n_test": len(test[0]),
         "n_train_structures": int((pdf_split["subset"] == "train").sum()),
-        "test_scores": {key: value for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)},
-        "calibration": {**fitted, "fitted_on": "validation subset of the training run",
-                        "test_ece_raw": calibration.set_scores(raw, test_y)["ece"]},
-        "epochs_run": epochs_run, "train_seconds": round(seconds, 1),
+        "test_scores": calibration.headline_scores(metrics),
+        "calibration": {**fitted, "fitted_on": "validation subset of the training run", "test_ece_raw": scored["ece_raw"]},
+        "members": members,
+        "member_spread": calibration.seed_spread([member["test_scores"] for member in members]),
+        "epochs_run": sum(member["epochs_run"] for member in members), "train_seconds": round(seconds, 1),
         "reproduce": {"command": "MATERIALS_DATA=<empty folder> ./dev.sh dagster job execute -m orchestration.definitions "
                                  f"-j {context.job_name} -c <this run config as YAML>",
                       "run_config": context.run_config},
         "trained_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     export = compact.save_model_bundle(exports_dir() / "pdf_space_group_model", model, card)
+    history = histories[0]  # the learning curve and speed of the first member (each trains the same way)
     bundle = {"model": model, "model_id": model_id, "classes": classes, "metrics": metrics, "history": history,
               "card": card, "temperature": fitted["temperature"], "set90_threshold": fitted["set90_threshold"],
-              "test_probabilities": calibrated,
+              "test_probabilities": scored["calibrated"],
               "test_rows": classifiers.subset_rows(pdf_profiles["structure_id"], pdf_split, ("test",))}
+    spread = {f"member_{key}": f"{value['mean']:.3f} ± {value['sd']:.3f}" for key, value in card["member_spread"].items()}
     return Output(bundle, metadata={
-        **trained_model_metadata(model_id, metrics, (train_x, validation_x, test_x), history, seconds,
+        **trained_model_metadata(model_id, metrics, (train_x, validation[0], test[0]), history, seconds,
                                  float(np.median(history["samples_per_second"]))),
+        "ensemble_members": len(members), **(spread if len(members) > 1 else {}),
         "temperature": round_sig(fitted["temperature"]),
-        "ece_raw": round_sig(card["calibration"]["test_ece_raw"]),
+        "ece_raw": round_sig(scored["ece_raw"]),
         "reliability": MetadataValue.md(figure_markdown(
-            calibration.reliability_figure(raw, calibrated, test_y, new_figure), "reliability on the test set")),
+            calibration.reliability_figure(scored["raw"], scored["calibrated"], test[1], new_figure),
+            "reliability on the test set")),
         "shippable_export": MetadataValue.path(relative_to_root(export)),
     })
-
-
-HEADLINE_PREFIXES = ("top", "ece", "set90")  # the scores a card and the UI carry
 
 
 def headline_metrics(metrics: dict) -> dict:
     """top1/top2/top6_accuracy (and, for a calibrated model, ece, set90_coverage, set90_mean_size) as numeric
     metadata, rounded to 4 significant digits (Dagster plots them)."""
-    return {key: round_sig(value) for key, value in metrics.items() if key.startswith(HEADLINE_PREFIXES)}
+    return {key: round_sig(value) for key, value in calibration.headline_scores(metrics).items()}
 
 
 def per_class_labelled(metrics: dict) -> dict:

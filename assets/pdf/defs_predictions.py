@@ -70,6 +70,9 @@ def chosen_predictor(choice: str, load_stored, device: str):
     # the calibration temperature stored with the model (fitted on its validation profiles); a model stored
     # before models were calibrated has none and predicts with the raw softmax (temperature 1)
     temperature = bundle.get("temperature", 1.0)
+    seeds = [member["seed"] for member in bundle.get("card", {}).get("members", [])]
+    if len(seeds) > 1:  # say that the answer is the mean of several training draws
+        name = f"{name[:-1]}, mean of {len(seeds)} seeds {', '.join(map(str, seeds))})"
     return name, bundle["model_id"], bundle["classes"], \
         lambda x: compact.compact_probabilities(bundle["model"], x, temperature), bundle.get("set90_threshold")
 

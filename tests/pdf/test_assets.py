@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
@@ -15,7 +16,7 @@ TINY = {
                                       "variants_per_structure": 1, "max_rejected_share": 0.5}},
         "pdf_profiles": {"config": {"copies_per_structure": 2}},
         "space_group_cnn": {"config": {"epochs": 2, "batch_size": 8}},
-        "space_group_compact_cnn": {"config": {"epochs": 2, "batch_size": 8}},
+        "space_group_compact_cnn": {"config": {"epochs": 2, "batch_size": 8, "ensemble_members": 2}},
         "space_group_evaluation": {"config": {"qmax_inv_A": [20.0], "qdamp_inv_A": [], "uiso_A2": [],
                                               "r_max_A": [20.0], "noise_std": [0.05]}},
     }
@@ -65,7 +66,10 @@ def test_group_materializes_and_exports_predictions_of_the_shipped_model(tiny_ru
     assert set(predictions["file"]) == {"NaCl.gr", "Si.gr", "Mg.gr"}  # the embedded examples
     assert (predictions["source"] == "synthetic").all()
     assert (predictions["model_id"] == shipped["model_id"]).all()
-    assert (predictions["model"] == "space_group_compact_cnn (shipped)").all()
+    seeds = [member["seed"] for member in shipped["card"].get("members", [])]
+    named = "space_group_compact_cnn (shipped" + (f", mean of {len(seeds)} seeds {', '.join(map(str, seeds))})"
+                                                 if len(seeds) > 1 else ")")
+    assert (predictions["model"] == named).all()
     assert set(predictions["rank"]) == set(range(1, 7))  # top 6 of the shipped model's 8 classes
     assert (predictions["r_max_used_A"] == 30.0).all()  # the examples run to 35 A
     assert set(predictions["space_group"]) <= set(shipped["classes"])
@@ -89,6 +93,8 @@ def test_predictions_use_a_model_trained_in_the_data_root_when_asked(tiny_run, c
     table = again.output_for_node("space_group_predictions")
     assert (table["model_id"] == trained["model_id"]).all()
     assert set(table["rank"]) == {1, 2, 3}  # this run's models know 3 classes
+    if choice == "compact":  # the tiny run's compact model is an ensemble of 2 seeds, and says so
+        assert (table["model"] == "space_group_compact_cnn (this data root, mean of 2 seeds 0, 1)").all()
 
 
 def test_predictions_name_a_model_folder_that_is_not_there(tiny_run, tmp_path):
@@ -212,8 +218,6 @@ def examples_assertion(probabilities_of, train_x, train_y, test_x, test_y, examp
 def test_the_examples_assertion_passes_a_trained_model_and_fails_a_shuffled_label_one(tmp_path):
     """The pipeline's own CPU model (train_compact_cnn, a few seconds) on an augmented prototype library:
     trained on the true labels it meets the assertion; trained on shuffled labels it fails it."""
-    import numpy as np
-
     from assets.pdf import classifiers, measured, profiles
     from assets.pdf.calculator import PdfSettings
 
@@ -242,8 +246,6 @@ def test_the_examples_assertion_passes_a_trained_model_and_fails_a_shuffled_labe
 def write_measured_folder(folder, with_labels: bool = True):
     """Two files in the styles of the shared measured set: a PDFgetN file of NaCl ending at 20 A (neutron)
     and an xPDFsuite file of Si to 40 A; plus a labels CSV whose extra columns must be ignored."""
-    import numpy as np
-
     from assets.pdf.calculator import PdfSettings, compute_pdfs
     from assets.pdf.measured import reference_crystals
 
@@ -302,6 +304,12 @@ def test_measured_benchmark_takes_a_labels_file_and_a_model_folder(tiny_run, tmp
     assert lines["measured_files"] == "3" and lines["measured_files_read"] == "2"
     assert "NOT READ" in lines["missing.gr"]  # counts as a miss
     assert float(lines["measured_top6_share"]) <= 0.667  # 2 of 3 at most: the missing file cannot be a hit
+    # the run's model is an ensemble of 2 seeds: each scored alone, mean ± sd (values) per figure
+    assert lines["members_scored"] == "2"
+    mean, rest = lines["members_measured_top1_share"].split(" ± ")
+    values = [float(v) for v in rest.split("(")[1].rstrip(")").split(", ")]
+    assert len(values) == 2 and float(mean) == pytest.approx(sum(values) / 2, abs=1e-3)
+    assert all(min(abs(v - k / 3) for k in (0, 1, 2)) < 1e-3 for v in values)  # of 3 files, the missing one a miss
     with pytest.raises(FileNotFoundError, match="measured_labels.csv"):
         pdf_measured.main(["--data", str(folder)])
 
@@ -316,6 +324,9 @@ def test_models_benchmark_runs_on_a_run_and_on_random_rows(tiny_run, capsys):
     assert {"compact_cnn_test_top1_accuracy", "published_cnn_test_top1_accuracy", "baseline_test_top2_accuracy",
             "compact_cnn_test_ece", "compact_over_published_train_speed"} <= set(lines)
     assert "published_cnn_test_ece" not in lines  # only the compact model is calibrated
+    members = result.output_for_node("space_group_compact_cnn")["card"]["members"]
+    top1 = [member["test_scores"]["top1_accuracy"] for member in members]
+    assert lines["compact_cnn_members_test_top1_accuracy"].startswith(f"{np.mean(top1):.3f} ± ")
     compact_metrics = result.output_for_node("space_group_compact_cnn")["metrics"]
     assert float(lines["compact_cnn_test_ece"]) == pytest.approx(compact_metrics["ece"], abs=5e-4)
     # the shipped model on one fresh parent per group (and its variant), two copies each: up to 8 x 2 x 2 rows

@@ -148,7 +148,7 @@ TINY = {
                                       "variants_per_structure": 1}},
         "pdf_profiles": {"config": {"copies_per_structure": 2, "r_cut_share": 0.5}},
         "pdf_split": {"config": {"test_fraction": 0.3, "validation_fraction": 0.3}},
-        "space_group_compact_cnn": {"config": {"epochs": 8, "batch_size": 8}},
+        "space_group_compact_cnn": {"config": {"epochs": 8, "batch_size": 8, "ensemble_members": 2}},
     }
 }
 
@@ -210,6 +210,33 @@ def test_compact_model_is_calibrated_on_validation_and_reports_ece_with_a_reliab
     assert loaded["temperature"] == pytest.approx(expected_t)
     assert loaded["set90_threshold"] == pytest.approx(bundle["set90_threshold"])
     assert {"ece", "set90_coverage", "set90_mean_size", "top1_accuracy"} <= set(card["test_scores"])
+
+
+def test_the_served_ensemble_is_calibrated_as_one_model_and_its_card_gives_each_seeds_scores(trained):
+    """ensemble_members 2: seeds 0 and 1 on the same split; the card's spread is the members' own calibrated test
+    scores (each member's temperature fitted on the validation rows), and the served logits are their mean."""
+    root, result, _ = trained
+    bundle = result.output_for_node("space_group_compact_cnn")
+    profiles_set, split = result.output_for_node("pdf_profiles"), result.output_for_node("pdf_split")
+    classes, folder = bundle["classes"], root / "exports" / "pdf_space_group_model"
+    validation_x, validation_y = pdf_defs.dataset(profiles_set, split, classes, ("validation",))
+    test_x, test_y = pdf_defs.dataset(profiles_set, split, classes, ("test",))
+    card = bundle["card"]
+    assert [member["seed"] for member in card["members"]] == [0, 1]
+    member_logits = []
+    for k, record in enumerate(card["members"]):
+        member = compact.load_model_bundle(folder, member=k)
+        member_logits.append(compact.compact_logits(member["model"], test_x))
+        temperature = fit_temperature(compact.compact_logits(member["model"], validation_x), validation_y)
+        assert record["calibration"]["temperature"] == pytest.approx(temperature, rel=1e-6)
+        calibrated = tempered_softmax(member_logits[-1], temperature)
+        assert record["test_scores"]["ece"] == pytest.approx(expected_calibration_error(calibrated, test_y), abs=1e-9)
+    np.testing.assert_allclose(compact.compact_logits(bundle["model"], test_x), np.mean(member_logits, axis=0),
+                               atol=1e-5)
+    spread = card["member_spread"]["top1_accuracy"]
+    values = [record["test_scores"]["top1_accuracy"] for record in card["members"]]
+    assert spread["values"] == values and spread["mean"] == pytest.approx(np.mean(values))
+    assert spread["sd"] == pytest.approx(np.std(values, ddof=1))
 
 
 def test_generated_test_profiles_written_as_gr_files_get_the_probabilities_the_evaluation_computed(trained):

@@ -37,6 +37,30 @@ def test_a_saved_model_loads_back_with_the_same_answers(tmp_path):
         compact.load_model_bundle(tmp_path / "nowhere")
 
 
+def test_an_ensemble_serves_the_mean_of_its_members_logits_and_loads_each_member_alone(tmp_path):
+    """Three networks from three seeds: the saved ensemble's logits are the mean of theirs, member k loads alone
+    with its own calibration and an id that names it, and a member that is not there is refused."""
+    settings = compact.CompactSettings(channels=(4, 8), hidden=8)
+    networks = [compact.build_compact_cnn(len(MODEL_GRID_A), 3, settings, seed) for seed in (0, 1, 2)]
+    model = compact.ensemble_of(networks, len(MODEL_GRID_A), settings)
+    members = [{"seed": seed, "calibration": {"temperature": 1.5 + seed, "set90_threshold": 0.8}} for seed in (0, 1, 2)]
+    card = {"model_id": "e-1", "classes": [194, 225, 227], "n_points": len(MODEL_GRID_A),
+            "settings": compact.settings_dict(settings), "members": members,
+            "calibration": {"temperature": 1.2, "set90_threshold": 0.9}}
+    compact.save_model_bundle(tmp_path, model, card)
+    x = np.random.default_rng(1).random((5, len(MODEL_GRID_A)), dtype=np.float32)
+    member_logits = [compact.compact_logits(network, x) for network in networks]
+    assert np.abs(member_logits[0] - member_logits[1]).max() > 1e-3  # the seeds drew different weights
+    loaded = compact.load_model_bundle(tmp_path)
+    np.testing.assert_allclose(compact.compact_logits(loaded["model"], x), np.mean(member_logits, axis=0), atol=1e-5)
+    assert loaded["temperature"] == 1.2 and loaded["model_id"] == "e-1"
+    second = compact.load_model_bundle(tmp_path, member=1)
+    np.testing.assert_allclose(compact.compact_logits(second["model"], x), member_logits[1], atol=1e-5)
+    assert second["temperature"] == 2.5 and second["model_id"] == "e-1/member1"
+    with pytest.raises(ValueError, match="member 3 asked for, the model has 3"):
+        compact.load_model_bundle(tmp_path, member=3)
+
+
 # Known crystals written as CIFs and read by the pipeline's own CIF reader (spglib labels them):
 # CaTiO3, Pnma (Sasaki et al., Acta Cryst. C 43, 1668, 1987; Pbnm coordinates turned to Pnma: x' = y, y' = z,
 # z' = x), and monoclinic ZrO2, P2_1/c (Howard et al., Acta Cryst. B 44, 116, 1988).
