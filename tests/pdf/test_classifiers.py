@@ -77,7 +77,7 @@ def test_cnn_stops_when_its_wall_clock_budget_is_spent():
 
 
 @pytest.mark.parametrize(("name", "structures", "epochs"), [("pdf_paper.yaml", 50_000, 100),
-                                                             ("pdf_scale.yaml", 16_000, 100)])
+                                                             ("pdf_scale.yaml", 20_000, 100)])
 def test_run_configs_are_valid_for_the_pdf_job(name, structures, epochs):
     from dagster._core.system_config.objects import ResolvedRunConfig
 
