@@ -15,7 +15,7 @@ whose calibrated probabilities reach 0.9), then measured_files, measured_files_r
 files whose group is one of the model's classes (a file the reader rejects counts as a miss). For an ensemble of
 training seeds (the shipped model), each member is then scored alone the same way (saved as a model folder of its
 own: its weights, its calibration) and the spread over the seeds of each headline figure is printed
-(`members_measured_top1_share: mean ± sd (member 0, 1, ...)`).
+(`members_measured_top1_share: mean ± sd (member 0, 1, ...)`), before the model's own summary lines.
 Public measured data: see the README's pdf section (PDF to the People data, diffpy repositories).
 """
 
@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     result = score(labels, table, classes, max(args.top_k, 6))
     for line in result["lines"]:
         print(line)
+    print_member_spread(labels, args)  # before the ensemble's own figures: the last line is the headline
     print(f"model_id: {table['model_id'].iloc[0] if len(table) else '-'}")
     print(f"measured_files: {len(labels)}")
     print(f"measured_files_read: {result['n_read']}")
@@ -147,7 +148,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"measured_set90_mean_size: {result['set90_mean_size']:.2f}")
     for k in (1, 2, 6):
         print(f"measured_top{k}_share: {result['shares'][k]:.3f}")
-    print_member_spread(labels, args)
     return 0
 
 
