@@ -12,7 +12,8 @@ augmentation), so zeros from a short file are not read as a flat G(r).
 
 A model is shipped with the project (`shipped/`): its weights (state dict, float32) and a card
 (classes, architecture, training settings, the digest of its training data settings, scores,
-the command that reproduces it). `load_model_bundle` reads either that or a run's own artefact.
+the command that reproduces it). `load_model_bundle` reads either that or a run's own artefact. The shipped
+model is an ensemble of networks trained from several seeds (`train_members`, `ensemble_of`, ensemble.py).
 """
 
 from __future__ import annotations
