@@ -49,8 +49,8 @@ RUN_MODELS = {"compact": "space_group_compact_cnn", "cnn": "space_group_cnn"}
 
 
 def chosen_predictor(choice: str, load_stored, device: str):
-    """(model name, model_id, classes, profiles -> probabilities, 90 % set threshold or None) of the model the
-    config names.
+    """(model name, model_id, classes, profiles -> probabilities, 90 % set threshold or None, profiles -> each
+    member's most probable class index (n, n_members) or None for a single network) of the model the config names.
 
     load_stored(asset name) reads a model trained in this data root; only called for compact / cnn."""
     if choice in RUN_MODELS:
@@ -62,7 +62,7 @@ def chosen_predictor(choice: str, load_stored, device: str):
         name = f"{asset_name} (this data root)"
         if choice == "cnn":  # not calibrated: its probabilities are the raw softmax
             return name, bundle["model_id"], bundle["classes"], \
-                lambda x: classifiers.cnn_probabilities(bundle["model"], x, device), None
+                lambda x: classifiers.cnn_probabilities(bundle["model"], x, device), None, None
     else:
         folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
         bundle = compact.load_model_bundle(folder)
@@ -73,8 +73,12 @@ def chosen_predictor(choice: str, load_stored, device: str):
     seeds = [member["seed"] for member in bundle.get("card", {}).get("members", [])]
     if len(seeds) > 1:  # say that the answer is the mean of several training draws
         name = f"{name[:-1]}, mean of {len(seeds)} seeds {', '.join(map(str, seeds))})"
+    networks = getattr(bundle["model"], "members", None)
+    members_first = None if networks is None else \
+        (lambda x: np.stack([compact.compact_logits(network, x).argmax(1) for network in networks], axis=1))
     return name, bundle["model_id"], bundle["classes"], \
-        lambda x: compact.compact_probabilities(bundle["model"], x, temperature), bundle.get("set90_threshold")
+        lambda x: compact.compact_probabilities(bundle["model"], x, temperature), bundle.get("set90_threshold"), \
+        members_first
 
 
 @asset(group_name=PIPELINE, deps=["space_group_cnn", "space_group_compact_cnn"],
@@ -100,7 +104,7 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     if config.use_examples not in ("auto", "always", "never"):
         raise ValueError(f"use_examples must be auto, always or never, not {config.use_examples!r}")
     compute = context.resources.compute
-    model_name, model_id, classes, predict, threshold = chosen_predictor(
+    model_name, model_id, classes, predict, threshold, members_first = chosen_predictor(
         config.model, context.resources.io_manager.load_stored, compute.keras_device())
     user_folder = raw_dir(PIPELINE) / "measured"
     user = measured.read_measured_folder(user_folder) if user_folder.is_dir() else measured.MeasuredSet.empty()
@@ -120,8 +124,9 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     tables = []
     for source, found in sets:
         probabilities = predict(found.inputs) if found.names else np.zeros((0, len(classes)))
+        firsts = members_first(found.inputs) if members_first is not None and found.names else None
         tables.append(measured.top_k_table(found.names, probabilities, classes, config.top_k, model_id,
-                                           found.headers, source, found.r_max_used_A, model_name, threshold))
+                                           found.headers, source, found.r_max_used_A, model_name, threshold, firsts))
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) \
         else tables[0]
     path = write_export_csv(table, "space_group_predictions.csv")
@@ -129,7 +134,8 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
     for row in top1.itertuples(index=False):
         context.log.info(f"{row.source} {row.file}: space group {row.space_group} {row.space_group_symbol} "
                          f"(p = {row.probability:.2f}, r 1.5-{row.r_max_used_A:g} A, {model_name}); "
-                         f"90 % set: {row.set90} ({row.set90_note})")
+                         f"90 % set: {row.set90} ({row.set90_note})"
+                         + (f"; first of each seed's network: {row.members_first}" if row.members_first else ""))
     yield Output(table, metadata={
         "n_files": int(top1["file"].nunique()) if len(top1) else 0,
         "n_user_files": len(user.names),
@@ -143,12 +149,14 @@ def space_group_predictions(context: AssetExecutionContext, config: PredictionsC
         "top1": MetadataValue.table(
             [TableRecord({"file": r.file, "source": r.source, "space_group": int(r.space_group),
                           "symbol": r.space_group_symbol, "probability": round_sig(r.probability, 3),
-                          "set90_size": int(r.set90_size), "set90": r.set90, "set90_note": r.set90_note})
+                          "set90_size": int(r.set90_size), "set90": r.set90, "set90_note": r.set90_note,
+                          "members_first": r.members_first})
              for r in top1.itertuples(index=False)],
             schema=TableSchema(columns=[TableColumn("file", "string"), TableColumn("source", "string"),
                                         TableColumn("space_group", "int"), TableColumn("symbol", "string"),
                                         TableColumn("probability", "float"), TableColumn("set90_size", "int"),
-                                        TableColumn("set90", "string"), TableColumn("set90_note", "string")])),
+                                        TableColumn("set90", "string"), TableColumn("set90_note", "string"),
+                                        TableColumn("members_first", "string")])),
     })
     yield summary.check_result("measured_rejected_share", config.max_rejected_share)
     hits = measured.examples_top_k_hits(table, 2)

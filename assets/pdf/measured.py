@@ -305,7 +305,7 @@ def measured_inputs(folder: Path) -> tuple[list[str], np.ndarray, list[Rejection
 
 PREDICTION_COLUMNS = ["file", "source", "rank", "space_group", "space_group_symbol", "probability", "in_set90",
                       "set90_size", "set90", "set90_note", "r_max_used_A", "radiation", "wavelength_A", "qmax_inv_A",
-                      "composition", "model", "model_id"]
+                      "composition", "model", "model_id", "members_first"]
 
 
 def set90_description(groups: list[int], probabilities: list[float]) -> tuple[str, str]:
@@ -319,20 +319,25 @@ def set90_description(groups: list[int], probabilities: list[float]) -> tuple[st
 
 def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int], k: int, model_id: str,
                 headers: list[dict] | None = None, source: str = "user", r_max_used_A: list[float] | None = None,
-                model: str = "", set90_threshold: float | None = None) -> pd.DataFrame:
+                model: str = "", set90_threshold: float | None = None,
+                members_first: np.ndarray | None = None) -> pd.DataFrame:
     """One row per file and rank: the space group as number and Hermann-Mauguin symbol, its probability,
     the r range used (1.5 A to r_max_used_A), the file's header facts (wavelength, Qmax, composition,
     radiation; empty when absent), and the model (its name and model_id) that made the prediction.
 
     Each file also carries its 90 % set (calibration.set_mask with the model's set90_threshold; every group of it,
     even beyond rank k): in_set90 per rank, the set's size, its groups with their probabilities, and a note that
-    says when the model cannot tell groups apart.
+    says when the model cannot tell groups apart. For an ensemble, members_first (n, n_members: each member's most
+    probable class index) gives `members_first`, e.g. '62 Pnma, 2 P-1, 62 Pnma': whether the first answer depends
+    on the training draw; empty for a single network.
     """
     k = min(k, len(classes))
     headers = headers or [{} for _ in names]
     r_max_used_A = r_max_used_A or [None for _ in names]
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     members = set_members(probabilities, classes, set90_threshold)
+    firsts = ["" for _ in names] if members_first is None else \
+        [", ".join(space_group_label(int(classes[column])) for column in row) for row in members_first]
     described = [set90_description(groups, [float(probabilities[row, classes.index(g)]) for g in groups])
                  for row, groups in enumerate(members)]
     records = [
@@ -343,7 +348,7 @@ def top_k_table(names: list[str], probabilities: np.ndarray, classes: list[int],
          "r_max_used_A": r_max,
          "radiation": header.get("radiation"), "wavelength_A": header.get("wavelength_A"),
          "qmax_inv_A": header.get("qmax_inv_A"), "composition": header.get("composition"), "model": model,
-         "model_id": model_id}
+         "model_id": model_id, "members_first": firsts[row]}
         for row, (name, header, r_max) in enumerate(zip(names, headers, r_max_used_A))
         for rank, column in enumerate(order[row])
     ]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance, materialize
 
-from assets.pdf import calibration, classifiers, compact, measured, profiles
+from assets.pdf import calibration, classifiers, compact, measured, profiles, structures
 from assets.pdf import defs as pdf_defs
 from assets.pdf.calculator import MODEL_GRID_A, PdfSettings
 from resources.conformal import (
@@ -266,6 +266,11 @@ def test_generated_test_profiles_written_as_gr_files_get_the_probabilities_the_e
     sizes = table.groupby("file")["set90_size"].first().loc[names].to_numpy()
     assert bundle["set90_threshold"] is not None
     assert sizes.tolist() == calibration.set_mask(expected, bundle["set90_threshold"]).sum(axis=1).tolist()
+    # each seed's network's first group, as the ensemble's members rank the same profiles
+    firsts = np.stack([compact.compact_logits(network, profiles_set["profiles"][rows]).argmax(1)
+                       for network in bundle["model"].members], axis=1)
+    expected_firsts = [", ".join(structures.space_group_label(classes[column]) for column in row) for row in firsts]
+    assert table[table["rank"] == 1].set_index("file").loc[names, "members_first"].tolist() == expected_firsts
     ambiguous = table[(table["rank"] == 1) & (table["set90_size"] > 1)]
     assert ambiguous["set90_note"].str.startswith("cannot tell").all()
     exported = pd.read_csv(root / "exports" / "space_group_predictions.csv")

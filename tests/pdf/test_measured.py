@@ -552,6 +552,9 @@ def test_top_k_table_columns_ranks_and_the_model_that_made_it():
     assert table["qmax_inv_A"].tolist() == [35.0, 35.0] and table["model"].tolist() == ["compact"] * 2
     unnamed = measured.top_k_table(["n.gr"], probabilities, [62, 225], 1, "id-7")
     assert unnamed["model"].tolist() == [""] and unnamed["r_max_used_A"].isna().all()
+    assert unnamed["members_first"].tolist() == [""]  # a single network
+    three_seeds = measured.top_k_table(["n.gr"], probabilities, [62, 225], 2, "id-7", members_first=np.array([[1, 0, 1]]))
+    assert three_seeds["members_first"].tolist() == ["225 Fm-3m, 62 Pnma, 225 Fm-3m"] * 2
     assert list(measured.top_k_table([], np.zeros((0, 2)), [62, 225], 2, "id-7").columns) == measured.PREDICTION_COLUMNS
 
 
