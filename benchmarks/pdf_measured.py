@@ -166,8 +166,7 @@ def print_member_spread(labels: pd.DataFrame, args) -> None:
     if figures:
         print(f"members_scored: {len(figures)}")
     for key, spread in (calibration.seed_spread(figures).items() if figures else []):
-        values = ", ".join(f"{value:.3f}" for value in spread["values"])
-        print(f"members_measured_{key}: {spread['mean']:.3f} ± {spread['sd']:.3f} ({values})")
+        print(f"members_measured_{key}: {calibration.spread_text(spread)}")
 
 
 if __name__ == "__main__":

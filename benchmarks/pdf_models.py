@@ -29,7 +29,7 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from assets.pdf import classifiers, compact  # noqa: E402
+from assets.pdf import calibration, classifiers, compact  # noqa: E402
 from assets.pdf.calculator import MODEL_GRID_A  # noqa: E402
 from benchmarks import pdf_calibration  # noqa: E402
 
@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             if key in model_metrics:
                 print(f"{name}_test_{key}: {model_metrics[key]:.3f}")
     for key, figure in spread.items():  # the compact ensemble's members, each scored alone
-        values = ", ".join(f"{value:.3f}" for value in figure["values"])
-        print(f"compact_cnn_members_test_{key}: {figure['mean']:.3f} ± {figure['sd']:.3f} ({values})")
+        print(f"compact_cnn_members_test_{key}: {calibration.spread_text(figure)}")
     if args.shipped_parents:
         shipped = compact.load_model_bundle()
         scores = pdf_calibration.score_on_fresh_parents(shipped, args.shipped_parents, shipped["temperature"],

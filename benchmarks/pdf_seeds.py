@@ -178,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
             ensemble[name].append((calibrated, tempered_softmax(logits)))
             print(f"seed{seed}_{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in per_seed[name][-1].items()))
     for name, (_, true_index) in sets.items():
+        spread = calibration.seed_spread(per_seed[name])
         for key in FIGURES:
-            values = np.array([scores[key] for scores in per_seed[name]])
-            print(f"{name}_{key}_mean: {values.mean():.3f}")
-            print(f"{name}_{key}_std: {values.std(ddof=1) if len(values) > 1 else 0.0:.3f}")
-            print(f"{name}_{key}_range: {values.min():.3f}-{values.max():.3f}")
+            figure = spread[key]
+            print(f"{name}_{key}_mean: {figure['mean']:.3f}")
+            print(f"{name}_{key}_std: {figure['sd']:.3f}")
+            print(f"{name}_{key}_range: {min(figure['values']):.3f}-{max(figure['values']):.3f}")
         calibrated, raw = (np.mean([pair[i] for pair in ensemble[name]], axis=0) for i in (0, 1))
         # the ensemble has no threshold of its own: its sets are top-mass sets
         for key, value in scores_of(calibrated, true_index, raw, None).items():

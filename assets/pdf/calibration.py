@@ -87,6 +87,12 @@ def seed_spread(scores_per_seed: list[dict]) -> dict:
     return spread
 
 
+def spread_text(figure: dict) -> str:
+    """One seed_spread figure as text: 'mean ± sd (value, value, ...)', three decimals."""
+    values = ", ".join(f"{value:.3f}" for value in figure["values"])
+    return f"{figure['mean']:.3f} ± {figure['sd']:.3f} ({values})"
+
+
 def set_mask(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
     """(n, n_classes) booleans of each row's 90 % set: with a conformal threshold, the groups with 1 - p <= threshold
     and always the most probable one (never an empty set); without one (a model calibrated before thresholds, or

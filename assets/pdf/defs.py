@@ -378,7 +378,7 @@ def space_group_compact_cnn(context: AssetExecutionContext, config: CompactConfi
               "card": card, "temperature": fitted["temperature"], "set90_threshold": fitted["set90_threshold"],
               "test_probabilities": scored["calibrated"],
               "test_rows": classifiers.subset_rows(pdf_profiles["structure_id"], pdf_split, ("test",))}
-    spread = {f"member_{key}": f"{value['mean']:.3f} ± {value['sd']:.3f}" for key, value in card["member_spread"].items()}
+    spread = {f"member_{key}": calibration.spread_text(value) for key, value in card["member_spread"].items()}
     return Output(bundle, metadata={
         **trained_model_metadata(model_id, metrics, (train_x, validation[0], test[0]), history, seconds,
                                  float(np.median(history["samples_per_second"]))),

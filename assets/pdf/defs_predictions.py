@@ -59,24 +59,24 @@ def chosen_predictor(choice: str, load_stored, device: str):
             bundle = load_stored(asset_name)
         except FileNotFoundError as error:
             raise Failure(f"model: {choice} needs {asset_name} materialized first ({error})") from error
-        name = f"{asset_name} (this data root)"
+        name, where = asset_name, "this data root"
         if choice == "cnn":  # not calibrated: its probabilities are the raw softmax
-            return name, bundle["model_id"], bundle["classes"], \
+            return f"{name} ({where})", bundle["model_id"], bundle["classes"], \
                 lambda x: classifiers.cnn_probabilities(bundle["model"], x, device), None, None
     else:
         folder = compact.SHIPPED_DIR if choice == "shipped" else Path(choice)
         bundle = compact.load_model_bundle(folder)
-        name = "space_group_compact_cnn (shipped)" if choice == "shipped" else f"space_group_compact_cnn ({folder})"
+        name, where = "space_group_compact_cnn", "shipped" if choice == "shipped" else str(folder)
     # the calibration temperature stored with the model (fitted on its validation profiles); a model stored
     # before models were calibrated has none and predicts with the raw softmax (temperature 1)
     temperature = bundle.get("temperature", 1.0)
     seeds = [member["seed"] for member in bundle.get("card", {}).get("members", [])]
     if len(seeds) > 1:  # say that the answer is the mean of several training draws
-        name = f"{name[:-1]}, mean of {len(seeds)} seeds {', '.join(map(str, seeds))})"
+        where += f", mean of {len(seeds)} seeds {', '.join(map(str, seeds))}"
     networks = getattr(bundle["model"], "members", None)
     members_first = None if networks is None else \
         (lambda x: np.stack([compact.compact_logits(network, x).argmax(1) for network in networks], axis=1))
-    return name, bundle["model_id"], bundle["classes"], \
+    return f"{name} ({where})", bundle["model_id"], bundle["classes"], \
         lambda x: compact.compact_probabilities(bundle["model"], x, temperature), bundle.get("set90_threshold"), \
         members_first
 

@@ -66,10 +66,8 @@ def test_group_materializes_and_exports_predictions_of_the_shipped_model(tiny_ru
     assert set(predictions["file"]) == {"NaCl.gr", "Si.gr", "Mg.gr"}  # the embedded examples
     assert (predictions["source"] == "synthetic").all()
     assert (predictions["model_id"] == shipped["model_id"]).all()
-    seeds = [member["seed"] for member in shipped["card"].get("members", [])]
-    named = "space_group_compact_cnn (shipped" + (f", mean of {len(seeds)} seeds {', '.join(map(str, seeds))})"
-                                                 if len(seeds) > 1 else ")")
-    assert (predictions["model"] == named).all()
+    assert [member["seed"] for member in shipped["card"]["members"]] == [0, 1, 2]
+    assert (predictions["model"] == "space_group_compact_cnn (shipped, mean of 3 seeds 0, 1, 2)").all()
     assert set(predictions["rank"]) == set(range(1, 7))  # top 6 of the shipped model's 8 classes
     assert (predictions["r_max_used_A"] == 30.0).all()  # the examples run to 35 A
     assert set(predictions["space_group"]) <= set(shipped["classes"])
